@@ -1,0 +1,144 @@
+"""Python client for a Podium (or RunPod) gateway: the v2 client API and the admin API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from podium.jobs import FINAL_STATUSES, JobStatus
+
+__all__ = ["AsyncPodiumClient", "PodiumClient", "PodiumHTTPError"]
+
+
+class PodiumHTTPError(Exception):
+    """The gateway answered with an error; `status` and the gateway's message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def _check(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        raise PodiumHTTPError(response.status_code, message)
+    if response.status_code == 204 or not response.content:
+        return None
+    return response.json()
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+class PodiumClient:
+    def __init__(self, url: str, api_key: str | None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=_headers(api_key), timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PodiumClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # v2 client API
+    def run(self, endpoint_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return _check(self._http.post(f"/v2/{endpoint_id}/run", json=payload))
+
+    def runsync(self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000) -> Any:
+        return _check(
+            self._http.post(
+                f"/v2/{endpoint_id}/runsync", params={"wait": wait_ms}, json=payload,
+                timeout=wait_ms / 1000 + 10,
+            )
+        )
+
+    def status(self, endpoint_id: str, job_id: str, wait_ms: int | None = None) -> Any:
+        params = {"wait": wait_ms} if wait_ms else None
+        timeout = (wait_ms or 0) / 1000 + 10
+        return _check(
+            self._http.get(f"/v2/{endpoint_id}/status/{job_id}", params=params, timeout=timeout)
+        )
+
+    def cancel(self, endpoint_id: str, job_id: str) -> Any:
+        return _check(self._http.post(f"/v2/{endpoint_id}/cancel/{job_id}"))
+
+    def health(self, endpoint_id: str) -> Any:
+        return _check(self._http.get(f"/v2/{endpoint_id}/health"))
+
+    def wait(
+        self,
+        endpoint_id: str,
+        job_id: str,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Long-poll status until the job is final, calling on_update on each change."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            status = self.status(endpoint_id, job_id, wait_ms=1_000)
+            if on_update:
+                on_update(status)
+            if JobStatus(status["status"]) in FINAL_STATUSES:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                return status
+
+    # admin API
+    def create_endpoint(self, **spec: Any) -> Any:
+        return _check(self._http.post("/v1/endpoints", json=spec))
+
+    def list_endpoints(self) -> Any:
+        return _check(self._http.get("/v1/endpoints"))
+
+    def create_key(self, name: str, scopes: list[str], endpoints: list[str]) -> Any:
+        body = {"name": name, "scopes": scopes, "endpoints": endpoints}
+        return _check(self._http.post("/v1/keys", json=body))
+
+    def list_keys(self) -> Any:
+        return _check(self._http.get("/v1/keys"))
+
+    def revoke_key(self, key_id: str) -> Any:
+        return _check(self._http.delete(f"/v1/keys/{key_id}"))
+
+
+class AsyncPodiumClient:
+    def __init__(self, url: str, api_key: str | None, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def run(self, endpoint_id: str, payload: dict[str, Any]) -> Any:
+        return _check(await self._http.post(f"/v2/{endpoint_id}/run", json=payload))
+
+    async def runsync(self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000) -> Any:
+        return _check(
+            await self._http.post(
+                f"/v2/{endpoint_id}/runsync", params={"wait": wait_ms}, json=payload,
+                timeout=wait_ms / 1000 + 10,
+            )
+        )
+
+    async def status(self, endpoint_id: str, job_id: str, wait_ms: int | None = None) -> Any:
+        params = {"wait": wait_ms} if wait_ms else None
+        return _check(
+            await self._http.get(
+                f"/v2/{endpoint_id}/status/{job_id}", params=params,
+                timeout=(wait_ms or 0) / 1000 + 10,
+            )
+        )

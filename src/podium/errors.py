@@ -1,0 +1,74 @@
+"""Podium's one exception tree.
+
+    PodiumError                    base; `status` is the HTTP status the gateway answers with
+    ├── BadRequest          400    malformed JSON, missing input, bad policy values
+    ├── Unauthorized        401    missing or unknown key / worker token
+    ├── Forbidden           403    key lacks the scope or the endpoint
+    ├── NotFound            404    unknown endpoint, unknown or expired job
+    ├── Conflict            409    transition not allowed from the job's current state
+    ├── PayloadTooLarge     413    request body over the route's limit
+    ├── RateLimited         429    per-endpoint rate limit; `retry_after` seconds
+    └── StoreUnavailable    503    the job store cannot be reached
+
+Domain code raises these; the gateway translates them to `{"error": message}` with
+`status` in exactly one place (gateway/errors.py). Messages say what was wrong and
+what to do, in one sentence.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "PodiumError",
+    "RateLimited",
+    "StoreUnavailable",
+    "Unauthorized",
+]
+
+
+class PodiumError(Exception):
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(PodiumError):
+    status = 400
+
+
+class Unauthorized(PodiumError):
+    status = 401
+
+
+class Forbidden(PodiumError):
+    status = 403
+
+
+class NotFound(PodiumError):
+    status = 404
+
+
+class Conflict(PodiumError):
+    status = 409
+
+
+class PayloadTooLarge(PodiumError):
+    status = 413
+
+
+class RateLimited(PodiumError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(PodiumError):
+    status = 503

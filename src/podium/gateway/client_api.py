@@ -1,0 +1,173 @@
+"""The client API, `/v2/{endpoint_id}/...` (PROTOCOL.md §1)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from podium.errors import BadRequest
+from podium.gateway.auth import authorize_client
+from podium.gateway.http import JSON, read_json
+from podium.gateway.state import GatewayState
+from podium.jobs import Job, clamp_wait_ms, parse_submission, status_object
+from podium.keys import Scope
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v2/{endpoint_id}", tags=["client"])
+
+
+def _state(request: Request) -> GatewayState:
+    return request.app.state.podium
+
+
+async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[GatewayState, Job]:
+    state = _state(request)
+    await authorize_client(request, Scope.RUN, endpoint_id)
+    endpoint = await state.endpoint(endpoint_id)
+    state.limiter.hit(endpoint_id, "runsync" if sync else "run")
+    limit = state.limits.body_runsync_bytes if sync else state.limits.body_run_bytes
+    body = await read_json(request, limit)
+    sub = parse_submission(body, state.limits, endpoint.spec.execution_timeout_ms)
+    if sync:
+        retention = endpoint.spec.retention_sync_ms or state.settings.retention_sync_ms
+    else:
+        retention = endpoint.spec.retention_run_ms or state.settings.retention_run_ms
+    job = Job.new(endpoint_id, sub, state.clock.now(), retention, sync=sync)
+    await state.store.submit(job, endpoint.spec.retry_limit)
+    state.metrics.submitted.labels(endpoint_id).inc()
+    return state, job
+
+
+@router.post("/run", summary="Queue a job", response_class=JSON)
+async def run(request: Request, endpoint_id: str) -> JSON:
+    _, job = await _submit(request, endpoint_id, sync=False)
+    return JSON({"id": job.id, "status": job.status.value})
+
+
+@router.post("/runsync", summary="Run a job and wait for its result", response_class=JSON)
+async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -> JSON:
+    lim = _state(request).limits
+    wait_ms = clamp_wait_ms(
+        wait, lim.runsync_wait_default_ms, lim.runsync_wait_min_ms, lim.runsync_wait_max_ms
+    )
+    state, job = await _submit(request, endpoint_id, sync=True)
+    current = await state.store.wait_for_change(job.id, job, wait_ms / 1000, final_only=True)
+    return JSON(status_object(current or job, state.clock.now()))
+
+
+@router.get("/status/{job_id}", summary="A job's status", response_class=JSON)
+async def status(
+    request: Request, endpoint_id: str, job_id: str, ttl: int | None = None,
+    wait: str | None = None,
+) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.READ, endpoint_id)
+    state.limiter.hit(endpoint_id, "status")
+    job = await state.job(endpoint_id, job_id)
+    if ttl is not None:
+        if ttl < 0:
+            raise BadRequest(f"`ttl` must be a positive number of milliseconds, got {ttl}.")
+        await state.store.shorten_retention(job_id, ttl)
+    if wait is not None and not job.final:
+        wait_ms = clamp_wait_ms(wait, 0, 0, state.limits.status_wait_max_ms)
+        job = await state.store.wait_for_change(job_id, job, wait_ms / 1000) or job
+    return JSON(status_object(job, state.clock.now()))
+
+
+@router.get("/status-sync/{job_id}", summary="Wait for a job to finish", response_class=JSON)
+async def status_sync(
+    request: Request, endpoint_id: str, job_id: str, wait: str | None = None
+) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.READ, endpoint_id)
+    state.limiter.hit(endpoint_id, "status")
+    lim = state.limits
+    wait_ms = clamp_wait_ms(
+        wait, lim.status_sync_wait_max_ms, lim.status_sync_wait_min_ms, lim.status_sync_wait_max_ms
+    )
+    job = await state.job(endpoint_id, job_id)
+    if not job.final:
+        job = await state.store.wait_for_change(job_id, job, wait_ms / 1000, final_only=True) or job
+    return JSON(status_object(job, state.clock.now()))
+
+
+@router.get("/stream/{job_id}", summary="New stream chunks of a job", response_class=JSON)
+async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.READ, endpoint_id)
+    state.limiter.hit(endpoint_id, "stream")
+    await state.job(endpoint_id, job_id)
+    job, chunks = await state.store.read_stream(job_id)
+    if job is None:
+        await state.job(endpoint_id, job_id)  # raises NotFound
+        raise AssertionError
+    body = status_object(job, state.clock.now())
+    body.pop("output", None)
+    body["stream"] = [{"output": c} for c in chunks]
+    return JSON(body)
+
+
+@router.post("/cancel/{job_id}", summary="Cancel a job", response_class=JSON)
+async def cancel(request: Request, endpoint_id: str, job_id: str) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.RUN, endpoint_id)
+    state.limiter.hit(endpoint_id, "cancel")
+    await state.job(endpoint_id, job_id)
+    before = await state.store.get(job_id)
+    job = await state.store.cancel(job_id)
+    if before is not None and not before.final and job.final:
+        await state.announce_final(job)
+    return JSON({"id": job.id, "status": job.status.value})
+
+
+@router.post("/retry/{job_id}", summary="Retry a FAILED or TIMED_OUT job", response_class=JSON)
+async def retry(request: Request, endpoint_id: str, job_id: str) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.RUN, endpoint_id)
+    state.limiter.hit(endpoint_id, "run")
+    await state.job(endpoint_id, job_id)
+    job = await state.store.retry(job_id)
+    return JSON({"id": job.id, "status": job.status.value})
+
+
+@router.post("/purge-queue", summary="Remove every queued job", response_class=JSON)
+async def purge_queue(request: Request, endpoint_id: str) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.RUN, endpoint_id)
+    await state.endpoint(endpoint_id)
+    state.limiter.hit(endpoint_id, "purge-queue")
+    removed = await state.store.purge_queue(endpoint_id)
+    return JSON({"removed": removed, "status": "completed"})
+
+
+@router.get("/health", summary="Job counts and worker states", response_class=JSON)
+async def health(request: Request, endpoint_id: str) -> JSON:
+    state = _state(request)
+    await authorize_client(request, Scope.READ, endpoint_id)
+    await state.endpoint(endpoint_id)
+    c = await state.store.counts(endpoint_id)
+    alive_since = state.clock.now() - state.settings.lease_s
+    workers = {"idle": 0, "initializing": 0, "ready": 0, "running": 0, "throttled": 0,
+               "unhealthy": 0}
+    for w in await state.store.workers(endpoint_id, alive_since):
+        if w.state in ("unhealthy", "initializing", "throttled"):
+            workers[w.state] += 1
+        elif w.jobs:
+            workers["running"] += 1
+        else:
+            workers["idle"] += 1
+    workers["ready"] = workers["idle"] + workers["running"]
+    return JSON(
+        {
+            "jobs": {
+                "completed": c.completed,
+                "failed": c.failed,
+                "inProgress": c.in_progress,
+                "inQueue": c.in_queue,
+                "retried": c.retried,
+                "cancelled": c.cancelled,  # extension
+                "timedOut": c.timed_out,  # extension
+            },
+            "workers": workers,
+        }
+    )

@@ -1,0 +1,57 @@
+"""Domain errors -> HTTP, in exactly one place. Every error body is {"error": "..."}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from podium.errors import PodiumError, RateLimited
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger("podium.gateway")
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _podium_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, PodiumError)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return error_response(exc.status, exc.message, headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = "No such route; see /docs for the API."
+    if exc.status_code == 405:
+        message = "Method not allowed on this route; see /docs for the API."
+    return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return error_response(400, "Invalid request: " + "; ".join(parts) + ".")
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return error_response(500, "Internal error in the gateway; see its log.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PodiumError, _podium_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,53 @@
+"""What every route needs, built once by create_app and reached as app.state.podium."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podium.clock import Clock
+from podium.endpoints import Endpoint
+from podium.errors import NotFound
+from podium.gateway.metrics import Metrics
+from podium.gateway.ratelimit import RateLimiter
+from podium.gateway.webhooks import WebhookSender
+from podium.jobs import DEFAULT_LIMITS, Job, Limits, status_object
+from podium.settings import Settings
+from podium.store import JobStore
+
+__all__ = ["GatewayState"]
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    store: JobStore
+    clock: Clock
+    limiter: RateLimiter
+    webhooks: WebhookSender
+    metrics: Metrics = field(default_factory=Metrics)
+    limits: Limits = DEFAULT_LIMITS
+
+    async def endpoint(self, endpoint_id: str) -> Endpoint:
+        endpoint = await self.store.get_endpoint(endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"Endpoint {endpoint_id} does not exist.")
+        return endpoint
+
+    async def job(self, endpoint_id: str, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None or job.endpoint_id != endpoint_id:
+            raise NotFound(
+                f"Job {job_id} does not exist on endpoint {endpoint_id} "
+                "(or its retention ran out)."
+            )
+        return job
+
+    async def announce_final(self, job: Job) -> None:
+        """A job reached a final status: count it and fire its webhook."""
+        self.metrics.ended(job)
+        if job.webhook:
+            endpoint = await self.store.get_endpoint(job.endpoint_id)
+            if endpoint is not None:
+                self.webhooks.send(
+                    job.webhook, status_object(job, self.clock.now()), endpoint.webhook_secret
+                )

@@ -1,0 +1,83 @@
+"""Webhook delivery: signed, retried with exponential backoff, never on a request's path."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from podium.net import resolve_public
+
+__all__ = ["WebhookSender", "sign"]
+
+log = logging.getLogger("podium.webhooks")
+SIGNATURE_HEADER = "X-Podium-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookSender:
+    def __init__(
+        self, *, allow_private: bool, max_attempts: int = 5, backoff_s: float = 1.0
+    ) -> None:
+        self._allow_private = allow_private
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.delivered = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._runner:
+            self._runner.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *(t for t in [self._runner] if t),
+                             return_exceptions=True)
+        if self._client:
+            await self._client.aclose()
+
+    def send(self, url: str, payload: dict[str, Any], secret: str) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self._queue.put_nowait((url, body, secret))
+
+    async def _run(self) -> None:
+        while True:
+            url, body, secret = await self._queue.get()
+            task = asyncio.create_task(self._deliver(url, body, secret))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, body: bytes, secret: str) -> None:
+        assert self._client is not None
+        if not self._allow_private and not await resolve_public(url):
+            log.warning("webhook refused: %s is not a public address", url)
+            self.failed += 1
+            return
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
+        for attempt in range(self._max_attempts):
+            try:
+                response = await self._client.post(url, content=body, headers=headers)
+                if 200 <= response.status_code < 300:
+                    self.delivered += 1
+                    return
+                log.info("webhook %s answered %s", url, response.status_code)
+            except httpx.HTTPError as exc:
+                log.info("webhook %s failed: %s", url, exc)
+            await asyncio.sleep(self._backoff_s * 2**attempt)
+        self.failed += 1
+        log.warning("webhook %s given up after %d attempts", url, self._max_attempts)

@@ -1,0 +1,153 @@
+"""The worker protocol, `/v2/{endpoint_id}/job-*` and `/ping` (PROTOCOL.md §2).
+
+Answers here never 5xx for a worker's bad input: the runpod SDK drops a result after
+three 5xx answers, so a bad body gets 400 and its job ends FAILED with a clear error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from podium.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from podium.gateway.auth import authorize_worker
+from podium.gateway.http import JSON, read_body
+from podium.gateway.state import GatewayState
+from podium.jobs import JobStatus, WorkerReport, parse_worker_report
+
+__all__ = ["router"]
+
+log = logging.getLogger("podium.gateway")
+router = APIRouter(prefix="/v2/{endpoint_id}", tags=["worker"])
+
+STOP_POLL_S = 0.25
+
+
+def _state(request: Request) -> GatewayState:
+    return request.app.state.podium
+
+
+def _hold(request: Request, state: GatewayState) -> float:
+    """How long to hold a long-poll: the gateway's setting, or shorter if asked (?hold=s)."""
+    raw = request.query_params.get("hold")
+    if raw is None:
+        return state.settings.take_hold_s
+    try:
+        return max(0.0, min(float(raw), state.settings.take_hold_s))
+    except ValueError:
+        raise BadRequest(f"`hold` must be a number of seconds, got {raw!r}.") from None
+
+
+async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> list:
+    state = _state(request)
+    await authorize_worker(request, endpoint_id)
+    jobs = await state.store.take(
+        endpoint_id, worker_id, n, hold=_hold(request, state), lease_s=state.settings.lease_s
+    )
+    for job in jobs:
+        state.metrics.started(job)
+    return jobs
+
+
+@router.get("/job-take/{worker_id}", summary="Long-poll for one job")
+async def job_take(request: Request, endpoint_id: str, worker_id: str) -> Response:
+    jobs = await _take(request, endpoint_id, worker_id, 1)
+    if not jobs:
+        return Response(status_code=204)
+    return JSON(jobs[0].work_item())
+
+
+@router.get("/job-take-batch/{worker_id}", summary="Long-poll for up to batch_size jobs")
+async def job_take_batch(
+    request: Request, endpoint_id: str, worker_id: str, batch_size: int = 1
+) -> Response:
+    limit = _state(request).limits.take_batch_max
+    if not 1 <= batch_size <= limit:
+        raise BadRequest(f"`batch_size` must be between 1 and {limit}, got {batch_size}.")
+    jobs = await _take(request, endpoint_id, worker_id, batch_size)
+    if not jobs:
+        return Response(status_code=204)
+    return JSON([j.work_item() for j in jobs])
+
+
+@router.get("/job-stop/{worker_id}", summary="Long-poll for jobs this worker must stop")
+async def job_stop(request: Request, endpoint_id: str, worker_id: str) -> Response:
+    state = _state(request)
+    await authorize_worker(request, endpoint_id)
+    deadline = time.monotonic() + _hold(request, state)
+    while True:
+        ids = await state.store.jobs_to_stop(endpoint_id, worker_id)
+        if ids:
+            return JSON({"jobsToStop": ids})
+        if time.monotonic() >= deadline or await request.is_disconnected():
+            return Response(status_code=204)
+        await asyncio.sleep(STOP_POLL_S)
+
+
+@router.post("/job-done/{worker_id}/{job_id}", summary="Post a job's result or progress")
+async def job_done(
+    request: Request, endpoint_id: str, worker_id: str, job_id: str, isStream: str = "false"
+) -> Response:
+    state = _state(request)
+    await authorize_worker(request, endpoint_id)
+    job = await state.store.get(job_id)
+    if job is None or job.endpoint_id != endpoint_id:
+        raise NotFound(f"Job {job_id} does not exist on endpoint {endpoint_id}.")
+    if job.worker_id != worker_id:
+        raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
+    try:
+        raw = await read_body(request, state.limits.result_bytes)
+        report = parse_worker_report(raw, isStream.lower() == "true", state.limits)
+    except (BadRequest, PayloadTooLarge) as exc:
+        # Never COMPLETED without output: the job fails with the reason.
+        failed = WorkerReport(
+            kind="final", status=JobStatus.FAILED,
+            error=f"The worker posted an unusable result: {exc.message}",
+        )
+        result = await state.store.finish(job_id, worker_id, failed)
+        if result.applied:
+            await state.announce_final(result.job)
+        raise
+    if report.kind == "progress":
+        job = await state.store.progress(job_id, worker_id, report.output)
+        return JSON({"id": job_id, "status": job.status.value})
+    result = await state.store.finish(job_id, worker_id, report)
+    if result.applied:
+        await state.announce_final(result.job)
+    return JSON({"id": job_id, "status": result.job.status.value, "applied": result.applied})
+
+
+@router.post("/job-stream/{worker_id}/{job_id}", summary="Append stream chunks to a job")
+async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id: str) -> Response:
+    state = _state(request)
+    await authorize_worker(request, endpoint_id)
+    job = await state.store.get(job_id)
+    if job is None or job.endpoint_id != endpoint_id:
+        raise NotFound(f"Job {job_id} does not exist on endpoint {endpoint_id}.")
+    raw = await read_body(request, state.limits.stream_chunk_bytes)
+    report = parse_worker_report(raw, False, state.limits)
+    job = await state.store.append_stream(job_id, worker_id, [report.output])
+    return JSON({"id": job_id, "status": job.status.value})
+
+
+@router.get("/ping/{worker_id}", summary="Worker heartbeat; renews the listed jobs' leases")
+async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
+    state = _state(request)
+    await authorize_worker(request, endpoint_id)
+    q = request.query_params
+    job_ids = [j for j in q.get("job_id", "").split(",") if j]
+    worker_state = "unhealthy" if q.get("status") == "unhealthy" else None
+    info = None
+    if worker_state:
+        info = {"check": q.get("check"), "reason": q.get("reason")}
+        log.warning("worker %s reports unhealthy: %s", worker_id, info)
+    elif q.get("state") in ("initializing", "idle", "running"):
+        worker_state = q.get("state")
+    await state.store.heartbeat(
+        endpoint_id, worker_id, job_ids, state.settings.lease_s, worker_state, info
+    )
+    return JSON({})

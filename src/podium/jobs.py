@@ -1,0 +1,391 @@
+"""The job domain: statuses, the state machine, policies, limits and ids. Pure: no I/O.
+
+Every fact of the RunPod wire protocol that is a number or a name lives here once
+(see ../shared/docs/PROTOCOL.md). Times are float seconds since the epoch; policy
+values on the wire are milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from podium.errors import BadRequest
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Job",
+    "JobStatus",
+    "Limits",
+    "Policy",
+    "Submission",
+    "WorkerReport",
+    "can_transition",
+    "clamp_wait_ms",
+    "new_job_id",
+    "parse_policy",
+    "parse_submission",
+    "parse_worker_report",
+    "status_object",
+]
+
+
+class JobStatus(StrEnum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+FINAL_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
+)
+
+# The state machine of ARCHITECTURE.md: from -> allowed targets.
+_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.IN_QUEUE: frozenset(
+        {JobStatus.IN_PROGRESS, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
+    ),
+    JobStatus.IN_PROGRESS: frozenset(
+        {
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.TIMED_OUT,
+            JobStatus.CANCELLED,
+            JobStatus.IN_QUEUE,  # lease lost, retried
+        }
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.IN_QUEUE}),  # /retry
+    JobStatus.TIMED_OUT: frozenset({JobStatus.IN_QUEUE}),  # /retry
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in _TRANSITIONS[current]
+
+
+# --- limits and defaults (one place) -------------------------------------------------
+
+MS = 1000.0
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Protocol limits and defaults. Gateways may override some through Settings."""
+
+    execution_timeout_default_ms: int = 600_000
+    execution_timeout_min_ms: int = 5_000
+    execution_timeout_max_ms: int = 7 * DAY_MS
+    ttl_default_ms: int = DAY_MS
+    ttl_min_ms: int = 1_000
+    ttl_max_ms: int = 7 * DAY_MS
+    retention_run_ms: int = 30 * 60_000
+    retention_sync_ms: int = 60_000
+    runsync_wait_default_ms: int = 90_000
+    runsync_wait_min_ms: int = 1_000
+    runsync_wait_max_ms: int = 300_000
+    status_sync_wait_min_ms: int = 1_000
+    status_sync_wait_max_ms: int = 90_000
+    status_wait_max_ms: int = 90_000
+    body_run_bytes: int = 10 * 1024 * 1024
+    body_runsync_bytes: int = 20 * 1024 * 1024
+    result_bytes: int = 20 * 1024 * 1024
+    stream_chunk_bytes: int = 1024 * 1024
+    take_hold_s: float = 30.0
+    take_batch_max: int = 64
+    ping_interval_ms: int = 10_000
+    lease_missed_pings: int = 3
+    retry_limit_default: int = 2
+
+    @property
+    def lease_s(self) -> float:
+        return self.ping_interval_ms * self.lease_missed_pings / MS
+
+
+DEFAULT_LIMITS = Limits()
+
+# Per endpoint per 10 s window (RunPod's published numbers).
+RATE_WINDOW_S = 10.0
+RATE_LIMITS: dict[str, int] = {
+    "run": 1000,
+    "runsync": 2000,
+    "status": 2000,
+    "stream": 2000,
+    "cancel": 100,
+    "purge-queue": 2,
+}
+
+
+def new_job_id(sync: bool = False) -> str:
+    base = str(uuid.uuid4())
+    return f"sync-{base}" if sync else base
+
+
+def clamp_wait_ms(raw: str | None, default: int, lo: int, hi: int) -> int:
+    """Parse a `wait` query value in ms and clamp it to [lo, hi]."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise BadRequest(f"`wait` must be a number of milliseconds, got {raw!r}.") from None
+    return max(lo, min(hi, value))
+
+
+# --- policy and submission -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    execution_timeout_ms: int
+    ttl_ms: int
+    low_priority: bool = False
+
+
+def _policy_int(policy: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    if key not in policy or policy[key] is None:
+        return default
+    value = policy[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(
+            f"policy.{key} must be a number of milliseconds, got {json.dumps(value)}."
+        )
+    if value != int(value):
+        raise BadRequest(f"policy.{key} must be a whole number of milliseconds, got {value}.")
+    if not lo <= value <= hi:
+        raise BadRequest(f"policy.{key} must be between {lo} and {hi} ms, got {int(value)}.")
+    return int(value)
+
+
+def parse_policy(
+    raw: Any, limits: Limits = DEFAULT_LIMITS, execution_timeout_default_ms: int | None = None
+) -> Policy:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadRequest(f"`policy` must be an object, got {type(raw).__name__}.")
+    unknown = sorted(set(raw) - {"executionTimeout", "ttl", "lowPriority"})
+    if unknown:
+        raise BadRequest(
+            f"Unknown policy field(s) {', '.join(unknown)}; "
+            "valid fields are executionTimeout, ttl, lowPriority."
+        )
+    low = raw.get("lowPriority", False)
+    if low is None:
+        low = False
+    if not isinstance(low, bool):
+        raise BadRequest(f"policy.lowPriority must be true or false, got {json.dumps(low)}.")
+    return Policy(
+        execution_timeout_ms=_policy_int(
+            raw,
+            "executionTimeout",
+            execution_timeout_default_ms or limits.execution_timeout_default_ms,
+            limits.execution_timeout_min_ms,
+            limits.execution_timeout_max_ms,
+        ),
+        ttl_ms=_policy_int(raw, "ttl", limits.ttl_default_ms, limits.ttl_min_ms, limits.ttl_max_ms),
+        low_priority=low,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    input: Any
+    policy: Policy
+    webhook: str | None = None
+    s3_config: dict[str, Any] | None = None
+
+
+def parse_submission(
+    body: Any, limits: Limits = DEFAULT_LIMITS, execution_timeout_default_ms: int | None = None
+) -> Submission:
+    """Validate a decoded /run or /runsync body."""
+    if not isinstance(body, dict):
+        raise BadRequest(
+            f'The request body must be a JSON object like {{"input": {{...}}}}, '
+            f"got {type(body).__name__}."
+        )
+    if "input" not in body or body["input"] is None:
+        raise BadRequest('The request body has no "input"; send {"input": {...}}.')
+    webhook = body.get("webhook")
+    if webhook is not None and (
+        not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
+    ):
+        raise BadRequest(f"`webhook` must be an http(s) URL, got {json.dumps(webhook)}.")
+    s3 = body.get("s3Config")
+    if s3 is not None and not isinstance(s3, dict):
+        raise BadRequest("`s3Config` must be an object.")
+    return Submission(
+        input=body["input"],
+        policy=parse_policy(body.get("policy"), limits, execution_timeout_default_ms),
+        webhook=webhook,
+        s3_config=s3,
+    )
+
+
+# --- the job record --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Job:
+    id: str
+    endpoint_id: str
+    input: Any
+    status: JobStatus = JobStatus.IN_QUEUE
+    webhook: str | None = None
+    execution_timeout_ms: int = DEFAULT_LIMITS.execution_timeout_default_ms
+    ttl_ms: int = DEFAULT_LIMITS.ttl_default_ms
+    low_priority: bool = False
+    retention_ms: int = DEFAULT_LIMITS.retention_run_ms
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker_id: str | None = None
+    output: Any = None
+    error: str | None = None
+    retries: int = 0
+    lease_until: float | None = None
+    stream: list[Any] = field(default_factory=list)
+    stream_read: int = 0
+
+    @classmethod
+    def new(
+        cls,
+        endpoint_id: str,
+        sub: Submission,
+        now: float,
+        retention_ms: int,
+        sync: bool = False,
+    ) -> Job:
+        return cls(
+            id=new_job_id(sync),
+            endpoint_id=endpoint_id,
+            input=sub.input,
+            webhook=sub.webhook,
+            execution_timeout_ms=sub.policy.execution_timeout_ms,
+            ttl_ms=sub.policy.ttl_ms,
+            low_priority=sub.policy.low_priority,
+            retention_ms=retention_ms,
+            created_at=now,
+        )
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    # Deadlines (None when not applicable in the current state).
+    def ttl_deadline(self) -> float | None:
+        if self.final:
+            return None
+        return self.created_at + self.ttl_ms / MS
+
+    def execution_deadline(self) -> float | None:
+        if self.status is not JobStatus.IN_PROGRESS or self.started_at is None:
+            return None
+        return self.started_at + self.execution_timeout_ms / MS
+
+    def retention_deadline(self) -> float | None:
+        if not self.final or self.finished_at is None:
+            return None
+        return self.finished_at + self.retention_ms / MS
+
+    def work_item(self) -> dict[str, Any]:
+        """The job object a worker receives from job-take."""
+        item: dict[str, Any] = {"id": self.id, "input": self.input}
+        if self.webhook:
+            item["webhook"] = self.webhook
+        item["policy"] = {
+            "executionTimeout": self.execution_timeout_ms,
+            "ttl": self.ttl_ms,
+            "lowPriority": self.low_priority,
+        }
+        return item
+
+
+def _ms_between(a: float | None, b: float | None) -> int:
+    if a is None or b is None:
+        return 0
+    return max(0, round((b - a) * MS))
+
+
+def status_object(job: Job, now: float) -> dict[str, Any]:
+    """The client-facing status JSON (PROTOCOL.md §1)."""
+    obj: dict[str, Any] = {"id": job.id, "status": job.status.value}
+    if job.started_at is not None:
+        obj["delayTime"] = _ms_between(job.created_at, job.started_at)
+    if job.status is JobStatus.IN_PROGRESS:
+        obj["executionTime"] = _ms_between(job.started_at, now)
+    elif job.started_at is not None:
+        obj["executionTime"] = _ms_between(job.started_at, job.finished_at)
+    if job.output is not None:
+        obj["output"] = job.output
+    if job.error is not None:
+        obj["error"] = job.error
+    if job.worker_id is not None:
+        obj["workerId"] = job.worker_id
+    obj["retries"] = job.retries
+    return obj
+
+
+# --- what a worker posts to job-done -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """A parsed job-done body.
+
+    `kind` is "progress" (job keeps running; `output` is the progress value) or
+    "final" (`status` COMPLETED or FAILED).
+    """
+
+    kind: str
+    status: JobStatus | None = None
+    output: Any = None
+    error: str | None = None
+    stop_pod: bool = False
+
+
+def parse_worker_report(
+    raw: bytes, is_stream: bool, limits: Limits = DEFAULT_LIMITS
+) -> WorkerReport:
+    """Parse a job-done body whatever its Content-Type (the SDK mislabels raw JSON).
+
+    Raises BadRequest for a body that is not a JSON object; the caller then fails the
+    job with a clear error (never COMPLETED without output).
+    """
+    if len(raw) > limits.result_bytes:
+        raise BadRequest(
+            f"The result is {len(raw)} bytes, over the limit of {limits.result_bytes} bytes."
+        )
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The job-done body is not valid JSON: {exc}.") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"The job-done body must be a JSON object, got {type(body).__name__}.")
+    stop_pod = bool(body.get("stopPod", False))
+    if body.get("status") == JobStatus.IN_PROGRESS.value and not is_stream:
+        return WorkerReport(kind="progress", output=body.get("output"))
+    error = body.get("error")
+    if error is not None:
+        if not isinstance(error, str):
+            error = json.dumps(error)
+        return WorkerReport(
+            kind="final",
+            status=JobStatus.FAILED,
+            output=body.get("output"),
+            error=error or "The handler reported an empty error.",
+            stop_pod=stop_pod,
+        )
+    return WorkerReport(
+        kind="final", status=JobStatus.COMPLETED, output=body.get("output", {}), stop_pod=stop_pod
+    )

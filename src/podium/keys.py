@@ -1,0 +1,78 @@
+"""API keys and worker tokens: generation, hashing, scopes. Pure: no I/O.
+
+Keys are high-entropy random strings, so a SHA-256 digest is a safe way to store them
+(no password stretching needed); comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["ApiKey", "Scope", "hash_secret", "new_key", "new_worker_token", "secrets_equal"]
+
+KEY_PREFIX = "pk_"
+WORKER_TOKEN_PREFIX = "pw_"
+
+
+class Scope(StrEnum):
+    READ = "read"  # status, stream, health
+    RUN = "run"  # run, runsync, cancel, retry, purge-queue (implies read)
+    ADMIN = "admin"  # endpoints, keys (implies run and read)
+
+
+_IMPLIED: dict[Scope, frozenset[Scope]] = {
+    Scope.READ: frozenset({Scope.READ}),
+    Scope.RUN: frozenset({Scope.READ, Scope.RUN}),
+    Scope.ADMIN: frozenset({Scope.READ, Scope.RUN, Scope.ADMIN}),
+}
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_worker_token() -> str:
+    return WORKER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def secrets_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+@dataclass(slots=True)
+class ApiKey:
+    id: str
+    name: str
+    hash: str
+    scopes: list[Scope]
+    endpoints: list[str] = field(default_factory=list)  # empty: every endpoint
+    created_at: float = 0.0
+    revoked: bool = False
+    prefix: str = ""  # first characters of the key, to recognise it in lists
+
+    def allows(self, scope: Scope, endpoint_id: str | None = None) -> bool:
+        granted: set[Scope] = set()
+        for s in self.scopes:
+            granted |= _IMPLIED[Scope(s)]
+        if scope not in granted:
+            return False
+        return endpoint_id is None or not self.endpoints or endpoint_id in self.endpoints
+
+    def public(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": [str(s) for s in self.scopes],
+            "endpoints": list(self.endpoints),
+            "createdAt": self.created_at,
+            "revoked": self.revoked,
+            "prefix": self.prefix,
+        }

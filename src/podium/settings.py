@@ -1,0 +1,72 @@
+"""Gateway settings: built once at the entry point (CLI or tests) and passed down.
+
+Every PODIUM_* environment variable the gateway reads is named here and only here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from podium.jobs import DEFAULT_LIMITS
+
+__all__ = ["ENV", "Settings"]
+
+# Environment variable -> field name.
+ENV = {
+    "PODIUM_HOST": "host",
+    "PODIUM_PORT": "port",
+    "PODIUM_DATA_DIR": "data_dir",
+    "PODIUM_STORE": "store",
+    "PODIUM_PUBLIC_URL": "public_url",
+    "PODIUM_RETENTION_RUN_MS": "retention_run_ms",
+    "PODIUM_RETENTION_SYNC_MS": "retention_sync_ms",
+    "PODIUM_PING_INTERVAL_MS": "ping_interval_ms",
+    "PODIUM_TAKE_HOLD_S": "take_hold_s",
+    "PODIUM_ALLOW_PRIVATE_WEBHOOKS": "allow_private_webhooks",
+    "PODIUM_RATE_LIMITS": "rate_limits",
+    "PODIUM_REAPER_INTERVAL_S": "reaper_interval_s",
+}
+
+
+class Settings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".podium")
+    store: str | None = None  # None: sqlite file in data_dir
+    public_url: str | None = None  # how workers and clients reach this gateway
+    insecure_no_auth: bool = False
+    retention_run_ms: int = DEFAULT_LIMITS.retention_run_ms
+    retention_sync_ms: int = DEFAULT_LIMITS.retention_sync_ms
+    ping_interval_ms: int = DEFAULT_LIMITS.ping_interval_ms
+    take_hold_s: float = DEFAULT_LIMITS.take_hold_s
+    allow_private_webhooks: bool = False
+    rate_limits: bool = True
+    reaper_interval_s: float = 1.0
+    webhook_max_attempts: int = 5
+    webhook_backoff_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Environment first, then explicit overrides (CLI flags that were given)."""
+        values: dict[str, object] = {}
+        for var, name in ENV.items():
+            if var in os.environ:
+                values[name] = os.environ[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+    @property
+    def store_url(self) -> str:
+        return self.store or str(self.data_dir / "podium.db")
+
+    @property
+    def lease_s(self) -> float:
+        return self.ping_interval_ms * DEFAULT_LIMITS.lease_missed_pings / 1000.0
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.public_url or f"http://{host}:{self.port}"

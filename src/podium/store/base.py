@@ -1,0 +1,137 @@
+"""The JobStore contract. Every backend passes the one suite in tests/store/.
+
+Every method that changes a job is one atomic, guarded transition inside the backend:
+two gateways or a duplicate post can never move a job twice. Waiting (long-poll take,
+runsync, status `wait`) is part of the contract. Time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from podium.clock import Clock
+from podium.endpoints import Endpoint
+from podium.jobs import Job, WorkerReport
+from podium.keys import ApiKey
+
+__all__ = ["FinishResult", "JobStore", "StoreCounts", "WorkerInfo", "open_store"]
+
+
+@dataclass(slots=True)
+class FinishResult:
+    job: Job
+    applied: bool  # False: a duplicate or late post, nothing changed
+
+
+@dataclass(slots=True)
+class StoreCounts:
+    in_queue: int = 0
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
+    retried: int = 0
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    endpoint_id: str
+    worker_id: str
+    last_seen: float
+    jobs: int = 0  # jobs it holds now
+    state: str = "idle"  # idle | running | unhealthy (set by the worker) ...
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ExpireReport:
+    """What one reaper pass changed: final jobs (for webhooks) and requeued ones."""
+
+    finished: list[Job] = field(default_factory=list)
+    requeued: list[Job] = field(default_factory=list)
+    purged: int = 0
+
+
+class JobStore(Protocol):
+    clock: Clock
+
+    # lifecycle
+    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the backend cannot be reached."""
+        ...
+
+    # client side
+    async def submit(self, job: Job, retry_limit: int) -> None: ...
+    async def get(self, job_id: str) -> Job | None: ...
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job (a running one lands on its worker's stop list).
+        A job already final is returned unchanged. NotFound for an unknown job."""
+        ...
+    async def retry(self, job_id: str) -> Job:
+        """FAILED / TIMED_OUT -> IN_QUEUE with output and error cleared. Conflict otherwise."""
+        ...
+    async def purge_queue(self, endpoint_id: str) -> int: ...
+    async def shorten_retention(self, job_id: str, retention_ms: int) -> None: ...
+    async def wait_for_change(
+        self, job_id: str, seen: Job, timeout: float, final_only: bool = False
+    ) -> Job | None:
+        """Wait until the job's status differs from `seen.status` (or, with final_only,
+        until it is final), at most `timeout` seconds. Returns the job as it is then
+        (None when it is gone)."""
+        ...
+    async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
+        """Chunks not yet delivered to a reader; each chunk is delivered once."""
+        ...
+    async def counts(self, endpoint_id: str) -> StoreCounts: ...
+
+    # worker side
+    async def take(
+        self, endpoint_id: str, worker_id: str, n: int, hold: float, lease_s: float
+    ) -> list[Job]:
+        """Atomically move up to n queued jobs (FIFO within priority) to IN_PROGRESS for
+        this worker; wait up to `hold` seconds for one to arrive. [] when none came."""
+        ...
+    async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
+        """Record a final result. NotFound: unknown job; Conflict: the worker does not
+        hold it. A second post for a job already final is not applied (idempotent)."""
+        ...
+    async def progress(self, job_id: str, worker_id: str, output: Any) -> Job: ...
+    async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job: ...
+    async def heartbeat(
+        self, endpoint_id: str, worker_id: str, job_ids: list[str], lease_s: float,
+        state: str | None = None, info: dict[str, Any] | None = None,
+    ) -> None: ...
+    async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]: ...
+    async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
+
+    # reaper
+    async def expire(self, now: float) -> ExpireReport: ...
+
+    # endpoints and keys
+    async def put_endpoint(self, endpoint: Endpoint) -> None: ...
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None: ...
+    async def list_endpoints(self) -> list[Endpoint]: ...
+    async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+    async def put_key(self, key: ApiKey) -> None: ...
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
+    async def list_keys(self) -> list[ApiKey]: ...
+    async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None: ...
+
+    # gateway-wide settings (e.g. whether the admin key exists)
+    async def get_setting(self, name: str) -> str | None: ...
+    async def set_setting_if_absent(self, name: str, value: str) -> bool: ...
+
+
+def open_store(url: str, clock: Clock) -> JobStore:
+    """`sqlite:///path/to/podium.db` or a bare path; `redis://host:port/db`."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from podium.store.redis import RedisStore
+
+        return RedisStore(url, clock)
+    from podium.store.sqlite import SQLiteStore
+
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    return SQLiteStore(path, clock)

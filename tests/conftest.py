@@ -1,0 +1,63 @@
+"""Shared fixtures: the injected clock and one store fixture per backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from podium.clock import ManualClock
+from podium.store import JobStore, open_store
+
+REDIS_URL = os.environ.get("PODIUM_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def _redis_available() -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _backends() -> list[str]:
+    backends = ["sqlite"]
+    try:
+        import podium.store.redis  # noqa: F401
+    except ImportError:
+        return backends
+    backends.append("redis")
+    return backends
+
+
+STORE_BACKENDS = _backends()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+async def make_store(backend: str, tmp_path, clock: ManualClock) -> JobStore:
+    if backend == "sqlite":
+        return open_store(str(tmp_path / "podium.db"), clock)
+    if not _redis_available():
+        pytest.fail(f"Redis is not answering at {REDIS_URL}; start it (see .ci/run).")
+    # Each test gets its own key prefix so tests never see each other's data.
+    url = f"{REDIS_URL}?prefix=t{uuid.uuid4().hex[:8]}"
+    return open_store(url, clock)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+async def store(request, tmp_path, clock) -> AsyncIterator[JobStore]:
+    s = await make_store(request.param, tmp_path, clock)
+    try:
+        yield s
+    finally:
+        await s.close()

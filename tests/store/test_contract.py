@@ -1,0 +1,332 @@
+"""The JobStore contract: one suite, every backend (the `store` fixture is parametrized)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from podium.endpoints import Endpoint, EndpointSpec
+from podium.errors import Conflict, NotFound
+from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
+from podium.keys import ApiKey, Scope, hash_secret
+
+EP = "ep1"
+LEASE = 30.0
+
+
+def new_job(clock, endpoint=EP, *, low=False, ttl_ms=86_400_000, exec_ms=600_000, sync=False):
+    sub = Submission(input={"n": 1}, policy=Policy(exec_ms, ttl_ms, low))
+    return Job.new(endpoint, sub, clock.now(), retention_ms=60_000, sync=sync)
+
+
+def done(output):
+    return WorkerReport(kind="final", status=JobStatus.COMPLETED, output=output)
+
+
+def failed(msg):
+    return WorkerReport(kind="final", status=JobStatus.FAILED, error=msg)
+
+
+async def submit(store, clock, **kw):
+    job = new_job(clock, **kw)
+    await store.submit(job, retry_limit=2)
+    return job
+
+
+async def test_submit_get_roundtrip(store, clock):
+    job = await submit(store, clock)
+    got = await store.get(job.id)
+    assert got is not None
+    assert got.status is JobStatus.IN_QUEUE
+    assert got.input == {"n": 1}
+    assert got.created_at == clock.now()
+    assert await store.get("nope") is None
+
+
+async def test_take_is_fifo_within_priority(store, clock):
+    low = await submit(store, clock, low=True)
+    clock.advance(1)
+    a = await submit(store, clock)
+    clock.advance(1)
+    b = await submit(store, clock)
+    taken = await store.take(EP, "w1", 2, hold=0, lease_s=LEASE)
+    assert [j.id for j in taken] == [a.id, b.id]
+    assert all(j.status is JobStatus.IN_PROGRESS and j.worker_id == "w1" for j in taken)
+    rest = await store.take(EP, "w1", 5, hold=0, lease_s=LEASE)
+    assert [j.id for j in rest] == [low.id]
+    assert await store.take(EP, "w1", 5, hold=0, lease_s=LEASE) == []
+
+
+async def test_take_records_start_for_delay_time(store, clock):
+    job = await submit(store, clock)
+    clock.advance(2.5)
+    [taken] = await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    assert taken.started_at - job.created_at == pytest.approx(2.5)
+
+
+async def test_take_only_own_endpoint(store, clock):
+    await submit(store, clock, endpoint="other")
+    assert await store.take(EP, "w1", 1, hold=0, lease_s=LEASE) == []
+
+
+async def test_concurrent_takes_never_share_a_job(store, clock):
+    jobs = [await submit(store, clock) for _ in range(20)]
+    results = await asyncio.gather(
+        *(store.take(EP, f"w{i}", 3, hold=0, lease_s=LEASE) for i in range(10))
+    )
+    ids = [j.id for r in results for j in r]
+    assert sorted(ids) == sorted(j.id for j in jobs)
+
+
+async def test_long_poll_take_wakes_on_submit(store, clock):
+    waiter = asyncio.create_task(store.take(EP, "w1", 1, hold=5, lease_s=LEASE))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    job = await submit(store, clock)
+    taken = await asyncio.wait_for(waiter, 2)
+    assert [j.id for j in taken] == [job.id]
+
+
+async def test_finish_completes_and_is_idempotent(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    clock.advance(3)
+    res = await store.finish(job.id, "w1", done({"ok": True}))
+    assert res.applied
+    assert res.job.status is JobStatus.COMPLETED
+    assert res.job.output == {"ok": True}
+    assert res.job.finished_at == clock.now()
+    again = await store.finish(job.id, "w1", done({"other": 1}))
+    assert not again.applied
+    assert (await store.get(job.id)).output == {"ok": True}
+
+
+async def test_finish_by_foreign_worker_conflicts(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    with pytest.raises(Conflict):
+        await store.finish(job.id, "w2", done(1))
+    with pytest.raises(NotFound):
+        await store.finish("missing", "w1", done(1))
+    assert (await store.get(job.id)).status is JobStatus.IN_PROGRESS
+
+
+async def test_finish_failed_keeps_error(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    res = await store.finish(job.id, "w1", failed("boom"))
+    assert res.job.status is JobStatus.FAILED
+    assert res.job.error == "boom"
+
+
+async def test_progress_shows_as_output_while_running(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    got = await store.progress(job.id, "w1", {"step": 3, "steps": 10})
+    assert got.status is JobStatus.IN_PROGRESS
+    assert (await store.get(job.id)).output == {"step": 3, "steps": 10}
+
+
+async def test_stream_chunks_delivered_once_in_order(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.append_stream(job.id, "w1", [1, 2])
+    await store.append_stream(job.id, "w1", [{"c": 3}])
+    _, first = await store.read_stream(job.id)
+    assert first == [1, 2, {"c": 3}]
+    _, second = await store.read_stream(job.id)
+    assert second == []
+    await store.append_stream(job.id, "w1", [4])
+    _, third = await store.read_stream(job.id)
+    assert third == [4]
+
+
+async def test_generator_final_empty_output_takes_stream(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.append_stream(job.id, "w1", ["a", "b"])
+    res = await store.finish(job.id, "w1", done([]))
+    assert res.job.output == ["a", "b"]
+
+
+async def test_cancel_queued_and_running(store, clock):
+    queued = await submit(store, clock)
+    running = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)  # takes `queued` (FIFO)
+    # `queued` is now running, `running` is queued: cancel both
+    c1 = await store.cancel(running.id)
+    assert c1.status is JobStatus.CANCELLED
+    c2 = await store.cancel(queued.id)
+    assert c2.status is JobStatus.CANCELLED
+    assert await store.jobs_to_stop(EP, "w1") == [queued.id]
+    assert await store.jobs_to_stop(EP, "w1") == []
+    # the worker's late result is accepted without changing anything
+    late = await store.finish(queued.id, "w1", done(1))
+    assert not late.applied and late.job.status is JobStatus.CANCELLED
+    # a final job stays as it is
+    assert (await store.cancel(queued.id)).status is JobStatus.CANCELLED
+    with pytest.raises(NotFound):
+        await store.cancel("missing")
+
+
+async def test_retry_only_failed_or_timed_out(store, clock):
+    job = await submit(store, clock)
+    with pytest.raises(Conflict):
+        await store.retry(job.id)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.finish(job.id, "w1", failed("x"))
+    again = await store.retry(job.id)
+    assert again.status is JobStatus.IN_QUEUE
+    assert again.error is None and again.output is None
+    [taken] = await store.take(EP, "w2", 1, hold=0, lease_s=LEASE)
+    assert taken.id == job.id and taken.input == {"n": 1}
+
+
+async def test_purge_queue_removes_only_queued(store, clock):
+    a = await submit(store, clock)
+    b = await submit(store, clock)
+    c = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    assert await store.purge_queue(EP) == 2
+    assert await store.get(b.id) is None and await store.get(c.id) is None
+    assert (await store.get(a.id)).status is JobStatus.IN_PROGRESS
+
+
+async def test_counts(store, clock):
+    for _ in range(3):
+        await submit(store, clock)
+    j = (await store.take(EP, "w1", 2, hold=0, lease_s=LEASE))[0]
+    await store.finish(j.id, "w1", done(1))
+    c = await store.counts(EP)
+    assert (c.in_queue, c.in_progress, c.completed, c.failed) == (1, 1, 1, 0)
+
+
+async def test_ttl_expiry_times_out_queued_job(store, clock):
+    job = await submit(store, clock, ttl_ms=10_000)
+    clock.advance(9)
+    assert (await store.expire(clock.now())).finished == []
+    clock.advance(2)
+    report = await store.expire(clock.now())
+    assert [j.id for j in report.finished] == [job.id]
+    assert (await store.get(job.id)).status is JobStatus.TIMED_OUT
+
+
+async def test_execution_timeout_lands_on_stop_channel(store, clock):
+    job = await submit(store, clock, exec_ms=5_000)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    clock.advance(6)
+    report = await store.expire(clock.now())
+    assert [j.id for j in report.finished] == [job.id]
+    got = await store.get(job.id)
+    assert got.status is JobStatus.TIMED_OUT
+    assert "executionTimeout" in got.error
+    assert await store.jobs_to_stop(EP, "w1") == [job.id]
+
+
+async def test_lost_lease_requeues_then_fails(store, clock):
+    job = await submit(store, clock)
+    for attempt in range(3):
+        [taken] = await store.take(EP, f"w{attempt}", 1, hold=0, lease_s=LEASE)
+        assert taken.id == job.id
+        clock.advance(LEASE + 1)
+        await store.expire(clock.now())
+    got = await store.get(job.id)
+    assert got.status is JobStatus.FAILED
+    assert got.retries == 2
+    assert "worker was lost" in got.error
+
+
+async def test_heartbeat_renews_lease(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    for _ in range(3):
+        clock.advance(LEASE - 1)
+        await store.heartbeat(EP, "w1", [job.id], LEASE)
+        await store.expire(clock.now())
+    got = await store.get(job.id)
+    assert got.status is JobStatus.IN_PROGRESS and got.retries == 0
+    # a heartbeat from another worker does not renew it
+    clock.advance(LEASE - 1)
+    await store.heartbeat(EP, "w2", [job.id], LEASE)
+    clock.advance(2)
+    report = await store.expire(clock.now())
+    assert [j.id for j in report.requeued] == [job.id]
+
+
+async def test_retention_purges_final_jobs(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.finish(job.id, "w1", done({"secret": 1}))
+    clock.advance(59)
+    await store.expire(clock.now())
+    assert await store.get(job.id) is not None
+    clock.advance(2)
+    report = await store.expire(clock.now())
+    assert report.purged == 1
+    assert await store.get(job.id) is None
+
+
+async def test_shorten_retention(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.finish(job.id, "w1", done(1))
+    await store.shorten_retention(job.id, 5_000)
+    await store.shorten_retention(job.id, 50_000)  # may only shorten
+    clock.advance(6)
+    await store.expire(clock.now())
+    assert await store.get(job.id) is None
+
+
+async def test_wait_for_change_wakes_on_finish(store, clock):
+    job = await submit(store, clock)
+    seen = await store.get(job.id)
+    waiter = asyncio.create_task(store.wait_for_change(job.id, seen, 5, final_only=True))
+    await asyncio.sleep(0.05)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # IN_PROGRESS is not final
+    await store.finish(job.id, "w1", done(7))
+    got = await asyncio.wait_for(waiter, 2)
+    assert got.status is JobStatus.COMPLETED and got.output == 7
+
+
+async def test_wait_for_change_times_out_with_current(store, clock):
+    job = await submit(store, clock)
+    seen = await store.get(job.id)
+    got = await store.wait_for_change(job.id, seen, 0.1)
+    assert got.status is JobStatus.IN_QUEUE
+
+
+async def test_workers_seen_and_job_counts(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.heartbeat(EP, "w2", [], LEASE)
+    ws = {w.worker_id: w for w in await store.workers(EP, alive_since=clock.now() - 10)}
+    assert ws["w1"].jobs == 1 and ws["w2"].jobs == 0
+    await store.finish(job.id, "w1", done(1))
+    clock.advance(100)
+    assert await store.workers(EP, alive_since=clock.now() - 10) == []
+
+
+async def test_endpoints_and_keys(store, clock):
+    ep = Endpoint(
+        id="abc", spec=EndpointSpec(name="x"), worker_token_hash=hash_secret("t"),
+        webhook_secret="s",
+    )
+    await store.put_endpoint(ep)
+    assert (await store.get_endpoint("abc")).spec.name == "x"
+    assert (await store.endpoint_by_token_hash(hash_secret("t"))).id == "abc"
+    assert [e.id for e in await store.list_endpoints()] == ["abc"]
+    key = ApiKey(id="k1", name="n", hash=hash_secret("pk"), scopes=[Scope.READ])
+    await store.put_key(key)
+    assert (await store.key_by_hash(hash_secret("pk"))).scopes == [Scope.READ]
+    key.revoked = True
+    await store.put_key(key)
+    assert (await store.key_by_hash(hash_secret("pk"))).revoked
+    assert len(await store.list_keys()) == 1
+    assert await store.delete_endpoint("abc")
+    assert await store.get_endpoint("abc") is None
+    assert await store.set_setting_if_absent("admin", "1")
+    assert not await store.set_setting_if_absent("admin", "2")
+    assert await store.get_setting("admin") == "1"
