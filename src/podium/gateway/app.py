@@ -62,10 +62,7 @@ def create_app(
             admin_key = await ensure_admin_key(store, settings.data_dir, clock.now())
             app.state.new_admin_key = admin_key
             if admin_key:
-                log.warning(
-                    "Created the admin API key (shown once; also in %s/admin.key): %s",
-                    settings.data_dir, admin_key,
-                )
+                log.warning("Created the admin API key; it is in %s", settings.data_dir / "admin.key")
         state.webhooks.start()
         tasks = []
         if run_background:

@@ -30,7 +30,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(
-            f"The request body is {int(declared)} bytes; this route accepts at most {limit}."
+            f"The request body is {int(declared)} bytes, over this route's limit of {limit} bytes."
         )
     chunks: list[bytes] = []
     size = 0

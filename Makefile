@@ -1,0 +1,63 @@
+# Podium: two commands do everything — `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNPOD_VENV := .venv-runpod
+TORCH_VERSION := 2.13.0
+RUNPOD_VERSION := 1.12.0
+REDIS_PORT ?= 6379
+
+.PHONY: demo up test lint bench redis clean help
+
+help:
+	@echo "make demo   - set up, start a gateway and a worker, generate an image, save it"
+	@echo "make test   - set up and run the whole test suite (unit, contract, API, e2e, compat)"
+	@echo "make up     - start the gateway (foreground)"
+	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make lint   - ruff check + format check"
+
+# The main venv. torch is installed first and pinned, so that no other package pulls a
+# CUDA build (pip takes the CPU wheel that lies on this kind of machine's disk).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -q -e ".[sd,redis,dev]"
+	touch $@
+
+# The runpod SDK pins many packages: it lives in its own venv, used only by the tests.
+$(RUNPOD_VENV)/.installed:
+	$(PYTHON) -m venv $(RUNPOD_VENV)
+	$(RUNPOD_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RUNPOD_VENV)/bin/python -m pip install -q "runpod==$(RUNPOD_VERSION)"
+	touch $@
+
+venv: $(VENV)/.installed
+
+redis:
+	@$(PY) -c "import redis,sys; redis.Redis(port=$(REDIS_PORT), socket_connect_timeout=1).ping()" 2>/dev/null \
+	  || redis-server --daemonize yes --bind 127.0.0.1 --port $(REDIS_PORT) --save "" --appendonly no
+	@for i in $$(seq 50); do $(PY) -c "import redis; redis.Redis(port=$(REDIS_PORT), socket_connect_timeout=1).ping()" 2>/dev/null && exit 0; sleep 0.1; done; echo "Redis did not start" >&2; exit 1
+
+test: $(VENV)/.installed $(RUNPOD_VENV)/.installed
+	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+	@$(MAKE) --no-print-directory redis
+	$(PY) -m pytest -q
+
+demo: $(VENV)/.installed
+	$(PY) -m podium.demo
+
+up: $(VENV)/.installed
+	$(VENV)/bin/podium serve
+
+bench: $(VENV)/.installed
+	@$(MAKE) --no-print-directory redis
+	$(PY) bench/control_plane.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) $(RUNPOD_VENV) .pytest_cache .ruff_cache

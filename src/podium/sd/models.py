@@ -1,0 +1,430 @@
+"""Loading the one Stable Diffusion model a worker serves, chosen by a string.
+
+    tiny                   a tiny random-weight SD pipeline built here (no download), cached
+                           as a diffusers folder in <data_dir>/models/tiny: the images are noise
+    sd15-random            the full SD 1.5 architecture with random weights, built in memory
+                           (~4 GB in fp32, not cached): real compute cost for benchmarks
+    auto                   the HF cache's stable-diffusion-v1-5/stable-diffusion-v1-5 if present,
+                           else the hub if it answers within ~2 s, else tiny (logged loudly)
+    a folder               a local diffusers folder (with model_index.json)
+    a .safetensors/.ckpt   a single-file checkpoint (StableDiffusionPipeline.from_single_file)
+    owner/name             a Hugging Face repo id, from the local HF cache unless downloads
+                           are allowed
+
+`load_pipeline` returns the txt2img pipeline, on its device and dtype, and a description:
+{"model", "kind", "warning", "device", "dtype"}. img2img and inpainting pipelines are built
+per call from its `components`, so all three share one set of weights (see generate.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+__all__ = [
+    "SD15_REPO",
+    "LoadOptions",
+    "build_sd15_random",
+    "build_tiny",
+    "byte_level_tokenizer",
+    "load_pipeline",
+]
+
+log = logging.getLogger(__name__)
+
+SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+TINY_WARNING = (
+    "Model 'tiny' has random weights: every image is noise. It exists to try Podium "
+    "offline; serve a real model with --model / PODIUM_SD_MODEL (e.g. " + SD15_REPO + ")."
+)
+SD15_RANDOM_WARNING = "Model 'sd15-random' has random weights: the images are noise."
+
+_TINY_RECIPE = 1  # bump when build_tiny changes, so cached copies are rebuilt
+_NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+# SD 1.5's own scheduler config (PNDM, as published with the weights).
+_SD15_SCHEDULER = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "skip_prk_steps": True,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+}
+
+_DTYPES = {
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to load. device/dtype None: cuda + float16 when available, else cpu + float32."""
+
+    data_dir: Path
+    device: str | None = None
+    dtype: str | None = None
+    compile: bool = False
+    allow_download: bool = False
+    hf_cache_dir: Path | None = None  # None: huggingface_hub's default
+    hub_probe_timeout_s: float = 2.0
+
+
+def load_pipeline(
+    model: str, options: LoadOptions
+) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
+    """Load `model` (see the module docstring) ready to run on the chosen device."""
+    device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _dtype(options.dtype, device)
+    pipe, kind, warning = _load(model, options, device, dtype)
+    _place(pipe, device, dtype, compile=options.compile)
+    pipe.set_progress_bar_config(disable=True)
+    if warning:
+        log.warning("!!! %s", warning)
+    description = {
+        "model": model,
+        "kind": kind,
+        "warning": warning,
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+    return pipe, description
+
+
+def _load(
+    model: str, options: LoadOptions, device: str, dtype: torch.dtype
+) -> tuple[StableDiffusionPipeline, str, str | None]:
+    if model == "tiny":
+        return _load_tiny(options.data_dir, dtype), "tiny", TINY_WARNING
+    if model == "sd15-random":
+        return build_sd15_random(device=device, dtype=dtype), "sd15-random", SD15_RANDOM_WARNING
+    if model == "auto":
+        return _load_auto(options, dtype)
+    path = Path(model).expanduser()
+    if path.suffix in (".safetensors", ".ckpt") and path.is_file():
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(path), dtype=dtype, local_files_only=not options.allow_download, **_NO_SAFETY
+        )
+        return pipe, "single-file", None
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ValueError(f"{path} is a folder but not a diffusers model (no model_index.json).")
+        return _from_pretrained(str(path), dtype, local_only=True), "folder", None
+    if model.count("/") == 1 and not model.startswith((".", "/", "~")):
+        pipe = _from_pretrained(
+            model,
+            dtype,
+            local_only=not options.allow_download,
+            cache_dir=options.hf_cache_dir,
+        )
+        return pipe, "hub", None
+    raise ValueError(
+        f"Unknown model {model!r}: use tiny, sd15-random, auto, a Hugging Face repo id "
+        "(owner/name), a diffusers folder, or a .safetensors/.ckpt file."
+    )
+
+
+def _from_pretrained(
+    name: str, dtype: torch.dtype, *, local_only: bool, cache_dir: Path | None = None
+) -> StableDiffusionPipeline:
+    try:
+        return StableDiffusionPipeline.from_pretrained(
+            name, dtype=dtype, local_files_only=local_only, cache_dir=cache_dir, **_NO_SAFETY
+        )
+    except OSError as exc:
+        if not local_only:
+            raise
+        raise OSError(
+            f"{name} is not in the local Hugging Face cache and downloads are off; "
+            "download it first (hf download ...) or allow downloads."
+        ) from exc
+
+
+def _load_auto(
+    options: LoadOptions, dtype: torch.dtype
+) -> tuple[StableDiffusionPipeline, str, str | None]:
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(SD15_REPO, "model_index.json", cache_dir=options.hf_cache_dir)
+    if isinstance(cached, str):
+        try:
+            pipe = _from_pretrained(SD15_REPO, dtype, local_only=True, cache_dir=options.hf_cache_dir)
+            return pipe, "hub", None
+        except OSError as exc:  # an incomplete cache: fall through to the hub or tiny
+            log.warning("The cached %s could not be loaded: %s", SD15_REPO, exc)
+    if _hub_answers(options.hub_probe_timeout_s):
+        pipe = _from_pretrained(SD15_REPO, dtype, local_only=False, cache_dir=options.hf_cache_dir)
+        return pipe, "hub", None
+    warning = (
+        f"{SD15_REPO} is not in the HF cache and the hub did not answer, so 'auto' fell back "
+        f"to 'tiny'. {TINY_WARNING}"
+    )
+    return _load_tiny(options.data_dir, dtype), "tiny", warning
+
+
+def _hub_answers(timeout_s: float) -> bool:
+    """True when the HF hub answers within `timeout_s` (a hard limit, DNS included)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        import httpx
+
+        try:
+            url = f"{constants.ENDPOINT}/api/models/{SD15_REPO}"
+            result.append(httpx.head(url, timeout=timeout_s).status_code < 500)
+        except Exception:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return bool(result and result[0])
+
+
+# --- device, dtype, speed-ups ---------------------------------------------------------------
+
+
+def _dtype(name: str | None, device: str) -> torch.dtype:
+    if name is None:
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    try:
+        return _DTYPES[name.lower()]
+    except KeyError:
+        raise ValueError(f"Unknown dtype {name!r}: use float16, bfloat16 or float32.") from None
+
+
+def _place(pipe: StableDiffusionPipeline, device: str, dtype: torch.dtype, *, compile: bool) -> None:
+    """Move to device/dtype; on CUDA, channels_last UNet and optionally torch.compile.
+
+    Attention already uses PyTorch's scaled_dot_product_attention (diffusers' default
+    AttnProcessor2_0), which picks flash / memory-efficient kernels on CUDA.
+    """
+    pipe.to(device, dtype)
+    if device.startswith("cuda"):
+        pipe.unet.to(memory_format=torch.channels_last)
+    if compile:
+        # In place, so the pipeline still sees a UNet2DConditionModel. One graph per batch
+        # shape (dynamic=False): batch sizes are few, and static shapes run fastest.
+        pipe.unet.compile(dynamic=False)
+
+
+# --- the offline builders -------------------------------------------------------------------
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2/CLIP's reversible byte -> printable character table, in byte order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
+    printable += range(ord("®"), ord("ÿ") + 1)
+    chars: dict[int, str] = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in chars:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def byte_level_tokenizer(max_length: int = 77) -> CLIPTokenizer:
+    """A CLIP tokenizer built offline: 2 special tokens + 256 bytes + 256 `</w>` forms, no merges.
+
+    Ids: <|startoftext|> 0, <|endoftext|> 1 (also padding), then bytes. Any text encodes
+    (one token per UTF-8 byte), so it fits any text encoder with a vocabulary of ≥ 514.
+    """
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    chars = _bytes_to_unicode()
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
+def build_tiny(seed: int = 0) -> StableDiffusionPipeline:
+    """A tiny SD pipeline (~250 KB) with deterministic random weights, in float32 on CPU.
+
+    The VAE downsamples by 2 (two blocks), not 8 like SD 1.5: sizes that suit SD suit it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(4, 8),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=8,
+            attention_head_dim=2,
+            norm_num_groups=2,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(4, 8),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            latent_channels=4,
+            norm_num_groups=2,
+            sample_size=64,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=8,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                vocab_size=1000,
+                max_position_embeddings=77,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
+            )
+        )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=byte_level_tokenizer(),
+        unet=unet,
+        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),
+        **_NO_SAFETY,
+    )
+
+
+def _load_tiny(data_dir: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+    """Load the cached tiny model, building and saving it first if missing or outdated."""
+    folder = data_dir / "models" / "tiny"
+    marker = folder / "podium.json"
+    if not _is_recipe(marker):
+        tmp = folder.with_name(f"tiny.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_tiny().save_pretrained(tmp)
+        (tmp / "podium.json").write_text(json.dumps({"recipe": _TINY_RECIPE}))
+        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process won the race: use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("Built the tiny model in %s", folder)
+    return StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, **_NO_SAFETY)
+
+
+def _is_recipe(marker: Path) -> bool:
+    try:
+        return json.loads(marker.read_text()).get("recipe") == _TINY_RECIPE
+    except (OSError, ValueError):
+        return False
+
+
+def build_sd15_random(
+    device: str = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+) -> StableDiffusionPipeline:
+    """SD 1.5's architecture (UNet 860M, CLIP ViT-L/14 text tower, VAE) with random weights.
+
+    The UNet and VAE are created on the meta device and filled on `device` with tiled
+    noise (see _fill_random_): PyTorch's own init of 860M parameters takes ~12 s on CPU.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    unet = _random_module(
+        lambda: UNet2DConditionModel(cross_attention_dim=768, attention_head_dim=8, sample_size=64),
+        device,
+        dtype,
+        generator,
+    )
+    vae = _random_module(
+        lambda: AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            latent_channels=4,
+            layers_per_block=2,
+            sample_size=512,
+            scaling_factor=0.18215,
+        ),
+        device,
+        dtype,
+        generator,
+    )
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                vocab_size=49408,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                projection_dim=768,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
+            )
+        ).to(dtype)
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=byte_level_tokenizer(),
+        unet=unet,
+        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),
+        **_NO_SAFETY,
+    )
+
+
+def _random_module(
+    make: Any, device: str, dtype: torch.dtype, generator: torch.Generator
+) -> torch.nn.Module:
+    with torch.device("meta"):
+        module = make()
+    if any(True for _ in module.buffers()):  # to_empty would leave buffers as garbage
+        with torch.device(device):
+            return make().to(dtype)
+    module = module.to_empty(device=device).to(dtype)
+    _fill_random_(module, generator)
+    return module
+
+
+@torch.no_grad()
+def _fill_random_(module: torch.nn.Module, generator: torch.Generator) -> None:
+    """Weights ~ U(±1/√fan_in) like PyTorch's defaults, biases 0, norm scales 1.
+
+    The noise comes from one pool of ~4M values, tiled from a varying offset: drawing
+    fresh numbers for every parameter is what makes default init slow, and a benchmark
+    only needs realistic magnitudes.
+    """
+    pool_size = 4_194_301  # prime, so that tiles do not line up with tensor rows
+    device = next(module.parameters()).device
+    pool = (torch.rand(pool_size, generator=generator) * 2 - 1).to(device)
+    offset = 0
+    for name, param in module.named_parameters():
+        if param.ndim < 2:
+            param.fill_(1.0 if name.endswith("weight") else 0.0)
+            continue
+        n = param.numel()
+        offset = (offset + 7919) % pool_size
+        tiles = pool.repeat(math.ceil((offset + n) / pool_size))
+        bound = 1.0 / math.sqrt(param[0].numel())
+        param.copy_((tiles[offset : offset + n] * bound).view_as(param))
