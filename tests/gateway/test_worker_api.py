@@ -168,3 +168,4 @@ async def test_lost_worker_job_is_requeued_then_failed(api):
     st = (await api.status(job["id"])).json()
     assert st["status"] == "FAILED" and st["retries"] == 2
     assert "worker was lost" in st["error"]
+

@@ -14,6 +14,7 @@ import time
 import traceback
 
 import runpod
+from runpod.endpoint.runner import Job
 from runpod.http_client import ClientSession
 
 PREFIX = "@@RESULT "
@@ -63,6 +64,13 @@ def op_cancel(a):
     seen = wait_status(job, a["cancel_when"], a.get("timeout", 20))
     reply = job.cancel()
     return {"id": job.job_id, "seen": seen, "cancel": reply, "status": job.status()}
+
+
+def op_cancel_job(a):
+    """Cancel a job by id through the SDK's Job object (as a caller holding the id would)."""
+    job = Job(a["endpoint"], a["id"], endpoint(a).rp_client)
+    reply = job.cancel()
+    return {"cancel": reply, "status": job.status()}
 
 
 def op_submit(a):

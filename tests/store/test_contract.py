@@ -330,3 +330,16 @@ async def test_endpoints_and_keys(store, clock):
     assert await store.set_setting_if_absent("admin", "1")
     assert not await store.set_setting_if_absent("admin", "2")
     assert await store.get_setting("admin") == "1"
+
+
+async def test_heartbeat_rearms_stop_for_a_job_the_worker_still_runs(store, clock):
+    job = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.cancel(job.id)
+    assert await store.jobs_to_stop(EP, "w1") == [job.id]
+    # the worker's next ping still lists it: the stop is sent again
+    await store.heartbeat(EP, "w1", [job.id], LEASE)
+    assert await store.jobs_to_stop(EP, "w1") == [job.id]
+    # once the worker stops listing it, nothing more
+    await store.heartbeat(EP, "w1", [], LEASE)
+    assert await store.jobs_to_stop(EP, "w1") == []

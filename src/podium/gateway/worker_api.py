@@ -42,12 +42,33 @@ def _hold(request: Request, state: GatewayState) -> float:
         raise BadRequest(f"`hold` must be a number of seconds, got {raw!r}.") from None
 
 
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone away (the body of a GET is empty)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> list:
+    """Long-poll take that stops holding as soon as the worker disconnects, so no job is
+    handed to a worker that is no longer listening."""
     state = _state(request)
     await authorize_worker(request, endpoint_id)
-    jobs = await state.store.take(
-        endpoint_id, worker_id, n, hold=_hold(request, state), lease_s=state.settings.lease_s
+    take = asyncio.ensure_future(
+        state.store.take(
+            endpoint_id, worker_id, n, hold=_hold(request, state),
+            lease_s=state.settings.lease_s,
+        )
     )
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not take.done():
+            take.cancel()
+    if take.cancelled():
+        return []
+    jobs = take.result()
     for job in jobs:
         state.metrics.started(job)
     return jobs

@@ -506,6 +506,15 @@ class SQLiteStore:
                           AND status = 'IN_PROGRESS'""",
                     [now + lease_s, *job_ids, worker_id, endpoint_id],
                 )
+                # A worker still running a job that was cancelled or timed out gets the
+                # stop again: the first one may have been lost, or came before the
+                # worker had started the job.
+                db.execute(
+                    f"""UPDATE jobs SET stop_pending = 1
+                        WHERE id IN ({placeholders}) AND worker_id = ? AND endpoint_id = ?
+                          AND status IN ('CANCELLED', 'TIMED_OUT')""",
+                    [*job_ids, worker_id, endpoint_id],
+                )
             self._touch_worker(db, endpoint_id, worker_id, now, state, info)
 
     async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]:

@@ -1,0 +1,219 @@
+"""HTTP to the gateway, from the event loop: take jobs, poll the stop channel, post.
+
+Posts (results, stream chunks, progress) retry on network errors, 408, 429 and 5xx with
+exponential backoff and jitter until the gateway acknowledges them (2xx) or the deadline
+passes; any other 4xx is final (400 malformed, 404 unknown job, 409 the job is no longer
+this worker's). The RunPod SDK tries a result three times and then drops it.
+
+Headers match the SDK's (`rp_http._transmit`): the raw JSON body labelled
+`application/x-www-form-urlencoded`, a literal `charset: utf-8` header and `X-Request-ID`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from podium.errors import PodiumError
+from podium.worker.backoff import Backoff
+from podium.worker.config import WorkerConfig
+
+__all__ = ["Delivery", "GatewayRefused", "Throttled", "Transport", "is_retryable"]
+
+log = logging.getLogger("podium.worker")
+
+POST_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "charset": "utf-8"}
+PROGRESS_DEADLINE_S = 30.0  # progress is superseded by the next one or by the result
+LONG_POLL_GRACE_S = 15.0  # client-side slack over the hold the gateway was asked for
+
+
+class GatewayRefused(PodiumError):
+    """The gateway will not serve this worker (401, 403, 404): wrong token or endpoint."""
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"throttled for {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class Delivery(StrEnum):
+    ACKED = "acknowledged"
+    REJECTED = "rejected"  # a final 4xx
+    GAVE_UP = "gave up"  # deadline passed
+    ABANDONED = "abandoned"  # the job was stopped meanwhile
+
+
+def is_retryable(status: int) -> bool:
+    return status in (408, 425, 429) or status >= 500
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", default)))
+    except ValueError:
+        return default
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The gateway's `{"error": ...}` message (it names ids and limits, never job data)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return body["error"][:500]
+    return response.reason_phrase
+
+
+class Transport:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        client: httpx.AsyncClient,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.backoff = backoff or Backoff()
+        self._warned: set[str] = set()
+
+    def _long_poll_timeout(self, hold_s: float | None) -> httpx.Timeout:
+        read = self.config.take_timeout_s if hold_s is None else hold_s + LONG_POLL_GRACE_S
+        return httpx.Timeout(10.0, read=read)
+
+    def _check_refused(self, response: httpx.Response, what: str) -> None:
+        if response.status_code in (401, 403, 404):
+            raise GatewayRefused(
+                f"The gateway refused {what} ({response.status_code}): {_error_message(response)}"
+            )
+        if response.status_code == 429:
+            raise Throttled(_retry_after(response, 5.0))
+
+    # --- jobs in ------------------------------------------------------------------------
+
+    async def take(self, n: int, in_progress: bool, hold_s: float | None) -> list[Any]:
+        """Up to `n` job objects ([] when none came during the hold)."""
+        url = self.config.take_request_url(n, in_progress, hold_s)
+        response = await self.client.get(url, timeout=self._long_poll_timeout(hold_s))
+        if response.status_code in (204, 400):  # 400 also means "no job" to the SDK
+            message = _error_message(response) if response.status_code == 400 else ""
+            if message and message not in self._warned:  # e.g. batch_size over the limit
+                self._warned.add(message)
+                log.warning("job-take answered 400 (read as no job): %s", message)
+            return []
+        self._check_refused(response, "job-take")
+        response.raise_for_status()
+        try:
+            body = response.json()
+        except ValueError:
+            log.warning("job-take answered %d with a body that is not JSON", response.status_code)
+            return []
+        if isinstance(body, dict):
+            return [body]
+        if isinstance(body, list):
+            return body
+        log.warning("job-take answered a JSON %s; expected an object", type(body).__name__)
+        return []
+
+    async def poll_stop(self, url: str) -> list[str]:
+        """Ids of this worker's jobs that were cancelled or timed out ([] when none)."""
+        response = await self.client.get(url, timeout=self._long_poll_timeout(None))
+        if response.status_code == 204:
+            return []
+        self._check_refused(response, "job-stop")
+        response.raise_for_status()
+        try:
+            body = response.json()
+        except ValueError:
+            return []
+        ids = body.get("jobsToStop", []) if isinstance(body, dict) else []
+        return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+    # --- results out --------------------------------------------------------------------
+
+    async def post_result(
+        self, job_id: str, body: bytes, is_stream: bool, abandoned: Callable[[], bool]
+    ) -> Delivery:
+        url = self.config.done_request_url(job_id, is_stream)
+        return await self.deliver(
+            url, body, job_id, self.config.result_deadline_s, abandoned, what="result"
+        )
+
+    async def post_chunk(self, job_id: str, body: bytes, abandoned: Callable[[], bool]) -> Delivery:
+        url = self.config.stream_request_url(job_id)
+        return await self.deliver(
+            url, body, job_id, self.config.result_deadline_s, abandoned, what="stream chunk"
+        )
+
+    async def post_progress(self, job_id: str, body: bytes, abandoned: Callable[[], bool]) -> None:
+        url = self.config.done_request_url(job_id, is_stream=False)
+        deadline = min(PROGRESS_DEADLINE_S, self.config.result_deadline_s)
+        await self.deliver(url, body, job_id, deadline, abandoned, what="progress")
+
+    async def deliver(
+        self,
+        url: str,
+        body: bytes,
+        job_id: str,
+        deadline_s: float,
+        abandoned: Callable[[], bool],
+        what: str = "result",
+    ) -> Delivery:
+        """POST until acknowledged (2xx), refused (final 4xx), abandoned, or out of time."""
+        started = time.monotonic()
+        headers = {**POST_HEADERS, "X-Request-ID": job_id}
+        attempt = 0
+        while True:
+            try:
+                response = await self.client.post(url, content=body, headers=headers)
+            except httpx.TransportError as exc:
+                problem, wait = type(exc).__name__, self.backoff.delay(attempt)
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    if attempt:
+                        log.info("job %s: %s delivered after %d retries", job_id, what, attempt)
+                    return Delivery.ACKED
+                if not is_retryable(status):
+                    log.error(
+                        "job %s: the gateway refused the %s (%d): %s",
+                        job_id,
+                        what,
+                        status,
+                        _error_message(response),
+                    )
+                    return Delivery.REJECTED
+                problem = f"HTTP {status}"
+                wait = self.backoff.delay(attempt)
+                if status == 429:
+                    wait = max(wait, _retry_after(response, wait))
+            if abandoned():
+                return Delivery.ABANDONED
+            elapsed = time.monotonic() - started
+            if elapsed + wait > deadline_s:
+                log.error(
+                    "job %s: giving up on the %s after %d attempts in %.0f s (%s)",
+                    job_id,
+                    what,
+                    attempt + 1,
+                    elapsed,
+                    problem,
+                )
+                return Delivery.GAVE_UP
+            if attempt == 0:
+                log.warning(
+                    "job %s: posting the %s failed (%s); retrying for up to %.0f s",
+                    job_id,
+                    what,
+                    problem,
+                    deadline_s,
+                )
+            await asyncio.sleep(wait)
+            attempt += 1

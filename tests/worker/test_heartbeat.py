@@ -1,0 +1,79 @@
+"""Heartbeat: what a ping says, and that it keeps going while a thread holds the GIL."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+
+from podium.worker.config import WorkerConfig
+from podium.worker.heartbeat import Heartbeat
+
+
+def config(interval_ms: int = 1000) -> WorkerConfig:
+    return WorkerConfig.from_env(
+        env={"RUNPOD_PING_INTERVAL": str(interval_ms)},
+        gateway="http://gw",
+        endpoint_id="ep",
+        worker_id="w1",
+        token="tok",
+    )
+
+
+def recording() -> tuple[httpx.Client, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    return httpx.Client(transport=httpx.MockTransport(handle)), seen
+
+
+def test_a_ping_names_the_held_jobs_and_the_versions() -> None:
+    client, seen = recording()
+    hb = Heartbeat(config(), client)
+    assert hb.beat()
+    hb.add("b")
+    hb.add("a")
+    assert hb.beat()
+    hb.remove("a")
+    hb.remove("b")
+    hb.beat()
+    idle, busy, idle_again = (r.url.params for r in seen)
+    assert "job_id" not in idle and idle["state"] == "idle"
+    assert busy["job_id"] == "a,b" and busy["state"] == "running"
+    assert busy["runpod_version"] == "1.12.0" and busy["gpu"] == "unknown"
+    assert "job_id" not in idle_again
+    assert seen[0].url.path == "/v2/ep/ping/w1"
+
+
+def test_a_failed_ping_is_reported_not_raised() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("down")
+
+    hb = Heartbeat(config(), httpx.Client(transport=httpx.MockTransport(down)))
+    assert hb.beat() is False
+
+
+def test_pings_keep_their_pace_while_another_thread_spins() -> None:
+    client, seen = recording()
+    hb = Heartbeat(config(interval_ms=50), client)
+    stop = threading.Event()
+
+    def spin() -> None:  # pure Python: holds the GIL except at switch intervals
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    hb.start()
+    try:
+        time.sleep(0.6)
+    finally:
+        stop.set()
+        spinner.join()
+        hb.stop()
+    assert len(seen) >= 8  # ~12 at 50 ms; generous for a loaded machine
