@@ -54,6 +54,22 @@ async def make_store(backend: str, tmp_path, clock: ManualClock) -> JobStore:
     return open_store(url, clock)
 
 
+def drop_redis_prefix(store: JobStore) -> None:
+    """Delete a test's Redis keys (active jobs carry no TTL, so nothing else would)."""
+    prefix = getattr(store, "prefix", None)
+    if prefix is None:
+        return
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    finally:
+        client.close()
+
+
 @pytest.fixture(params=STORE_BACKENDS)
 async def store(request, tmp_path, clock) -> AsyncIterator[JobStore]:
     s = await make_store(request.param, tmp_path, clock)
@@ -61,3 +77,4 @@ async def store(request, tmp_path, clock) -> AsyncIterator[JobStore]:
         yield s
     finally:
         await s.close()
+        drop_redis_prefix(s)

@@ -14,7 +14,7 @@ from podium.gateway import create_app
 from podium.gateway.reaper import reap_once
 from podium.gateway.state import GatewayState
 from podium.settings import Settings
-from tests.conftest import STORE_BACKENDS, make_store
+from tests.conftest import STORE_BACKENDS, drop_redis_prefix, make_store
 
 
 @dataclass
@@ -87,3 +87,4 @@ async def api(request, tmp_path, clock) -> AsyncIterator[Api]:
             )
             assert r.status_code == 200, r.text
             yield Api(http, app.state.podium, clock, admin, r.json())
+    drop_redis_prefix(app.state.podium.store)

@@ -1,0 +1,1055 @@
+"""The distributed JobStore: one Redis server shared by any number of gateways.
+
+Every method that changes a job is one Lua script: Redis runs it atomically, and each
+script checks the job's current status (and, for worker calls, the worker that holds
+it) before it changes anything, exactly like SQLiteStore's guarded transactions. Times
+come from the injected clock and go into the scripts as arguments (never Redis TIME).
+
+Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
+
+    {p}:seq                        string  counter: queue tiebreak and listing order
+    {p}:job:{id}                   hash    the job's fields; input/output as JSON text
+    {p}:stream:{id}                list    stream chunks (JSON text), in order
+    {p}:q:{ep}, {p}:ql:{ep}        zset    queued jobs, normal / lowPriority; score
+                                           queued_at, member "<seq:016d>:<id>", so ties
+                                           fall back to submission order
+    {p}:run:{ep}                   zset    IN_PROGRESS job ids
+    {p}:fin:{STATUS}:{ep}          zset    final job ids per status, score purge_at
+    {p}:retried:{ep}               zset    ids with retries > 0 (score purge_at or +inf)
+    {p}:ix:ttl|exec|lease|purge    zset    deadlines, so expire() touches only due jobs
+    {p}:stop:{ep}:{worker}         zset    jobs the worker must stop (checked on read)
+    {p}:wseen:{ep}                 zset    worker -> last_seen;  {p}:wstate:{ep},
+                                           {p}:winfo:{ep} hashes: worker -> state, info
+    {p}:endpoints, {p}:keys        hash    id -> JSON doc; `:order` zset (first put),
+                                           `:lookup` hash (token/key hash -> id),
+                                           `:lookup_of` hash (id -> token/key hash)
+    {p}:settings                   hash    name -> value
+
+Final jobs' job and stream keys also carry a key TTL (retention plus TTL_GRACE_MS), so
+they vanish even when no reaper runs; expire() deletes them on time.
+
+Waiting: every script publishes what it changed on `{p}:n:q:{ep}` (queue) and
+`{p}:n:j:{id}` (job). Each store holds one pattern subscription (`{p}:n:*`) that feeds
+the in-process Notifier, so a job submitted through one gateway wakes a take()
+long-polling in another at once; a 1 s fallback poll covers a lost subscription.
+Redis Cluster is not supported (scripts compute their keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import asdict
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
+
+from podium.clock import Clock
+from podium.endpoints import Endpoint
+from podium.errors import Conflict, NotFound, StoreUnavailable
+from podium.jobs import MS, Job, JobStatus, WorkerReport
+from podium.keys import ApiKey, Scope
+from podium.store.base import ExpireReport, FinishResult, StoreCounts, WorkerInfo
+from podium.store.notify import Notifier
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "podium"
+FALLBACK_POLL_S = 1.0
+TTL_GRACE_MS = 300_000  # final jobs' keys outlive their retention by this much
+SOCKET_TIMEOUT_S = 5.0
+HEALTH_CHECK_S = 10
+MAX_CONNECTIONS = 64  # per store; `?max_connections=` in the URL overrides it
+LISTEN_TICK_S = 5.0  # the subscriber wakes this often to health-check its connection
+SUBSCRIBE_WAIT_S = 1.0  # how long a first waiter waits for the subscription
+BATCH = 500  # jobs per script call in expire() and purge_queue()
+
+_FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+# --- Lua ------------------------------------------------------------------------------
+# ARGV[1] prefix, [2] origin (this store), [3] now, [4] TTL grace ms; a script's own
+# arguments start at ARGV[A]. Every script returns {notes, ...}: notes are the keys it
+# published, which the caller also notifies locally.
+
+_PRELUDE = """
+local P, ORIGIN, NOW = ARGV[1], ARGV[2], ARGV[3]
+local NOWN, GRACE_MS, A = tonumber(NOW), tonumber(ARGV[4]), 5
+local notes, noted = {}, {}
+
+local function key(...) return P .. ':' .. table.concat({...}, ':') end
+local function jkey(id) return key('job', id) end
+local function fmt(x) return string.format('%.17g', x) end
+local function qkey(ep, low) if low == '1' then return key('ql', ep) end return key('q', ep) end
+local function id_of(member) return string.sub(member, string.find(member, ':', 1, true) + 1) end
+local function reply(...) return {notes, ...} end
+
+local function note(k)
+  if not noted[k] then
+    noted[k] = true
+    notes[#notes + 1] = k
+    redis.call('PUBLISH', P .. ':n:' .. k, ORIGIN)
+  end
+end
+
+local function load(id)
+  local flat = redis.call('HGETALL', jkey(id))
+  if #flat == 0 then return nil end
+  local j = {}
+  for i = 1, #flat, 2 do j[flat[i]] = flat[i + 1] end
+  return j
+end
+
+local function touch(ep, worker, state, info)
+  redis.call('ZADD', key('wseen', ep), NOW, worker)
+  if state then redis.call('HSET', key('wstate', ep), worker, state)
+  else redis.call('HSETNX', key('wstate', ep), worker, 'idle') end
+  if info then redis.call('HSET', key('winfo', ep), worker, info)
+  else redis.call('HSETNX', key('winfo', ep), worker, '{}') end
+end
+
+-- Leave the queue / running set and the active deadline indexes.
+local function unindex(id, j)
+  if j.status == 'IN_QUEUE' then redis.call('ZREM', qkey(j.ep, j.low), j.qm)
+  elseif j.status == 'IN_PROGRESS' then redis.call('ZREM', key('run', j.ep), id) end
+  redis.call('ZREM', key('ix', 'ttl'), id)
+  redis.call('ZREM', key('ix', 'exec'), id)
+  redis.call('ZREM', key('ix', 'lease'), id)
+end
+
+-- Put a job on its worker's stop list; the list lives at least as long as the job.
+local function post_stop(id, ep, worker, seq, ttl)
+  local sk = key('stop', ep, worker)
+  redis.call('HSET', jkey(id), 'stop', '1')
+  redis.call('ZADD', sk, seq, id)
+  if ttl > 0 and redis.call('PTTL', sk) < ttl then redis.call('PEXPIRE', sk, ttl) end
+end
+
+-- A final job: index its purge time, set key TTLs, post a pending stop.
+local function schedule_purge(id, j)
+  local at = j.purge_at
+  redis.call('ZADD', key('ix', 'purge'), at, id)
+  redis.call('ZADD', key('fin', j.status, j.ep), at, id)
+  if tonumber(j.retries) > 0 then redis.call('ZADD', key('retried', j.ep), at, id) end
+  local ttl = math.max(0, math.floor((tonumber(at) - NOWN) * 1000)) + GRACE_MS
+  redis.call('PEXPIRE', jkey(id), ttl)
+  redis.call('PEXPIRE', key('stream', id), ttl)
+  if j.stop == '1' then post_stop(id, j.ep, j.worker, j.seq, ttl) end
+end
+
+-- SQLiteStore._finalize. output: nil keeps it, false clears it, a string sets it.
+local function finalize(id, j, status, err, output, stop)
+  unindex(id, j)
+  local k = jkey(id)
+  j.status = status
+  j.purge_at = fmt(NOWN + tonumber(j.retention_ms) / 1000)
+  j.stop = stop and '1' or '0'
+  redis.call('HSET', k, 'status', status, 'finished_at', NOW, 'purge_at', j.purge_at,
+             'stop', j.stop)
+  redis.call('HDEL', k, 'lease_until', 'exec_deadline', 'ttl_deadline')
+  if err then redis.call('HSET', k, 'error', err) else redis.call('HDEL', k, 'error') end
+  if output then redis.call('HSET', k, 'output', output)
+  elseif output == false then redis.call('HDEL', k, 'output') end
+  schedule_purge(id, j)
+  note('j:' .. id)
+end
+
+-- Delete a job and every index entry that names it.
+local function remove(id, j)
+  unindex(id, j)
+  redis.call('ZREM', key('ix', 'purge'), id)
+  redis.call('ZREM', key('fin', j.status, j.ep), id)
+  redis.call('ZREM', key('retried', j.ep), id)
+  if j.worker then redis.call('ZREM', key('stop', j.ep, j.worker), id) end
+  redis.call('DEL', jkey(id), key('stream', id))
+  note('j:' .. id)
+end
+
+-- The worker-held guard of SQLiteStore._held: nil plus an error reply when it fails.
+local function held(id, worker)
+  local j = load(id)
+  if not j then return nil, reply('notfound') end
+  if j.worker ~= worker then return nil, reply('conflict') end
+  return j
+end
+"""
+
+_LUA: dict[str, str] = {
+    # id, ep, low, queued_at, ttl_deadline, field/value pairs...
+    "submit": """
+local id, ep, low, at, ttl = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
+if redis.call('EXISTS', jkey(id)) == 1 then return reply('exists') end
+local seq = redis.call('INCR', key('seq'))
+local qm = string.format('%016d:%s', seq, id)
+redis.call('HSET', jkey(id), 'seq', seq, 'qm', qm, 'status', 'IN_QUEUE', 'retries', '0',
+           'stop', '0', 'stream_len', '0', 'stream_read', '0', unpack(ARGV, A + 5))
+redis.call('ZADD', qkey(ep, low), at, qm)
+redis.call('ZADD', key('ix', 'ttl'), ttl, id)
+note('q:' .. ep)
+return reply('ok')
+""",
+    # ep, worker, n, lease_until
+    "take": """
+local ep, worker, n, lease = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3]
+local taken = {}
+for _, q in ipairs({key('q', ep), key('ql', ep)}) do
+  while #taken < n do
+    local popped = redis.call('ZPOPMIN', q, n - #taken)
+    if #popped == 0 then break end
+    for i = 1, #popped, 2 do
+      local id = id_of(popped[i])
+      local j = load(id)
+      if j and j.status == 'IN_QUEUE' then
+        local exec = fmt(NOWN + tonumber(j.exec_ms) / 1000)
+        redis.call('HSET', jkey(id), 'status', 'IN_PROGRESS', 'worker', worker,
+                   'started_at', NOW, 'lease_until', lease, 'exec_deadline', exec)
+        redis.call('ZADD', key('run', ep), j.seq, id)
+        redis.call('ZADD', key('ix', 'lease'), lease, id)
+        redis.call('ZADD', key('ix', 'exec'), exec, id)
+        note('j:' .. id)
+        taken[#taken + 1] = redis.call('HGETALL', jkey(id))
+      end
+    end
+  end
+end
+touch(ep, worker, nil, nil)
+return reply(taken)
+""",
+    # id, worker, status, has_output, output, has_error, error, use_stream
+    "finish": """
+local id, worker, status = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+local j, err_reply = held(id, worker)
+if not j then return err_reply end
+if j.status ~= 'IN_PROGRESS' then return reply('noop', redis.call('HGETALL', jkey(id))) end
+local output = false
+if ARGV[A + 3] == '1' then output = ARGV[A + 4] end
+if ARGV[A + 7] == '1' then
+  local chunks = redis.call('LRANGE', key('stream', id), 0, -1)
+  if #chunks > 0 then output = '[' .. table.concat(chunks, ',') .. ']' end
+end
+local err = nil
+if ARGV[A + 5] == '1' then err = ARGV[A + 6] end
+finalize(id, j, status, err, output, false)
+return reply('ok', redis.call('HGETALL', jkey(id)))
+""",
+    # id, worker, has_output, output
+    "progress": """
+local id, worker = ARGV[A], ARGV[A + 1]
+local j, err_reply = held(id, worker)
+if not j then return err_reply end
+if j.status == 'IN_PROGRESS' then
+  if ARGV[A + 2] == '1' then redis.call('HSET', jkey(id), 'output', ARGV[A + 3])
+  else redis.call('HDEL', jkey(id), 'output') end
+  touch(j.ep, worker, nil, nil)
+end
+note('j:' .. id)
+return reply('ok', redis.call('HGETALL', jkey(id)))
+""",
+    # id, worker, chunks...
+    "append_stream": """
+local id, worker = ARGV[A], ARGV[A + 1]
+local j, err_reply = held(id, worker)
+if not j then return err_reply end
+local before = redis.call('HGETALL', jkey(id))
+if j.status == 'IN_PROGRESS' and #ARGV >= A + 2 then
+  local len = 0
+  for i = A + 2, #ARGV do len = redis.call('RPUSH', key('stream', id), ARGV[i]) end
+  redis.call('HSET', jkey(id), 'stream_len', len)
+end
+note('j:' .. id)
+return reply('ok', before)
+""",
+    # id
+    "read_stream": """
+local id = ARGV[A]
+local j = load(id)
+if not j then return reply('notfound') end
+local before = redis.call('HGETALL', jkey(id))
+local start = tonumber(j.stream_read)
+local chunks = redis.call('LRANGE', key('stream', id), start, -1)
+if #chunks > 0 then redis.call('HSET', jkey(id), 'stream_read', start + #chunks) end
+return reply('ok', before, chunks)
+""",
+    # id
+    "cancel": """
+local id = ARGV[A]
+local j = load(id)
+if not j then return reply('notfound') end
+if j.status == 'IN_QUEUE' or j.status == 'IN_PROGRESS' then
+  finalize(id, j, 'CANCELLED', nil, nil, j.status == 'IN_PROGRESS')
+end
+return reply('ok', redis.call('HGETALL', jkey(id)))
+""",
+    # id
+    "retry": """
+local id = ARGV[A]
+local j = load(id)
+if not j then return reply('notfound') end
+if j.status ~= 'FAILED' and j.status ~= 'TIMED_OUT' then return reply('conflict', j.status) end
+local k = jkey(id)
+redis.call('ZREM', key('ix', 'purge'), id)
+redis.call('ZREM', key('fin', j.status, j.ep), id)
+if tonumber(j.retries) > 0 then redis.call('ZADD', key('retried', j.ep), '+inf', id) end
+if j.worker then redis.call('ZREM', key('stop', j.ep, j.worker), id) end
+redis.call('PERSIST', k)
+redis.call('DEL', key('stream', id))
+local ttl = fmt(NOWN + tonumber(j.ttl_ms) / 1000)
+redis.call('HDEL', k, 'output', 'error', 'started_at', 'finished_at', 'worker',
+           'lease_until', 'exec_deadline', 'purge_at')
+redis.call('HSET', k, 'status', 'IN_QUEUE', 'stop', '0', 'queued_at', NOW, 'created_at', NOW,
+           'ttl_deadline', ttl, 'stream_len', '0', 'stream_read', '0')
+redis.call('ZADD', qkey(j.ep, j.low), NOW, j.qm)
+redis.call('ZADD', key('ix', 'ttl'), ttl, id)
+note('q:' .. j.ep)
+note('j:' .. id)
+return reply('ok', redis.call('HGETALL', k))
+""",
+    # ep, limit -> removed, scanned
+    "purge_queue": """
+local ep, limit = ARGV[A], tonumber(ARGV[A + 1])
+local removed, scanned = 0, 0
+for _, q in ipairs({key('q', ep), key('ql', ep)}) do
+  if scanned < limit then
+    for _, m in ipairs(redis.call('ZRANGE', q, 0, limit - scanned - 1)) do
+      scanned = scanned + 1
+      local id = id_of(m)
+      local j = load(id)
+      if j and j.status == 'IN_QUEUE' then
+        remove(id, j)
+        removed = removed + 1
+      else
+        redis.call('ZREM', q, m)
+      end
+    end
+  end
+end
+return reply(removed, scanned)
+""",
+    # id, retention_ms
+    "shorten_retention": """
+local id = ARGV[A]
+local j = load(id)
+if not j then return reply() end
+local r = math.min(tonumber(j.retention_ms), tonumber(ARGV[A + 1]))
+j.retention_ms = string.format('%d', r)
+redis.call('HSET', jkey(id), 'retention_ms', j.retention_ms)
+if j.finished_at then
+  j.purge_at = fmt(tonumber(j.finished_at) + r / 1000)
+  redis.call('HSET', jkey(id), 'purge_at', j.purge_at)
+  schedule_purge(id, j)
+end
+return reply()
+""",
+    # ep, worker, lease_until, has_state, state, has_info, info, job ids...
+    "heartbeat": """
+local ep, worker, lease = ARGV[A], ARGV[A + 1], ARGV[A + 2]
+for i = A + 7, #ARGV do
+  local id = ARGV[i]
+  local f = redis.call('HMGET', jkey(id), 'worker', 'ep', 'status', 'seq')
+  if f[1] == worker and f[2] == ep and f[3] == 'IN_PROGRESS' then
+    redis.call('HSET', jkey(id), 'lease_until', lease)
+    redis.call('ZADD', key('ix', 'lease'), lease, id)
+  elseif f[1] == worker and f[2] == ep and (f[3] == 'CANCELLED' or f[3] == 'TIMED_OUT') then
+    -- still running a stopped job: send the stop again (the first may have been lost)
+    post_stop(id, ep, worker, f[4], redis.call('PTTL', jkey(id)))
+  end
+end
+local state, info = nil, nil
+if ARGV[A + 3] == '1' then state = ARGV[A + 4] end
+if ARGV[A + 5] == '1' then info = ARGV[A + 6] end
+touch(ep, worker, state, info)
+return reply()
+""",
+    # ep, worker
+    "jobs_to_stop": """
+local ep, worker = ARGV[A], ARGV[A + 1]
+local sk = key('stop', ep, worker)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', sk, 0, -1)) do
+  local f = redis.call('HMGET', jkey(id), 'ep', 'worker', 'stop')
+  if f[1] == ep and f[2] == worker and f[3] == '1' then
+    redis.call('HSET', jkey(id), 'stop', '0')
+    redis.call('ZREM', sk, id)
+    out[#out + 1] = id
+  elseif not (f[3] == '1' and f[1] and f[2] and key('stop', f[1], f[2]) == sk) then
+    redis.call('ZREM', sk, id)  -- stale (gone, retried, delivered); else another pair's
+  end
+end
+return reply(out)
+""",
+    # ep, alive_since -> {worker, last_seen, jobs, state, info}...
+    "workers": """
+local ep, since = ARGV[A], ARGV[A + 1]
+local held_n = {}
+for _, id in ipairs(redis.call('ZRANGE', key('run', ep), 0, -1)) do
+  local w = redis.call('HGET', jkey(id), 'worker')
+  if w then held_n[w] = (held_n[w] or 0) + 1 end
+end
+local seen = redis.call('ZRANGEBYSCORE', key('wseen', ep), since, '+inf', 'WITHSCORES')
+local out = {}
+for i = 1, #seen, 2 do
+  local w = seen[i]
+  out[#out + 1] = {w, seen[i + 1], tostring(held_n[w] or 0),
+                   redis.call('HGET', key('wstate', ep), w) or 'idle',
+                   redis.call('HGET', key('winfo', ep), w) or '{}'}
+end
+return reply(out)
+""",
+    # ep -> in_queue, in_progress, completed, failed, cancelled, timed_out, retried
+    "counts": """
+local ep = ARGV[A]
+-- entries whose keys' TTL ran out with no reaper to delete them
+local stale = '(' .. fmt(NOWN - GRACE_MS / 1000)
+local out = {redis.call('ZCARD', key('q', ep)) + redis.call('ZCARD', key('ql', ep)),
+             redis.call('ZCARD', key('run', ep))}
+for _, s in ipairs({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'}) do
+  redis.call('ZREMRANGEBYSCORE', key('fin', s, ep), '-inf', stale)
+  out[#out + 1] = redis.call('ZCARD', key('fin', s, ep))
+end
+redis.call('ZREMRANGEBYSCORE', key('retried', ep), '-inf', stale)
+out[#out + 1] = redis.call('ZCARD', key('retried', ep))
+return reply(out)
+""",
+    # limit -> 'more'|'done', finished jobs, requeued jobs, purged
+    "expire": """
+local limit = tonumber(ARGV[A])
+local finished, requeued, purged = {}, {}, 0
+local function due(ix)
+  return redis.call('ZRANGEBYSCORE', key('ix', ix), '-inf', NOW, 'LIMIT', 0, limit)
+end
+local function jobs(ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local flat = redis.call('HGETALL', jkey(id))
+    if #flat > 0 then out[#out + 1] = flat end
+  end
+  return out
+end
+local function done(state) return reply(state, jobs(finished), jobs(requeued), purged) end
+
+-- 1. ttl ran out (queued or running)
+local ids = due('ttl')
+for _, id in ipairs(ids) do
+  local j = load(id)
+  if j and (j.status == 'IN_QUEUE' or j.status == 'IN_PROGRESS') then
+    finalize(id, j, 'TIMED_OUT', "The job's ttl ran out before it finished.", nil,
+             j.status == 'IN_PROGRESS')
+    finished[#finished + 1] = id
+  else
+    redis.call('ZREM', key('ix', 'ttl'), id)
+  end
+end
+if #ids == limit then return done('more') end
+-- 2. executionTimeout ran out
+ids = due('exec')
+for _, id in ipairs(ids) do
+  local j = load(id)
+  if j and j.status == 'IN_PROGRESS' then
+    finalize(id, j, 'TIMED_OUT',
+             'The job ran longer than its executionTimeout of ' .. j.exec_ms .. ' ms.', nil, true)
+    finished[#finished + 1] = id
+  else
+    redis.call('ZREM', key('ix', 'exec'), id)
+  end
+end
+if #ids == limit then return done('more') end
+-- 3. lease lost: back to the queue, or FAILED past the retry limit
+ids = due('lease')
+for _, id in ipairs(ids) do
+  local j = load(id)
+  if j and j.status == 'IN_PROGRESS' then
+    if tonumber(j.retries) < tonumber(j.retry_limit) then
+      local k = jkey(id)
+      unindex(id, j)
+      redis.call('HINCRBY', k, 'retries', 1)
+      redis.call('HSET', k, 'status', 'IN_QUEUE', 'stream_len', '0', 'stream_read', '0')
+      redis.call('HDEL', k, 'worker', 'started_at', 'lease_until', 'exec_deadline', 'output')
+      redis.call('DEL', key('stream', id))
+      redis.call('ZADD', qkey(j.ep, j.low), j.queued_at, j.qm)
+      redis.call('ZADD', key('ix', 'ttl'), j.ttl_deadline, id)
+      redis.call('ZADD', key('retried', j.ep), '+inf', id)
+      note('q:' .. j.ep)
+      note('j:' .. id)
+      requeued[#requeued + 1] = id
+    else
+      finalize(id, j, 'FAILED', 'The worker was lost (worker ' .. j.worker ..
+               ' stopped sending heartbeats) and the job was already retried ' ..
+               j.retries .. ' times.', false, false)
+      finished[#finished + 1] = id
+    end
+  else
+    redis.call('ZREM', key('ix', 'lease'), id)
+  end
+end
+if #ids == limit then return done('more') end
+-- 4. retention ran out: delete input, output and stream
+ids = due('purge')
+for _, id in ipairs(ids) do
+  local j = load(id)
+  if j then
+    remove(id, j)
+    purged = purged + 1
+  else
+    redis.call('ZREM', key('ix', 'purge'), id)
+  end
+end
+if #ids == limit then return done('more') end
+return done('done')
+""",
+    # kind, id, lookup value, doc
+    "put_doc": """
+local kind, id, look, doc = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3]
+local owner = redis.call('HGET', key(kind, 'lookup'), look)
+if owner and owner ~= id then return reply('conflict') end
+local old = redis.call('HGET', key(kind, 'lookup_of'), id)
+if old and old ~= look then redis.call('HDEL', key(kind, 'lookup'), old) end
+redis.call('HSET', key(kind), id, doc)
+redis.call('HSET', key(kind, 'lookup'), look, id)
+redis.call('HSET', key(kind, 'lookup_of'), id, look)
+if not redis.call('ZSCORE', key(kind, 'order'), id) then
+  redis.call('ZADD', key(kind, 'order'), redis.call('INCR', key('seq')), id)
+end
+return reply('ok')
+""",
+    # kind, lookup value -> doc
+    "doc_by_lookup": """
+local kind = ARGV[A]
+local id = redis.call('HGET', key(kind, 'lookup'), ARGV[A + 1])
+if not id then return reply() end
+return reply(redis.call('HGET', key(kind), id))
+""",
+    # kind -> docs in first-put order
+    "list_docs": """
+local kind = ARGV[A]
+local ids = redis.call('ZRANGE', key(kind, 'order'), 0, -1)
+if #ids == 0 then return reply({}) end
+return reply(redis.call('HMGET', key(kind), unpack(ids)))
+""",
+    # ep -> 1 when the endpoint existed (its queued jobs go through purge_queue)
+    "delete_endpoint": """
+local ep = ARGV[A]
+local existed = redis.call('HDEL', key('endpoints'), ep)
+local look = redis.call('HGET', key('endpoints', 'lookup_of'), ep)
+if look then redis.call('HDEL', key('endpoints', 'lookup'), look) end
+redis.call('HDEL', key('endpoints', 'lookup_of'), ep)
+redis.call('ZREM', key('endpoints', 'order'), ep)
+redis.call('DEL', key('wseen', ep), key('wstate', ep), key('winfo', ep))
+note('q:' .. ep)
+return reply(existed)
+""",
+}
+
+# --- conversions ---------------------------------------------------------------------
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _num(x: float) -> str:
+    """A float as text that reads back to the same float (Lua and ZADD parse it exactly)."""
+    return repr(float(x))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _opt(value: str | None) -> list[str]:
+    """An optional script argument: a presence flag, then the value."""
+    return ["0", ""] if value is None else ["1", value]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _float(text: str | None) -> float | None:
+    return None if text is None else float(text)
+
+
+def _job(flat: list[str] | dict[str, str]) -> Job:
+    h = flat if isinstance(flat, dict) else _pairs(flat)
+    return Job(
+        id=h["id"],
+        endpoint_id=h["ep"],
+        status=JobStatus(h["status"]),
+        input=json.loads(h["input"]) if "input" in h else None,
+        webhook=h.get("webhook"),
+        execution_timeout_ms=int(h["exec_ms"]),
+        ttl_ms=int(h["ttl_ms"]),
+        low_priority=h["low"] == "1",
+        retention_ms=int(h["retention_ms"]),
+        created_at=float(h["created_at"]),
+        started_at=_float(h.get("started_at")),
+        finished_at=_float(h.get("finished_at")),
+        worker_id=h.get("worker"),
+        output=json.loads(h["output"]) if "output" in h else None,
+        error=h.get("error"),
+        retries=int(h["retries"]),
+        lease_until=_float(h.get("lease_until")),
+        stream_read=int(h["stream_read"]),
+    )
+
+
+def _key_doc(key: ApiKey) -> str:
+    return json.dumps(asdict(key))
+
+
+def _key_from_doc(doc: str) -> ApiKey:
+    data = json.loads(doc)
+    data["scopes"] = [Scope(s) for s in data["scopes"]]
+    return ApiKey(**data)
+
+
+def _split_prefix(url: str) -> tuple[str, str]:
+    """Take `prefix` out of the URL's query; redis-py gets the rest."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX) or DEFAULT_PREFIX
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    return urlunsplit(parts._replace(query=rest)), prefix
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _guarded(
+    method: Callable[Concatenate[RedisStore, _P], Awaitable[_R]],
+) -> Callable[Concatenate[RedisStore, _P], Coroutine[Any, Any, _R]]:
+    """Turn 'Redis cannot be reached' into StoreUnavailable at the edge of each call."""
+
+    @functools.wraps(method)
+    async def wrapper(self: RedisStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except AuthenticationError as exc:
+            raise StoreUnavailable(
+                f"The Redis store at {self.where} refused the credentials ({exc}); "
+                "fix the user or password in the store URL."
+            ) from exc
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            reason = str(exc).rstrip(".")
+            raise StoreUnavailable(
+                f"The Redis store at {self.where} cannot be reached ({reason}); check that "
+                "Redis is running and that the store URL points at it."
+            ) from exc
+
+    return wrapper
+
+
+# --- the store -----------------------------------------------------------------------
+
+
+class RedisStore:
+    def __init__(self, url: str, clock: Clock) -> None:
+        self.clock = clock
+        redis_url, self.prefix = _split_prefix(url)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url,
+            # A burst of calls waits for a free connection instead of failing at once.
+            max_connections=MAX_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT_S,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            health_check_interval=HEALTH_CHECK_S,
+            # No silent retries: a script replayed after a lost reply could apply twice.
+            retry=Retry(NoBackoff(), 0),
+            # Off, not "auto": with "auto" redis-py 8 skips its check for pooled
+            # connections that a Redis restart closed, and the next call fails.
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        )
+        self._redis = aioredis.Redis.from_pool(pool)
+        kw = self._redis.connection_pool.connection_kwargs
+        self.where = kw.get("path") or f"{kw.get('host')}:{kw.get('port')}/{kw.get('db', 0)}"
+        self._scripts: dict[str, AsyncScript] = {
+            name: self._redis.register_script(_PRELUDE + body) for name, body in _LUA.items()
+        }
+        self._origin = uuid.uuid4().hex
+        self._channel_prefix = f"{self.prefix}:n:"
+        self._notifier = Notifier()
+        self._watching: Counter[str] = Counter()  # keys with a wait loop running
+        self._generation: dict[str, int] = {}  # notifications seen per watched key
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._listen_tried = asyncio.Event()
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    async def _run(self, name: str, *args: str, now: float | None = None) -> list[Any]:
+        """Run one script; notify locally what it published; return its reply."""
+        when = self.clock.now() if now is None else now
+        res = await self._scripts[name](
+            args=[self.prefix, self._origin, _num(when), str(TTL_GRACE_MS), *args]
+        )
+        for key in res[0]:
+            self._notify(key)
+        return list(res[1:])
+
+    @staticmethod
+    def _check(res: list[Any], job_id: str, worker_id: str | None = None) -> None:
+        """Raise what a script's 'notfound' / 'conflict' (worker guard) reply means."""
+        if res[0] == "notfound":
+            raise NotFound(f"Job {job_id} does not exist (or its retention ran out).")
+        if res[0] == "conflict" and worker_id is not None:
+            raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
+
+    def _notify(self, key: str) -> None:
+        if key in self._watching:
+            self._generation[key] = self._generation.get(key, 0) + 1
+        self._notifier.notify(key)
+
+    @contextlib.contextmanager
+    def _watch(self, key: str) -> Iterator[Callable[[], int]]:
+        """Count notifications on `key` while a wait loop runs, so that one arriving
+        between a check and the wait is not lost (the check awaits Redis)."""
+        self._watching[key] += 1
+        try:
+            yield lambda: self._generation.get(key, 0)
+        finally:
+            self._watching[key] -= 1
+            if not self._watching[key]:
+                del self._watching[key]
+                self._generation.pop(key, None)
+
+    async def _ensure_listening(self) -> None:
+        """Start the subscriber on first use; wait briefly for its first subscription."""
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen(), name=f"podium-redis-{self.prefix}")
+        if not self._subscribed.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                    await self._listen_tried.wait()
+
+    async def _listen(self) -> None:
+        """Feed what every store on this prefix publishes into the local notifier."""
+        delay = 0.1
+        reconnect = False
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(_glob_escape(self._channel_prefix) + "*")
+                async with asyncio.timeout(SOCKET_TIMEOUT_S):  # until Redis confirms it
+                    msg = None
+                    while msg is None or msg["type"] != "psubscribe":
+                        msg = await pubsub.get_message(timeout=SOCKET_TIMEOUT_S)
+                self._subscribed.set()
+                self._listen_tried.set()
+                delay = 0.1
+                if reconnect:  # notifications may have been missed meanwhile
+                    for key in list(self._watching):
+                        self._notify(key)
+                while True:
+                    msg = await pubsub.get_message(timeout=LISTEN_TICK_S)
+                    if msg and msg["type"] == "pmessage" and msg["data"] != self._origin:
+                        self._notify(msg["channel"].removeprefix(self._channel_prefix))
+            except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
+                log.debug("Redis subscriber for %s lost its connection: %s", self.where, exc)
+            except Exception:  # never let the subscriber die; waiters fall back to polling
+                log.exception("Redis subscriber for %s failed", self.where)
+            finally:
+                self._subscribed.clear()
+                self._listen_tried.set()
+                await pubsub.aclose()
+            reconnect = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Stop the subscriber and close connections; the data stays in Redis."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await self._redis.aclose()
+
+    @_guarded
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    # --- client side -------------------------------------------------------------------
+
+    @_guarded
+    async def submit(self, job: Job, retry_limit: int) -> None:
+        queued_at = _num(job.created_at)
+        ttl_deadline = _num(job.created_at + job.ttl_ms / MS)
+        fields = {
+            "id": job.id,
+            "ep": job.endpoint_id,
+            "input": None if job.input is None else _dumps(job.input),
+            "webhook": job.webhook,
+            "exec_ms": str(job.execution_timeout_ms),
+            "ttl_ms": str(job.ttl_ms),
+            "low": "1" if job.low_priority else "0",
+            "retention_ms": str(job.retention_ms),
+            "retry_limit": str(retry_limit),
+            "created_at": queued_at,
+            "queued_at": queued_at,
+            "ttl_deadline": ttl_deadline,
+        }
+        pairs = [x for k, v in fields.items() if v is not None for x in (k, v)]
+        res = await self._run(
+            "submit", job.id, job.endpoint_id, fields["low"], queued_at, ttl_deadline, *pairs
+        )
+        if res[0] == "exists":
+            raise Conflict(f"Job {job.id} already exists; submit it with a new id.")
+
+    @_guarded
+    async def get(self, job_id: str) -> Job | None:
+        h = await self._redis.hgetall(self._k("job", job_id))
+        return _job(h) if h else None
+
+    @_guarded
+    async def cancel(self, job_id: str) -> Job:
+        res = await self._run("cancel", job_id)
+        self._check(res, job_id)
+        return _job(res[1])
+
+    @_guarded
+    async def retry(self, job_id: str) -> Job:
+        res = await self._run("retry", job_id)
+        self._check(res, job_id)  # NotFound
+        if res[0] == "conflict":
+            raise Conflict(
+                f"Job {job_id} is {res[1]}; only FAILED or TIMED_OUT jobs can be retried."
+            )
+        return _job(res[1])
+
+    @_guarded
+    async def purge_queue(self, endpoint_id: str) -> int:
+        total = 0
+        while True:
+            removed, scanned = await self._run("purge_queue", endpoint_id, str(BATCH))
+            total += removed
+            if scanned < BATCH:
+                return total
+
+    @_guarded
+    async def shorten_retention(self, job_id: str, retention_ms: int) -> None:
+        await self._run("shorten_retention", job_id, str(int(retention_ms)))
+
+    @_guarded
+    async def wait_for_change(
+        self, job_id: str, seen: Job, timeout: float, final_only: bool = False
+    ) -> Job | None:
+        deadline = time.monotonic() + timeout
+        key = "j:" + job_id
+        if timeout > 0:
+            await self._ensure_listening()
+        with self._watch(key) as generation:
+            while True:
+                before = generation()
+                job = await self.get(job_id)
+                if job is None:
+                    return None
+                if job.final or (not final_only and job.status is not seen.status):
+                    return job
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return job
+                if generation() == before:
+                    await self._notifier.wait(key, min(remaining, FALLBACK_POLL_S))
+
+    @_guarded
+    async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
+        res = await self._run("read_stream", job_id)
+        if res[0] == "notfound":
+            return None, []
+        return _job(res[1]), [json.loads(c) for c in res[2]]
+
+    @_guarded
+    async def counts(self, endpoint_id: str) -> StoreCounts:
+        [n] = await self._run("counts", endpoint_id)
+        return StoreCounts(*(int(x) for x in n))
+
+    # --- worker side -------------------------------------------------------------------
+
+    async def _take_now(
+        self, endpoint_id: str, worker_id: str, n: int, lease_s: float
+    ) -> list[Job]:
+        lease_until = _num(self.clock.now() + lease_s)
+        [taken] = await self._run("take", endpoint_id, worker_id, str(int(n)), lease_until)
+        return [_job(flat) for flat in taken]
+
+    @_guarded
+    async def take(
+        self, endpoint_id: str, worker_id: str, n: int, hold: float, lease_s: float
+    ) -> list[Job]:
+        if hold <= 0:
+            return await self._take_now(endpoint_id, worker_id, n, lease_s)
+        deadline = time.monotonic() + hold
+        key = "q:" + endpoint_id
+        await self._ensure_listening()
+        with self._watch(key) as generation:
+            while True:
+                before = generation()
+                jobs = await self._take_now(endpoint_id, worker_id, n, lease_s)
+                remaining = deadline - time.monotonic()
+                if jobs or remaining <= 0:
+                    return jobs
+                if generation() == before:
+                    await self._notifier.wait(key, min(remaining, FALLBACK_POLL_S))
+
+    @_guarded
+    async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
+        assert report.status is not None
+        # A generator handler without aggregation: the chunks are the output.
+        use_stream = report.status is JobStatus.COMPLETED and report.output == []
+        output = None if report.output is None else _dumps(report.output)
+        res = await self._run(
+            "finish",
+            job_id,
+            worker_id,
+            report.status.value,
+            *_opt(output),
+            *_opt(report.error),
+            "1" if use_stream else "0",
+        )
+        self._check(res, job_id, worker_id)
+        return FinishResult(_job(res[1]), applied=res[0] == "ok")
+
+    @_guarded
+    async def progress(self, job_id: str, worker_id: str, output: Any) -> Job:
+        out = None if output is None else _dumps(output)
+        res = await self._run("progress", job_id, worker_id, *_opt(out))
+        self._check(res, job_id, worker_id)
+        return _job(res[1])
+
+    @_guarded
+    async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job:
+        res = await self._run("append_stream", job_id, worker_id, *(_dumps(c) for c in chunks))
+        self._check(res, job_id, worker_id)
+        return _job(res[1])
+
+    @_guarded
+    async def heartbeat(
+        self,
+        endpoint_id: str,
+        worker_id: str,
+        job_ids: list[str],
+        lease_s: float,
+        state: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        now = self.clock.now()
+        await self._run(
+            "heartbeat",
+            endpoint_id,
+            worker_id,
+            _num(now + lease_s),
+            *_opt(state),
+            *_opt(None if info is None else _dumps(info)),
+            *job_ids,
+            now=now,
+        )
+
+    @_guarded
+    async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]:
+        [ids] = await self._run("jobs_to_stop", endpoint_id, worker_id)
+        return list(ids)
+
+    @_guarded
+    async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]:
+        [rows] = await self._run("workers", endpoint_id, _num(alive_since))
+        return [
+            WorkerInfo(
+                endpoint_id=endpoint_id,
+                worker_id=w,
+                last_seen=float(seen),
+                jobs=int(n),
+                state=state,
+                info=json.loads(info),
+            )
+            for w, seen, n, state, info in sorted(rows)
+        ]
+
+    # --- reaper ------------------------------------------------------------------------
+
+    @_guarded
+    async def expire(self, now: float) -> ExpireReport:
+        report = ExpireReport()
+        while True:
+            state, finished, requeued, purged = await self._run("expire", str(BATCH), now=now)
+            report.finished += [_job(flat) for flat in finished]
+            report.requeued += [_job(flat) for flat in requeued]
+            report.purged += purged
+            if state == "done":
+                return report
+
+    # --- endpoints, keys, settings -----------------------------------------------------
+
+    @_guarded
+    async def put_endpoint(self, endpoint: Endpoint) -> None:
+        doc = json.dumps(endpoint.to_doc())
+        res = await self._run("put_doc", "endpoints", endpoint.id, endpoint.worker_token_hash, doc)
+        if res[0] == "conflict":
+            raise Conflict(f"Another endpoint already uses the worker token of {endpoint.id}.")
+
+    @_guarded
+    async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        doc = await self._redis.hget(self._k("endpoints"), endpoint_id)
+        return None if doc is None else Endpoint.from_doc(json.loads(doc))
+
+    @_guarded
+    async def list_endpoints(self) -> list[Endpoint]:
+        [docs] = await self._run("list_docs", "endpoints")
+        return [Endpoint.from_doc(json.loads(d)) for d in docs if d]
+
+    @_guarded
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        [existed] = await self._run("delete_endpoint", endpoint_id)
+        await self.purge_queue(endpoint_id)
+        return bool(existed)
+
+    @_guarded
+    async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None:
+        res = await self._run("doc_by_lookup", "endpoints", token_hash)
+        return Endpoint.from_doc(json.loads(res[0])) if res and res[0] else None
+
+    @_guarded
+    async def put_key(self, key: ApiKey) -> None:
+        res = await self._run("put_doc", "keys", key.id, key.hash, _key_doc(key))
+        if res[0] == "conflict":
+            raise Conflict(f"Another API key already has the hash of key {key.id}.")
+
+    @_guarded
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        res = await self._run("doc_by_lookup", "keys", key_hash)
+        return _key_from_doc(res[0]) if res and res[0] else None
+
+    @_guarded
+    async def list_keys(self) -> list[ApiKey]:
+        [docs] = await self._run("list_docs", "keys")
+        return [_key_from_doc(d) for d in docs if d]
+
+    @_guarded
+    async def get_setting(self, name: str) -> str | None:
+        value: str | None = await self._redis.hget(self._k("settings"), name)
+        return value
+
+    @_guarded
+    async def set_setting_if_absent(self, name: str, value: str) -> bool:
+        return bool(await self._redis.hsetnx(self._k("settings"), name, value))
