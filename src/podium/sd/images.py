@@ -22,13 +22,14 @@ import io
 import socket
 import warnings
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from podium.errors import BadRequest
 from podium.net import is_public_url
+from podium.sd.schema import FIELDS
 
 __all__ = ["ImageLimits", "crop_to_multiple", "load_image"]
 
@@ -38,7 +39,7 @@ _MAX_REDIRECTS = 3
 @dataclass(frozen=True, slots=True)
 class ImageLimits:
     max_bytes: int = 8 * 1024 * 1024
-    max_side: int = 1024
+    max_side: int = int(FIELDS["width"].maximum or 1024)  # the largest output side
     fetch_timeout_s: float = 10.0
 
 
@@ -87,6 +88,8 @@ def _decode_base64(source: str, *, name: str, limits: ImageLimits) -> bytes:
 
 
 def _fetch(url: str, *, name: str, limits: ImageLimits) -> bytes:
+    import httpx  # only workers that fetch URLs need it
+
     with httpx.Client(timeout=limits.fetch_timeout_s, follow_redirects=False) as client:
         for _ in range(_MAX_REDIRECTS + 1):
             _require_public(url, name=name)
@@ -105,7 +108,8 @@ def _fetch(url: str, *, name: str, limits: ImageLimits) -> bytes:
     raise BadRequest(f"`{name}`: the URL redirected more than {_MAX_REDIRECTS} times.")
 
 
-def _read_limited(response: httpx.Response, *, name: str, limits: ImageLimits) -> bytes:
+def _read_limited(response: Any, *, name: str, limits: ImageLimits) -> bytes:
+    """The body of an httpx streaming response, refused as soon as it passes the limit."""
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > limits.max_bytes:
         raise BadRequest(_too_big(name, int(length), limits))
@@ -169,6 +173,10 @@ def _open(data: bytes, *, name: str, limits: ImageLimits) -> Image.Image:
 
 def _too_big(name: str, size: int, limits: ImageLimits) -> str:
     return (
-        f"`{name}` is about {size / 1e6:.1f} MB; the limit is {limits.max_bytes / 1e6:.1f} MB. "
+        f"`{name}` is about {_size(size)}; the limit is {_size(limits.max_bytes)}. "
         "Send a smaller or more compressed image."
     )
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} KB"

@@ -7,13 +7,16 @@
     auto                   the HF cache's stable-diffusion-v1-5/stable-diffusion-v1-5 if present,
                            else the hub if it answers within ~2 s, else tiny (logged loudly)
     a folder               a local diffusers folder (with model_index.json)
-    a .safetensors/.ckpt   a single-file checkpoint (StableDiffusionPipeline.from_single_file)
+    a .safetensors/.ckpt   a single-file checkpoint (StableDiffusionPipeline.from_single_file;
+                           diffusers takes the matching config from the HF cache, or downloads
+                           it where downloads are allowed)
     owner/name             a Hugging Face repo id, from the local HF cache unless downloads
                            are allowed
 
 `load_pipeline` returns the txt2img pipeline, on its device and dtype, and a description:
-{"model", "kind", "warning", "device", "dtype"}. img2img and inpainting pipelines are built
-per call from its `components`, so all three share one set of weights (see generate.py).
+{"model", "kind", "source", "warning", "device", "dtype"}. img2img and inpainting pipelines
+are built per call from its `components`, so all three share one set of weights (see
+generate.py).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -39,6 +42,7 @@ __all__ = [
     "build_tiny",
     "byte_level_tokenizer",
     "load_pipeline",
+    "resolve_dtype",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,7 +54,7 @@ TINY_WARNING = (
 )
 SD15_RANDOM_WARNING = "Model 'sd15-random' has random weights: the images are noise."
 
-_TINY_RECIPE = 1  # bump when build_tiny changes, so cached copies are rebuilt
+_TINY_RECIPE = 2  # bump when build_tiny changes, so cached copies are rebuilt
 _NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 # SD 1.5's own scheduler config (PNDM, as published with the weights).
@@ -62,6 +66,7 @@ _SD15_SCHEDULER = {
     "skip_prk_steps": True,
     "set_alpha_to_one": False,
     "steps_offset": 1,
+    "clip_sample": False,  # not a PNDM setting: kept for DDIM/DDPM made from this config
 }
 
 _DTYPES = {
@@ -93,29 +98,36 @@ def load_pipeline(
 ) -> tuple[StableDiffusionPipeline, dict[str, Any]]:
     """Load `model` (see the module docstring) ready to run on the chosen device."""
     device = options.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _dtype(options.dtype, device)
-    pipe, kind, warning = _load(model, options, device, dtype)
-    _place(pipe, device, dtype, compile=options.compile)
-    pipe.set_progress_bar_config(disable=True)
-    if warning:
-        log.warning("!!! %s", warning)
+    dtype = resolve_dtype(options.dtype, device)
+    loaded = _load(model, options, device, dtype)
+    _place(loaded.pipe, device, compile=options.compile)
+    loaded.pipe.set_progress_bar_config(disable=True)
+    if loaded.warning:
+        log.warning("!!! %s", loaded.warning)
     description = {
         "model": model,
-        "kind": kind,
-        "warning": warning,
+        "kind": loaded.kind,
+        "source": loaded.source,
+        "warning": loaded.warning,
         "device": device,
         "dtype": str(dtype).removeprefix("torch."),
     }
-    return pipe, description
+    return loaded.pipe, description
 
 
-def _load(
-    model: str, options: LoadOptions, device: str, dtype: torch.dtype
-) -> tuple[StableDiffusionPipeline, str, str | None]:
+class _Loaded(NamedTuple):
+    pipe: StableDiffusionPipeline
+    kind: str  # tiny | sd15-random | hub | folder | single-file
+    source: str  # where the weights came from: a repo id, a path, or "built in memory"
+    warning: str | None = None
+
+
+def _load(model: str, options: LoadOptions, device: str, dtype: torch.dtype) -> _Loaded:
     if model == "tiny":
-        return _load_tiny(options.data_dir, dtype), "tiny", TINY_WARNING
+        return _load_tiny(options.data_dir, dtype)
     if model == "sd15-random":
-        return build_sd15_random(device=device, dtype=dtype), "sd15-random", SD15_RANDOM_WARNING
+        pipe = build_sd15_random(device=device, dtype=dtype)
+        return _Loaded(pipe, "sd15-random", "built in memory", SD15_RANDOM_WARNING)
     if model == "auto":
         return _load_auto(options, dtype)
     path = Path(model).expanduser()
@@ -123,11 +135,11 @@ def _load(
         pipe = StableDiffusionPipeline.from_single_file(
             str(path), dtype=dtype, local_files_only=not options.allow_download, **_NO_SAFETY
         )
-        return pipe, "single-file", None
+        return _Loaded(pipe, "single-file", str(path))
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ValueError(f"{path} is a folder but not a diffusers model (no model_index.json).")
-        return _from_pretrained(str(path), dtype, local_only=True), "folder", None
+        return _Loaded(_from_pretrained(str(path), dtype, local_only=True), "folder", str(path))
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
         pipe = _from_pretrained(
             model,
@@ -135,7 +147,7 @@ def _load(
             local_only=not options.allow_download,
             cache_dir=options.hf_cache_dir,
         )
-        return pipe, "hub", None
+        return _Loaded(pipe, "hub", model)
     raise ValueError(
         f"Unknown model {model!r}: use tiny, sd15-random, auto, a Hugging Face repo id "
         "(owner/name), a diffusers folder, or a .safetensors/.ckpt file."
@@ -158,26 +170,26 @@ def _from_pretrained(
         ) from exc
 
 
-def _load_auto(
-    options: LoadOptions, dtype: torch.dtype
-) -> tuple[StableDiffusionPipeline, str, str | None]:
+def _load_auto(options: LoadOptions, dtype: torch.dtype) -> _Loaded:
     from huggingface_hub import try_to_load_from_cache
 
     cached = try_to_load_from_cache(SD15_REPO, "model_index.json", cache_dir=options.hf_cache_dir)
     if isinstance(cached, str):
         try:
-            pipe = _from_pretrained(SD15_REPO, dtype, local_only=True, cache_dir=options.hf_cache_dir)
-            return pipe, "hub", None
+            pipe = _from_pretrained(
+                SD15_REPO, dtype, local_only=True, cache_dir=options.hf_cache_dir
+            )
+            return _Loaded(pipe, "hub", SD15_REPO)
         except OSError as exc:  # an incomplete cache: fall through to the hub or tiny
             log.warning("The cached %s could not be loaded: %s", SD15_REPO, exc)
     if _hub_answers(options.hub_probe_timeout_s):
         pipe = _from_pretrained(SD15_REPO, dtype, local_only=False, cache_dir=options.hf_cache_dir)
-        return pipe, "hub", None
+        return _Loaded(pipe, "hub", SD15_REPO)
     warning = (
         f"{SD15_REPO} is not in the HF cache and the hub did not answer, so 'auto' fell back "
         f"to 'tiny'. {TINY_WARNING}"
     )
-    return _load_tiny(options.data_dir, dtype), "tiny", warning
+    return _load_tiny(options.data_dir, dtype)._replace(warning=warning)
 
 
 def _hub_answers(timeout_s: float) -> bool:
@@ -206,7 +218,8 @@ def _hub_answers(timeout_s: float) -> bool:
 # --- device, dtype, speed-ups ---------------------------------------------------------------
 
 
-def _dtype(name: str | None, device: str) -> torch.dtype:
+def resolve_dtype(name: str | None, device: str) -> torch.dtype:
+    """A dtype name (float16/fp16, bfloat16/bf16, float32/fp32), or the device's default."""
     if name is None:
         return torch.float16 if device.startswith("cuda") else torch.float32
     try:
@@ -215,19 +228,21 @@ def _dtype(name: str | None, device: str) -> torch.dtype:
         raise ValueError(f"Unknown dtype {name!r}: use float16, bfloat16 or float32.") from None
 
 
-def _place(pipe: StableDiffusionPipeline, device: str, dtype: torch.dtype, *, compile: bool) -> None:
-    """Move to device/dtype; on CUDA, channels_last UNet and optionally torch.compile.
+def _place(pipe: StableDiffusionPipeline, device: str, *, compile: bool) -> None:
+    """Move to device; on CUDA, channels_last UNet and optionally torch.compile.
 
     Attention already uses PyTorch's scaled_dot_product_attention (diffusers' default
     AttnProcessor2_0), which picks flash / memory-efficient kernels on CUDA.
     """
-    pipe.to(device, dtype)
+    pipe.to(device)  # dtype was set at load time: casting later makes diffusers warn
     if device.startswith("cuda"):
         pipe.unet.to(memory_format=torch.channels_last)
     if compile:
-        # In place, so the pipeline still sees a UNet2DConditionModel. One graph per batch
-        # shape (dynamic=False): batch sizes are few, and static shapes run fastest.
-        pipe.unet.compile(dynamic=False)
+        # In place, so the pipeline still sees a UNet2DConditionModel. Compiling takes about
+        # a minute on first use; the first shape gets a static graph, and a second batch
+        # size or image size triggers one more compile into a graph with dynamic sizes that
+        # serves all later shapes (torch.compile's default, dynamic=None).
+        pipe.unet.compile()
 
 
 # --- the offline builders -------------------------------------------------------------------
@@ -313,7 +328,7 @@ def build_tiny(seed: int = 0) -> StableDiffusionPipeline:
     )
 
 
-def _load_tiny(data_dir: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _load_tiny(data_dir: Path, dtype: torch.dtype) -> _Loaded:
     """Load the cached tiny model, building and saving it first if missing or outdated."""
     folder = data_dir / "models" / "tiny"
     marker = folder / "podium.json"
@@ -328,7 +343,8 @@ def _load_tiny(data_dir: Path, dtype: torch.dtype) -> StableDiffusionPipeline:
         except OSError:  # another process won the race: use its copy
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("Built the tiny model in %s", folder)
-    return StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, **_NO_SAFETY)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, **_NO_SAFETY)
+    return _Loaded(pipe, "tiny", str(folder), TINY_WARNING)
 
 
 def _is_recipe(marker: Path) -> bool:
@@ -367,7 +383,8 @@ def build_sd15_random(
         dtype,
         generator,
     )
-    with torch.random.fork_rng(devices=[]), torch.device(device):
+    cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
+    with torch.random.fork_rng(devices=cuda), torch.device(device):
         torch.manual_seed(seed)
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
@@ -401,8 +418,9 @@ def _random_module(
         module = make()
     if any(True for _ in module.buffers()):  # to_empty would leave buffers as garbage
         with torch.device(device):
-            return make().to(dtype)
-    module = module.to_empty(device=device).to(dtype)
+            return torch.nn.Module.to(make(), dtype=dtype)
+    # nn.Module.to, not ModelMixin.to: the latter warns about casting (nothing to keep here).
+    module = torch.nn.Module.to(module, dtype=dtype).to_empty(device=device)
     _fill_random_(module, generator)
     return module
 
@@ -416,15 +434,19 @@ def _fill_random_(module: torch.nn.Module, generator: torch.Generator) -> None:
     only needs realistic magnitudes.
     """
     pool_size = 4_194_301  # prime, so that tiles do not line up with tensor rows
-    device = next(module.parameters()).device
-    pool = (torch.rand(pool_size, generator=generator) * 2 - 1).to(device)
+    first = next(module.parameters())
+    pool = (torch.rand(pool_size, generator=generator) * 2 - 1).to(first.device, first.dtype)
     offset = 0
     for name, param in module.named_parameters():
         if param.ndim < 2:
             param.fill_(1.0 if name.endswith("weight") else 0.0)
             continue
-        n = param.numel()
-        offset = (offset + 7919) % pool_size
-        tiles = pool.repeat(math.ceil((offset + n) / pool_size))
         bound = 1.0 / math.sqrt(param[0].numel())
-        param.copy_((tiles[offset : offset + n] * bound).view_as(param))
+        flat = param.view(-1)
+        offset = (offset + 7919) % pool_size
+        start = 0
+        while start < flat.numel():
+            n = min(pool_size - offset, flat.numel() - start)
+            torch.mul(pool[offset : offset + n], bound, out=flat[start : start + n])
+            start += n
+            offset = (offset + n) % pool_size

@@ -139,7 +139,9 @@ def validate(input: Any, *, allow_urls: bool = False) -> SDRequest:
             f'The input must be a JSON object like {{"prompt": "a dog"}}, got {_json_type(input)}.'
         )
     errors = [
-        f"Unexpected input. {key} is not a valid input option." for key in input if key not in FIELDS
+        f"Unexpected input. {key} is not a valid input option."
+        for key in input
+        if key not in FIELDS
     ]
     values: dict[str, Any] = {}
     for name, field in FIELDS.items():
@@ -226,7 +228,8 @@ def _type_ok(field: Field, value: Any) -> bool:
 def _check(name: str, field: Field, value: Any) -> str | None:
     if not _type_ok(field, value):
         wanted = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-        got = "not finite" if isinstance(value, float) else _json_type(value)
+        finite = not isinstance(value, float) or math.isfinite(value)
+        got = _json_type(value) if finite else f"{value} (not finite)"
         return f"`{name}` must be {wanted[field.type]}, got {got}."
     lo, hi = field.minimum, field.maximum
     if lo is not None and hi is not None and not lo <= value <= hi:
@@ -249,6 +252,12 @@ def _check_cross_field(values: dict[str, Any], raw: dict[str, Any], allow_urls: 
     errors = []
     if values["mask"] is not None and raw.get("init_image") is None:
         errors.append("`mask` needs `init_image`: inpainting repaints part of init_image.")
+    seed, n = values["seed"], values["num_outputs"]
+    if isinstance(seed, int) and isinstance(n, int) and seed <= MAX_SEED < seed + n - 1:
+        errors.append(
+            f"`seed` + `num_outputs` - 1 must be at most {MAX_SEED} (image i uses seed + i), "
+            f"got {seed} + {n} - 1."
+        )
     if values["lora"] is not None:
         errors.append("`lora` is not supported by this worker yet; remove it.")
     for name in ("init_image", "mask"):

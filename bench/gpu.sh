@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SD 1.5 on one GPU, in one run (< 10 minutes): a plain diffusers loop vs Podium's SDHandler
+# with batching (b=4, b=8) and with torch.compile. sd15-random in fp16, 512x512, 25 steps,
+# 16 images per variant; prints images/s and s/image per variant (bench/gpu_sd.py does it).
+#
+# Installs nothing. Uses $PYTHON, else .venv/bin/python, else python3; that interpreter needs
+# torch (CUDA), diffusers, transformers, pillow. Extra arguments go to bench/gpu_sd.py, e.g.
+#   bench/gpu.sh --no-compile          bench/gpu.sh --steps 50 --images 32
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -n "${PYTHON:-}" ]]; then
+    py=$PYTHON
+elif [[ -x .venv/bin/python ]]; then
+    py=.venv/bin/python
+else
+    py=python3
+fi
+
+if ! "$py" -c 'import torch, diffusers, transformers, PIL; assert torch.cuda.is_available()' 2>/dev/null; then
+    echo "gpu.sh: $py lacks torch with CUDA, diffusers, transformers or pillow; nothing installed." >&2
+    "$py" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())' >&2 || true
+    exit 2
+fi
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export TOKENIZERS_PARALLELISM=false
+export TORCH_LOGS="${TORCH_LOGS:-recompiles}"  # a recompile inside a timed run shows up here
+# The whole run, compile included, must end within 10 minutes: gpu_sd.py plans for 540 s and
+# skips what would not fit; the timeout is the backstop.
+exec timeout --signal=INT --kill-after=15 585 "$py" bench/gpu_sd.py --budget-s 540 "$@"
