@@ -343,3 +343,16 @@ async def test_heartbeat_rearms_stop_for_a_job_the_worker_still_runs(store, cloc
     # once the worker stops listing it, nothing more
     await store.heartbeat(EP, "w1", [], LEASE)
     assert await store.jobs_to_stop(EP, "w1") == []
+
+
+async def test_lock_is_held_by_one_owner_and_lapses(store, clock):
+    assert await store.hold_lock("reaper", "gw-a", 5)
+    assert not await store.hold_lock("reaper", "gw-b", 5)
+    clock.advance(4)
+    assert await store.hold_lock("reaper", "gw-a", 5)  # renewed
+    clock.advance(4)
+    assert not await store.hold_lock("reaper", "gw-b", 5)
+    clock.advance(2)  # gw-a stopped renewing: the lease ran out
+    assert await store.hold_lock("reaper", "gw-b", 5)
+    assert not await store.hold_lock("reaper", "gw-a", 5)
+    assert await store.hold_lock("other", "gw-a", 5)  # locks are independent

@@ -124,6 +124,12 @@ class JobStore(Protocol):
     async def get_setting(self, name: str) -> str | None: ...
     async def set_setting_if_absent(self, name: str, value: str) -> bool: ...
 
+    # leader election for gateway-wide duties (the reaper)
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        """Take the lock `name` for `owner`, or renew it if `owner` holds it, for
+        `lease_s` seconds of the store's clock. False while another owner holds it."""
+        ...
+
 
 def open_store(url: str, clock: Clock) -> JobStore:
     """`sqlite:///path/to/podium.db` or a bare path; `redis://host:port/db`."""

@@ -17,9 +17,16 @@ class Notifier:
     def __init__(self) -> None:
         self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
 
-    def notify(self, key: str) -> None:
+    def notify(self, key: str, n: int | None = None) -> None:
+        """Wake the waiters on `key`: all of them, or at most `n` not yet woken (a new
+        queued job needs one taker, not a stampede)."""
+        woken = 0
         for event in self._waiters.get(key, ()):
-            event.set()
+            if n is not None and woken >= n:
+                return
+            if not event.is_set():
+                event.set()
+                woken += 1
 
     async def wait(self, key: str, timeout: float) -> bool:
         """Wait for a notification on `key`; False on timeout."""

@@ -654,6 +654,21 @@ def _guarded(
     return wrapper
 
 
+# Take the lock, or renew it when this owner holds it. The lease runs on the injected
+# clock (ARGV now) like everything else; the key TTL (real time) only cleans up.
+_HOLD_LOCK = """
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local untl = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+local now = tonumber(ARGV[2])
+if owner == false or owner == ARGV[1] or untl <= now then
+  redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'until', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return 1
+end
+return 0
+"""
+
+
 # --- the store -----------------------------------------------------------------------
 
 
@@ -682,6 +697,7 @@ class RedisStore:
         self._scripts: dict[str, AsyncScript] = {
             name: self._redis.register_script(_PRELUDE + body) for name, body in _LUA.items()
         }
+        self._lock_script = self._redis.register_script(_HOLD_LOCK)
         self._origin = uuid.uuid4().hex
         self._channel_prefix = f"{self.prefix}:n:"
         self._notifier = Notifier()
@@ -1053,3 +1069,14 @@ class RedisStore:
     @_guarded
     async def set_setting_if_absent(self, name: str, value: str) -> bool:
         return bool(await self._redis.hsetnx(self._k("settings"), name, value))
+
+    @_guarded
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        key = self._k("lock", name)
+        now = self.clock.now()
+        ms = max(1, int(lease_s * 1000))
+        return bool(
+            await self._lock_script(
+                keys=[key], args=[owner, _num(now), _num(now + lease_s), ms]
+            )
+        )

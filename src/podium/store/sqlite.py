@@ -12,6 +12,7 @@ Waiting uses in-process notification plus a short fallback poll.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -96,6 +97,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL
+);
 """
 
 _JOB_COLUMNS = (
@@ -175,6 +179,7 @@ class SQLiteStore:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
         self._notifier = Notifier()
+        self._pending_submits: list[tuple[Job, int, asyncio.Future[None]]] = []
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -243,29 +248,61 @@ class SQLiteStore:
 
     # --- client side -------------------------------------------------------------------
 
+    _INSERT_JOB = """INSERT INTO jobs (id, endpoint_id, status, input, webhook,
+               execution_timeout_ms, ttl_ms, low_priority, retention_ms, retry_limit,
+               created_at, queued_at, ttl_deadline)
+           VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+    @staticmethod
+    def _job_row(job: Job, retry_limit: int) -> tuple[Any, ...]:
+        return (
+            job.id,
+            job.endpoint_id,
+            _dumps(job.input),
+            job.webhook,
+            job.execution_timeout_ms,
+            job.ttl_ms,
+            int(job.low_priority),
+            job.retention_ms,
+            retry_limit,
+            job.created_at,
+            job.created_at,
+            job.created_at + job.ttl_ms / MS,
+        )
+
     async def submit(self, job: Job, retry_limit: int) -> None:
-        with self._tx() as db:
-            db.execute(
-                """INSERT INTO jobs (id, endpoint_id, status, input, webhook,
-                       execution_timeout_ms, ttl_ms, low_priority, retention_ms, retry_limit,
-                       created_at, queued_at, ttl_deadline)
-                   VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    job.id,
-                    job.endpoint_id,
-                    _dumps(job.input),
-                    job.webhook,
-                    job.execution_timeout_ms,
-                    job.ttl_ms,
-                    int(job.low_priority),
-                    job.retention_ms,
-                    retry_limit,
-                    job.created_at,
-                    job.created_at,
-                    job.created_at + job.ttl_ms / MS,
-                ),
-            )
-        self._notifier.notify("q:" + job.endpoint_id)
+        """Group commit: submissions that arrive in the same event-loop turn share one
+        transaction. Each caller returns only after its own row is committed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_submits.append((job, retry_limit, future))
+        if len(self._pending_submits) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_submits)
+        await future
+
+    def _flush_submits(self) -> None:
+        batch, self._pending_submits = self._pending_submits, []
+        try:
+            with self._tx() as db:
+                db.executemany(self._INSERT_JOB, [self._job_row(j, r) for j, r, _ in batch])
+        except Exception:
+            # One bad row must not fail the others: insert them one by one.
+            for job, retry_limit, future in batch:
+                try:
+                    with self._tx() as db:
+                        db.execute(self._INSERT_JOB, self._job_row(job, retry_limit))
+                except Exception as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    self._settle(job, future)
+            return
+        for job, _, future in batch:
+            self._settle(job, future)
+
+    def _settle(self, job: Job, future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_result(None)
+        self._notifier.notify("q:" + job.endpoint_id, 1)
 
     async def get(self, job_id: str) -> Job | None:
         return self._get(job_id)
@@ -696,4 +733,14 @@ class SQLiteStore:
             )
         return cur.rowcount > 0
 
-
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        now = self.clock.now()
+        with self._tx() as db:
+            cur = db.execute(
+                """INSERT INTO locks (name, owner, until) VALUES (?, ?, ?)
+                   ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,
+                       until = excluded.until
+                   WHERE locks.owner = excluded.owner OR locks.until <= ?""",
+                (name, owner, now + lease_s, now),
+            )
+        return cur.rowcount > 0
