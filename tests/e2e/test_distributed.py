@@ -1,0 +1,146 @@
+"""Distributed mode: two gateway processes sharing one Redis (a real server)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL, _redis_available
+from tests.e2e.conftest import Gateway, free_port, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+def _pair(tmp_path: Path, store: str) -> tuple[Gateway, Gateway]:
+    gws = []
+    for name in ("a", "b"):
+        gw = Gateway(data_dir=tmp_path / name, port=free_port(), store=store)
+        gw.data_dir.mkdir()
+        gws.append(gw)
+    return gws[0], gws[1]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not _redis_available():
+        pytest.fail(f"Redis is not answering at {REDIS_URL}; start it (see .ci/run).")
+    return f"{REDIS_URL}?prefix=e2e{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def pair(tmp_path, redis_url):
+    a, b = _pair(tmp_path, redis_url)
+    a.start()
+    b.start()
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_submit_on_a_worker_on_b_status_on_both(pair):
+    a, b = pair
+    key = a.admin_key  # keys live in the shared store: A's admin key works on B
+    ep = a.create_endpoint()
+    worker = {"Authorization": ep["workerToken"]}
+    got: dict = {}
+
+    def take_on_b() -> None:
+        r = httpx.get(f"{b.url}/v2/{ep['id']}/job-take/wb?hold=10", headers=worker, timeout=15)
+        got["job"] = r.json()
+        got["at"] = time.monotonic()
+
+    t = threading.Thread(target=take_on_b)
+    t.start()
+    time.sleep(0.3)  # let B's long-poll begin before the job exists
+    with a.client(key) as ca:
+        sent = time.monotonic()
+        job = ca.post(f"/v2/{ep['id']}/run", json={"input": {"hello": "b"}}).json()
+    t.join(15)
+    assert got["job"]["id"] == job["id"] and got["job"]["input"] == {"hello": "b"}
+    assert got["at"] - sent < 1.0  # woken at once, not by a poll
+    httpx.post(f"{b.url}/v2/{ep['id']}/job-done/wb/{job['id']}", content=b'{"output": 7}',
+               headers=worker).raise_for_status()
+    for gw in (a, b):
+        with gw.client(key) as c:
+            st = c.get(f"/v2/{ep['id']}/status/{job['id']}").json()
+        assert st["status"] == "COMPLETED" and st["output"] == 7 and st["workerId"] == "wb"
+
+
+def test_kill_9_of_a_loses_nothing_acknowledged(pair):
+    a, b = pair
+    key = a.admin_key
+    ep = a.create_endpoint()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def submit_loop() -> None:
+        with a.client(key) as c:
+            for i in range(2000):  # bounded
+                if stop.is_set():
+                    return
+                try:
+                    r = c.post(f"/v2/{ep['id']}/run", json={"input": {"i": i}}, timeout=5)
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    acked.append(r.json()["id"])
+
+    threads = [threading.Thread(target=submit_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(acked) >= 60, timeout=20, what="60 acknowledged jobs")
+    a.kill9()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    with b.client(key) as c:
+        statuses = {c.get(f"/v2/{ep['id']}/status/{j}").json()["status"] for j in acked}
+    assert statuses == {"IN_QUEUE"}
+
+
+def test_redis_unreachable_gives_503_then_recovers(tmp_path):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    # AOF on, so the data outlives the restart (docs/deployment.md: persistence)
+    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+           "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    gw = Gateway(data_dir=tmp_path / "g", port=free_port(), store=f"redis://127.0.0.1:{port}/0")
+    gw.data_dir.mkdir()
+    try:
+        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
+                                          capture_output=True).returncode == 0)
+        gw.start()
+        key = gw.admin_key
+        ep = gw.create_endpoint()
+        redis.terminate()
+        redis.wait(10)
+        with gw.client(key) as c:
+            started = time.monotonic()
+            r = c.post(f"/v2/{ep['id']}/run", json={"input": {}})
+            took = time.monotonic() - started
+            assert r.status_code == 503, r.text
+            assert "cannot be reached" in r.json()["error"]
+            assert took < 10
+            assert c.get("/healthz").status_code == 503
+        redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        with gw.client(key) as c:
+            wait_until(lambda: c.get("/healthz").status_code == 200, timeout=15,
+                       what="the gateway to reach Redis again")
+            r = c.post(f"/v2/{ep['id']}/run", json={"input": {}})
+            assert r.status_code == 200 and r.json()["status"] == "IN_QUEUE"
+    finally:
+        gw.stop()
+        redis.kill()
+        redis.wait(10)
