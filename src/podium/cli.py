@@ -7,23 +7,30 @@ non-zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from podium.client import PodiumClient, PodiumHTTPError
+from podium.errors import PodiumError
 from podium.jobs import JobStatus
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="Podium: self-hosted serverless inference, RunPod-compatible.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Podium: self-hosted serverless inference, RunPod-compatible.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
 endpoints_app = typer.Typer(help="Endpoints (admin).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -37,10 +44,35 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 UrlOpt = Annotated[str, typer.Option("--url", envvar="PODIUM_URL", help="Gateway URL.")]
 KeyOpt = Annotated[
     str | None,
-    typer.Option("--api-key", envvar="PODIUM_API_KEY",
-                 help="API key (default: DATA_DIR/admin.key when readable)."),
+    typer.Option(
+        "--api-key",
+        envvar="PODIUM_API_KEY",
+        help="API key (default: DATA_DIR/admin.key when readable).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NoSupervisorOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-supervisor",
+        help="Start no local workers (env PODIUM_SUPERVISOR=false): workers run elsewhere.",
+    ),
+]
+TickOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--supervisor-tick-s",
+        help="Seconds between supervisor passes (env PODIUM_SUPERVISOR_TICK_S, default 0.5).",
+    ),
+]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus",
+        help="GPU inventory instead of discovery (env PODIUM_GPUS): 'none', "
+        "or 'index, name, MiB' entries separated by ';'.",
+    ),
+]
 
 
 def _default_data_dir() -> Path:
@@ -85,25 +117,72 @@ def serve(
         bool, typer.Option("--allow-private-webhooks", envvar="PODIUM_ALLOW_PRIVATE_WEBHOOKS")
     ] = False,
     no_rate_limits: Annotated[bool, typer.Option("--no-rate-limits")] = False,
+    no_supervisor: NoSupervisorOpt = False,
+    supervisor_tick_s: TickOpt = None,
+    gpus: GpusOpt = None,
     log_level: Annotated[str, typer.Option(envvar="PODIUM_LOG_LEVEL")] = "info",
 ) -> None:
-    """Run the gateway (client API, worker API, admin API, reaper)."""
+    """Run the gateway (client, worker and admin APIs, reaper) and the supervisor.
+
+    The supervisor starts the workers of endpoints that have a template on this machine;
+    --no-supervisor for a gateway whose workers all run elsewhere."""
+    from podium.settings import Settings
+
+    settings = Settings.from_env(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        store=store,
+        public_url=public_url,
+        insecure_no_auth=insecure_no_auth or None,
+        ping_interval_ms=ping_interval_ms,
+        take_hold_s=take_hold_s,
+        retention_run_ms=retention_run_ms,
+        retention_sync_ms=retention_sync_ms,
+        allow_private_webhooks=allow_private_webhooks or None,
+        rate_limits=False if no_rate_limits else None,
+    )
+    fleet = _fleet_settings(
+        enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
+    )
+    _run_gateway(settings, fleet, log_level)
+
+
+def _fleet_settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from podium.fleet.settings import FleetSettings
+
+    try:
+        return FleetSettings.from_env(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        err.print(f"[red]error[/red]: invalid supervisor settings: {problems}")
+        raise typer.Exit(2) from None
+
+
+def _log_fleet(level: str) -> None:
+    """The supervisor's INFO lines (workers started, ready, drained) go to stderr."""
+    logger = logging.getLogger("podium.fleet")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        chosen = logging.getLevelName(level.upper())
+        logger.setLevel(chosen if isinstance(chosen, int) else logging.INFO)
+        logger.propagate = False
+
+
+def _run_gateway(settings: Any, fleet: Any, log_level: str, before: Any = None) -> None:
+    """Bootstrap the admin key (printed once), run `before(store, clock)` if given, then
+    serve until interrupted."""
     import uvicorn
 
     from podium.clock import SystemClock
     from podium.gateway import create_app
     from podium.gateway.auth import ensure_admin_key
-    from podium.settings import Settings
     from podium.store import open_store
 
-    settings = Settings.from_env(
-        host=host, port=port, data_dir=data_dir, store=store, public_url=public_url,
-        insecure_no_auth=insecure_no_auth or None, ping_interval_ms=ping_interval_ms,
-        take_hold_s=take_hold_s, retention_run_ms=retention_run_ms,
-        retention_sync_ms=retention_sync_ms,
-        allow_private_webhooks=allow_private_webhooks or None,
-        rate_limits=False if no_rate_limits else None,
-    )
     clock = SystemClock()
     if settings.insecure_no_auth:
         err.print("[yellow]warning[/yellow]: --insecure-no-auth: every request is accepted.")
@@ -123,11 +202,127 @@ def serve(
                 f"{settings.data_dir / 'admin.key'}):"
             )
             print(admin_key, flush=True)
-    err.print(f"Podium gateway on {settings.base_url} (store: {settings.store_url})")
-    uvicorn.run(
-        create_app(settings, clock=clock), host=settings.host, port=settings.port,
-        log_level=log_level, access_log=False,
+    if before is not None:
+
+        async def prepare() -> None:
+            s = open_store(settings.store_url, clock)
+            try:
+                await before(s, clock)
+            finally:
+                await s.close()
+
+        asyncio.run(prepare())
+    _log_fleet(log_level)
+    supervisor = f"supervisor every {fleet.tick_s:g} s" if fleet.enabled else "no supervisor"
+    err.print(f"Podium gateway on {settings.base_url} (store: {settings.store_url}; {supervisor})")
+    gateway = create_app(settings, clock=clock, fleet=fleet)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # Workers first: they stop long-polling, so the graceful shutdown that
+            # waits for open requests ends at once.
+            supervisor = getattr(gateway.state, "supervisor", None)
+            if supervisor is not None:
+                with contextlib.suppress(RuntimeError):
+                    asyncio.get_running_loop().call_soon_threadsafe(supervisor.begin_stop)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        gateway, host=settings.host, port=settings.port, log_level=log_level, access_log=False
     )
+    Server(config).run()
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(envvar="PODIUM_HOST")] = None,
+    port: Annotated[int | None, typer.Option(envvar="PODIUM_PORT")] = None,
+    data_dir: Annotated[Path | None, typer.Option(envvar="PODIUM_DATA_DIR")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PODIUM_SD_MODEL",
+            help="auto (default: SD 1.5 from the HF cache, else tiny), tiny, "
+            "sd15-random or a Hugging Face repo id.",
+        ),
+    ] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="gpuIds: '0,1' or '24GB'.")] = None,
+    workers_min: Annotated[
+        int | None, typer.Option(help="Default 1: the model stays loaded.")
+    ] = None,
+    workers_max: Annotated[
+        int | None, typer.Option(help="Default: the number of GPUs (1 on a CPU-only machine).")
+    ] = None,
+    supervisor_tick_s: TickOpt = None,
+    gpus: GpusOpt = None,
+    log_level: Annotated[str, typer.Option(envvar="PODIUM_LOG_LEVEL")] = "info",
+) -> None:
+    """Gateway + supervisor + an `sd15` endpoint on the embedded store, in one command.
+
+    Prints the URL, the endpoint id, an API key for it and a curl line to try. On the next
+    start the endpoint named "sd15" and its key are reused."""
+    from podium.fleet.gpus import discover
+    from podium.fleet.quickstart import DEFAULT_NAME, ensure_sd15
+    from podium.settings import Settings
+
+    settings = Settings.from_env(host=host, port=port, data_dir=data_dir)
+    fleet = _fleet_settings(enabled=True, tick_s=supervisor_tick_s, gpus=gpus)
+    if settings.store and settings.store.startswith(("redis://", "rediss://")):
+        err.print(
+            "[yellow]note[/yellow]: `podium up` is meant for one machine; "
+            f"using the store {settings.store} anyway."
+        )
+    changes: dict[str, Any] = {}
+    if model is not None:
+        changes["model"] = model
+    if gpu is not None:
+        changes["gpu_ids"] = gpu
+    if workers_min is not None:
+        changes["workers_min"] = workers_min
+    if workers_max is not None:
+        changes["workers_max"] = workers_max
+
+    async def before(store: Any, clock: Any) -> None:
+        wanted = dict(changes)
+        existing = [
+            e
+            for e in await store.list_endpoints()
+            if e.spec.name == DEFAULT_NAME and e.spec.template_id == "sd15"
+        ]
+        if not existing:  # first start: defaults that suit this machine
+            inventory = discover(fleet.gpus)
+            if inventory.warning:
+                err.print(f"[yellow]warning[/yellow]: {inventory.warning}")
+            wanted.setdefault(
+                "workers_max", max(1, len(inventory.gpus), wanted.get("workers_min", 0))
+            )
+            wanted.setdefault("workers_min", min(1, wanted["workers_max"]))
+        try:
+            quick = await ensure_sd15(store, settings.data_dir, clock.now(), wanted)
+        except PodiumError as exc:
+            err.print(f"[red]error[/red]: {exc.message}")
+            raise typer.Exit(2) from None
+        ep = quick.endpoint
+        base = f"{settings.base_url}/v2/{ep.id}"
+        s = ep.spec
+        out.print(f"[bold]Podium is up[/bold] on {settings.base_url}", soft_wrap=True)
+        out.print(
+            f"  endpoint  {ep.id}  ({s.name}, model {s.model or 'auto'}, "
+            f"{s.workers_min}–{s.workers_max} workers"
+            f"{', GPUs ' + s.gpu_ids if s.gpu_ids else ''}"
+            f"{', reused' if not quick.created else ''})",
+            soft_wrap=True,
+        )
+        out.print(
+            f"  API key   {quick.api_key}  (run scope, this endpoint; "
+            f"{settings.data_dir / 'client.key'})",
+            soft_wrap=True,
+        )
+        out.print(f"  admin key {settings.data_dir / 'admin.key'}", soft_wrap=True)
+        out.print("Generate an image:", soft_wrap=True)
+        print(_curl(base, quick.api_key), flush=True)
+
+    _run_gateway(settings, fleet, log_level, before=before)
 
 
 # --- worker ------------------------------------------------------------------------
@@ -148,7 +343,10 @@ def worker(
     from podium.worker.runtime import WorkerConfig, load_handler, run_worker
 
     config = WorkerConfig.from_env(
-        gateway=gateway, endpoint_id=endpoint, token=token, concurrency=concurrency,
+        gateway=gateway,
+        endpoint_id=endpoint,
+        token=token,
+        concurrency=concurrency,
         batch_size=batch_size,
     )
     if template == "sd15":
@@ -180,9 +378,13 @@ def _parse_payload(payload: str) -> dict[str, Any]:
 def _progress_line(status: dict[str, Any]) -> str:
     line = status["status"]
     output = status.get("output")
-    if status["status"] == JobStatus.IN_PROGRESS and isinstance(output, dict):
-        if "step" in output and "steps" in output:
-            line += f" step {output['step']}/{output['steps']}"
+    if (
+        status["status"] == JobStatus.IN_PROGRESS
+        and isinstance(output, dict)
+        and "step" in output
+        and "steps" in output
+    ):
+        line += f" step {output['step']}/{output['steps']}"
     return line
 
 
@@ -211,7 +413,8 @@ def run(
                 return
             with err.status(f"{job['id']}: IN_QUEUE") as spinner:
                 final = client.wait(
-                    endpoint_id, job["id"],
+                    endpoint_id,
+                    job["id"],
                     on_update=lambda s: spinner.update(f"{job['id']}: {_progress_line(s)}"),
                 )
         except PodiumHTTPError as exc:
@@ -272,8 +475,14 @@ def keys_list(json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: Key
         return
     table = Table("id", "name", "scopes", "endpoints", "prefix", "revoked")
     for k in keys:
-        table.add_row(k["id"], k["name"], ",".join(k["scopes"]), ",".join(k["endpoints"]) or "*",
-                      k["prefix"] + "…", "yes" if k["revoked"] else "")
+        table.add_row(
+            k["id"],
+            k["name"],
+            ",".join(k["scopes"]),
+            ",".join(k["endpoints"]) or "*",
+            k["prefix"] + "…",
+            "yes" if k["revoked"] else "",
+        )
     out.print(table)
 
 
@@ -328,10 +537,266 @@ def endpoints_list(
     if json_out:
         print(json.dumps(eps))
         return
-    table = Table("id", "name", "executionTimeoutMs", "retryLimit")
+    table = Table("id", "name", "workers", "executionTimeoutMs", "retryLimit")
     for e in eps:
-        table.add_row(e["id"], e["name"], str(e["executionTimeoutMs"]), str(e["retryLimit"]))
+        table.add_row(
+            e["id"], e["name"], _describe(e), str(e["executionTimeoutMs"]), str(e["retryLimit"])
+        )
     out.print(table)
+
+
+# --- deploy, endpoints, logs -----------------------------------------------------------
+
+GpuOpt = Annotated[
+    str | None, typer.Option("--gpu", help="gpuIds: GPU indices '0,1' or a minimum memory '24GB'.")
+]
+EnvOpt = Annotated[
+    list[str] | None, typer.Option("--env", help="K=V, repeatable (update: replaces all).")
+]
+
+
+def _call(client: PodiumClient, method: str, path: str, **kw: Any) -> Any:
+    """An admin request through the client's connection (its URL and key)."""
+    from podium.client import _check
+
+    try:
+        return _check(client._http.request(method, path, **kw))
+    except PodiumHTTPError as exc:
+        raise _fail(exc) from None
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error[/red]: cannot reach the gateway at {client.url}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _env_pairs(pairs: list[str] | None) -> dict[str, str] | None:
+    if pairs is None:
+        return None
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--env takes KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def _settings_body(**given: Any) -> dict[str, Any]:
+    """CLI options (None: not given) -> the admin API's wire names."""
+    wire = {
+        "name": "name",
+        "gpu": "gpuIds",
+        "gpu_count": "gpuCount",
+        "workers_min": "workersMin",
+        "workers_max": "workersMax",
+        "idle_timeout": "idleTimeout",
+        "scaler_type": "scalerType",
+        "scaler_value": "scalerValue",
+        "model": "model",
+        "command": "command",
+        "flashboot": "flashboot",
+        "execution_timeout_ms": "executionTimeoutMs",
+        "retry_limit": "retryLimit",
+    }
+    body = {wire[k]: v for k, v in given.items() if k in wire and v is not None}
+    env = _env_pairs(given.get("env"))
+    if env is not None:
+        body["env"] = env
+    return body
+
+
+def _curl(base: str, key: str = "$PODIUM_API_KEY") -> str:
+    from podium.fleet.quickstart import TUTORIAL_INPUT
+
+    payload = json.dumps({"input": TUTORIAL_INPUT})
+    return (
+        f"curl -X POST {base}/runsync -H 'Content-Type: application/json' "
+        f"-H \"Authorization: Bearer {key}\" -d '{payload}'"
+    )
+
+
+def _describe(ep: dict[str, Any]) -> str:
+    if not ep.get("templateId"):
+        return "workers started elsewhere"
+    gpus = f", GPUs {ep['gpuIds']}" if ep.get("gpuIds") else ""
+    what = ep["templateId"]
+    if ep.get("model"):
+        what += f" {ep['model']}"
+    elif ep.get("command"):
+        what += f": {ep['command']}"
+    return f"{what}, {ep['workersMin']}–{ep['workersMax']} workers{gpus}"
+
+
+@app.command()
+def deploy(
+    template: Annotated[str, typer.Argument(help="sd15, custom or a created template's id.")],
+    name: Annotated[str | None, typer.Option(help="Default: the template's name.")] = None,
+    gpu: GpuOpt = None,
+    gpu_count: Annotated[int | None, typer.Option(help="GPUs per worker (default 1).")] = None,
+    workers_min: Annotated[int | None, typer.Option(help="Default 0.")] = None,
+    workers_max: Annotated[int | None, typer.Option(help="Default 3.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="Seconds (default 5).")] = None,
+    scaler_type: Annotated[
+        str | None, typer.Option(help="QUEUE_DELAY (default) or REQUEST_COUNT.")
+    ] = None,
+    scaler_value: Annotated[
+        float | None, typer.Option(help="Seconds (QUEUE_DELAY, default 4) or jobs per worker.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="sd15: the model (default auto).")] = None,
+    command: Annotated[str | None, typer.Option(help="custom: the worker command.")] = None,
+    env: EnvOpt = None,
+    flashboot: Annotated[
+        bool | None, typer.Option("--flashboot/--no-flashboot", help="Keep loaded workers warm.")
+    ] = None,
+    execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Create an endpoint whose workers the gateway's supervisor runs (Quick Deploy).
+
+    Prints the endpoint id, its URLs and a ready curl line; --json prints the endpoint
+    (with `id`, `url` and the worker token, shown once)."""
+    body = _settings_body(
+        name=name or template,
+        gpu=gpu,
+        gpu_count=gpu_count,
+        workers_min=workers_min,
+        workers_max=workers_max,
+        idle_timeout=idle_timeout,
+        scaler_type=scaler_type,
+        scaler_value=scaler_value,
+        model=model,
+        command=command,
+        env=env,
+        flashboot=flashboot,
+        execution_timeout_ms=execution_timeout_ms,
+    )
+    body["templateId"] = template
+    with _client(url, api_key) as client:
+        ep = _call(client, "POST", "/v1/endpoints", json=body)
+    if json_out:
+        print(json.dumps(ep))
+        return
+    base = ep["url"]
+    out.print(f"Deployed endpoint [bold]{ep['id']}[/bold] ({_describe(ep)})", soft_wrap=True)
+    for route in ("run", "runsync", "status/{job_id}", "health"):
+        out.print(f"  {route.split('/')[0]:<8} {base}/{route}", soft_wrap=True)
+    out.print("Try it (PODIUM_API_KEY: a key with the run scope):")
+    print(_curl(base), flush=True)
+
+
+@endpoints_app.command("show")
+def endpoints_show(
+    endpoint_id: str, json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """Show an endpoint's settings and its supervised workers."""
+    with _client(url, api_key) as client:
+        ep = _call(client, "GET", f"/v1/endpoints/{endpoint_id}")
+        health = _call(client, "GET", f"/v2/{endpoint_id}/health")
+    if json_out:
+        print(json.dumps({**ep, "health": health}))
+        return
+    table = Table("setting", "value", show_header=False)
+    for key, value in ep.items():
+        if key != "workers":
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    out.print(table)
+    w = health["workers"]
+    out.print("workers: " + ", ".join(f"{k} {v}" for k, v in w.items()))
+    if ep.get("workers"):
+        wt = Table("worker", "phase", "gpus", "pid", "restarts", "reason")
+        for x in ep["workers"]:
+            wt.add_row(
+                x["id"],
+                x["phase"],
+                ",".join(map(str, x["gpus"])) or "-",
+                str(x["pid"] or "-"),
+                str(x["restarts"]),
+                x["reason"] or "",
+            )
+        out.print(wt)
+
+
+@endpoints_app.command("update")
+def endpoints_update(
+    endpoint_id: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    gpu: GpuOpt = None,
+    gpu_count: Annotated[int | None, typer.Option()] = None,
+    workers_min: Annotated[int | None, typer.Option()] = None,
+    workers_max: Annotated[int | None, typer.Option()] = None,
+    idle_timeout: Annotated[float | None, typer.Option()] = None,
+    scaler_type: Annotated[str | None, typer.Option()] = None,
+    scaler_value: Annotated[float | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    command: Annotated[str | None, typer.Option()] = None,
+    env: EnvOpt = None,
+    flashboot: Annotated[bool | None, typer.Option("--flashboot/--no-flashboot")] = None,
+    execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
+    retry_limit: Annotated[int | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Change an endpoint's settings (only the options given)."""
+    body = _settings_body(
+        name=name,
+        gpu=gpu,
+        gpu_count=gpu_count,
+        workers_min=workers_min,
+        workers_max=workers_max,
+        idle_timeout=idle_timeout,
+        scaler_type=scaler_type,
+        scaler_value=scaler_value,
+        model=model,
+        command=command,
+        env=env,
+        flashboot=flashboot,
+        execution_timeout_ms=execution_timeout_ms,
+        retry_limit=retry_limit,
+    )
+    if not body:
+        raise typer.BadParameter("give at least one setting to change (see --help)")
+    with _client(url, api_key) as client:
+        ep = _call(client, "PATCH", f"/v1/endpoints/{endpoint_id}", json=body)
+    if json_out:
+        print(json.dumps(ep))
+    else:
+        out.print(f"updated [bold]{ep['id']}[/bold] ({_describe(ep)})")
+
+
+@endpoints_app.command("delete")
+def endpoints_delete(endpoint_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete an endpoint: its queued jobs are dropped and its workers stopped."""
+    with _client(url, api_key) as client:
+        _call(client, "DELETE", f"/v1/endpoints/{endpoint_id}")
+    err.print(f"deleted {endpoint_id}")
+
+
+@app.command()
+def logs(
+    endpoint_id: str,
+    tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines per worker.")] = 100,
+    worker: Annotated[str | None, typer.Option(help="Only this worker.")] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Print the last lines of each of an endpoint's worker logs (stdout and stderr)."""
+    params: dict[str, Any] = {"tail": tail}
+    if worker:
+        params["worker"] = worker
+    with _client(url, api_key) as client:
+        body = _call(client, "GET", f"/v1/endpoints/{endpoint_id}/logs", params=params)
+    if json_out:
+        print(json.dumps(body))
+        return
+    if not body["workers"]:
+        err.print(f"no worker logs for {endpoint_id} yet")
+    for w in body["workers"]:
+        print(f"==> {w['workerId']} ({w['phase']}) <==")
+        sys.stdout.write(w["log"])
+    sys.stdout.flush()
 
 
 def main() -> None:
@@ -339,8 +804,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
-
-
 
 
 if __name__ == "__main__":

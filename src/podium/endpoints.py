@@ -1,18 +1,85 @@
-"""Endpoint records: ids like RunPod's, settings and their validation. Pure: no I/O."""
+"""Endpoint records: ids like RunPod's, settings and their validation. Pure: no I/O.
+
+Settings are named on the wire as RunPod's REST API names them (`workersMin`,
+`idleTimeout`, `scalerType`, ...); `WIRE_NAMES` maps each wire name to its field here, in
+one place, for the admin API (create and PATCH), `public()` and the CLI.
+
+An endpoint without `templateId` has no managed workers: its workers are started by
+someone else (`podium worker`, a RunPod SDK program on another machine). With a
+template (`sd15`, `custom` or a created template's id) the supervisor starts and stops
+worker processes for it on this machine.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import secrets
+import shlex
 import string
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from podium.errors import BadRequest
+from podium.fleet.gpus import parse_gpu_ids
 from podium.jobs import DEFAULT_LIMITS
+from podium.keys import hash_secret, new_worker_token
 
-__all__ = ["Endpoint", "EndpointSpec", "new_endpoint_id"]
+__all__ = [
+    "BUILTIN_TEMPLATES",
+    "PROTECTED_ENV",
+    "SCALER_TYPES",
+    "WIRE_NAMES",
+    "Endpoint",
+    "EndpointSpec",
+    "new_endpoint_id",
+]
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
+
+TEMPLATE_SD15 = "sd15"
+TEMPLATE_CUSTOM = "custom"
+BUILTIN_TEMPLATES = (TEMPLATE_SD15, TEMPLATE_CUSTOM)
+SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
+
+# Variables the supervisor sets for every worker; an endpoint's `env` may not override them.
+PROTECTED_ENV = frozenset(
+    {
+        "RUNPOD_WEBHOOK_GET_JOB",
+        "RUNPOD_WEBHOOK_POST_OUTPUT",
+        "RUNPOD_WEBHOOK_POST_STREAM",
+        "RUNPOD_WEBHOOK_PING",
+        "RUNPOD_AI_API_KEY",
+        "RUNPOD_POD_ID",
+        "RUNPOD_ENDPOINT_ID",
+        "RUNPOD_PING_INTERVAL",
+        "CUDA_VISIBLE_DEVICES",
+    }
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# wire name -> EndpointSpec field
+WIRE_NAMES: dict[str, str] = {
+    "name": "name",
+    "templateId": "template_id",
+    "workersMin": "workers_min",
+    "workersMax": "workers_max",
+    "idleTimeout": "idle_timeout",
+    "scalerType": "scaler_type",
+    "scalerValue": "scaler_value",
+    "gpuIds": "gpu_ids",
+    "gpuCount": "gpu_count",
+    "flashboot": "flashboot",
+    "env": "env",
+    "model": "model",
+    "command": "command",
+    "executionTimeoutMs": "execution_timeout_ms",
+    "retryLimit": "retry_limit",
+    "retentionRunMs": "retention_run_ms",
+    "retentionSyncMs": "retention_sync_ms",
+    "inputSchema": "input_schema",
+}
 
 
 def new_endpoint_id() -> str:
@@ -30,14 +97,44 @@ class EndpointSpec:
     retention_run_ms: int | None = None  # None: the gateway's default
     retention_sync_ms: int | None = None
     input_schema: dict[str, Any] | None = None
+    # Workers (the supervisor). None: workers are started elsewhere, not managed here.
+    template_id: str | None = None
+    workers_min: int = 0
+    workers_max: int = 3
+    idle_timeout: float = 5.0  # seconds an idle worker is kept
+    scaler_type: str = "QUEUE_DELAY"
+    scaler_value: float = 4.0  # QUEUE_DELAY: seconds; REQUEST_COUNT: jobs per worker
+    gpu_ids: str = ""  # "": any GPU; "0,1": these indices; "24GB": at least this memory
+    gpu_count: int = 1  # GPUs per worker
+    flashboot: bool = False  # keep loaded workers warm longer than idleTimeout
+    env: dict[str, str] = field(default_factory=dict)
+    model: str | None = None  # sd15: the model (None: "auto")
+    command: str | None = None  # custom: the worker command line
 
-    def validate(self) -> None:
+    @property
+    def managed(self) -> bool:
+        return self.template_id is not None
+
+    def updated(self, changes: Mapping[str, Any]) -> EndpointSpec:
+        """A copy with `changes` (field names) applied; validate() it before use."""
+        return dataclasses.replace(self, **dict(changes))
+
+    def validate(self, templates: Collection[str] | None = None) -> None:
+        """Raise BadRequest naming every problem at once. `templates`: the ids of
+        created templates (None: do not check that a non-built-in id exists)."""
+        errors = self._basic_errors() + self._worker_errors(templates)
+        if errors:
+            raise BadRequest("Invalid endpoint: " + "; ".join(errors) + ".")
+
+    def _basic_errors(self) -> list[str]:
         errors: list[str] = []
         if not self.name or len(self.name) > 191:
             errors.append("`name` must be 1 to 191 characters")
         lim = DEFAULT_LIMITS
-        if not lim.execution_timeout_min_ms <= self.execution_timeout_ms <= (
-            lim.execution_timeout_max_ms
+        if (
+            not lim.execution_timeout_min_ms
+            <= self.execution_timeout_ms
+            <= (lim.execution_timeout_max_ms)
         ):
             errors.append(
                 f"`executionTimeoutMs` must be between {lim.execution_timeout_min_ms} and "
@@ -49,8 +146,77 @@ class EndpointSpec:
             value = getattr(self, key)
             if value is not None and not 1_000 <= value <= 7 * 86_400_000:
                 errors.append(f"`{key}` must be between 1000 ms and 7 days, got {value}")
-        if errors:
-            raise BadRequest("Invalid endpoint: " + "; ".join(errors) + ".")
+        return errors
+
+    def _worker_errors(self, templates: Collection[str] | None) -> list[str]:  # noqa: C901
+        errors: list[str] = []
+        tid = self.template_id
+        if (
+            tid is not None
+            and tid not in BUILTIN_TEMPLATES
+            and (templates is not None and tid not in templates)
+        ):
+            errors.append(
+                f"unknown `templateId` {tid!r}: use sd15, custom or the id of a template "
+                "from GET /v1/templates"
+            )
+        if tid == TEMPLATE_CUSTOM and not (self.command or "").strip():
+            errors.append("`command` is required with templateId custom (e.g. 'python handler.py')")
+        if self.command:
+            try:
+                shlex.split(self.command)
+            except ValueError as exc:
+                errors.append(f"`command` cannot be split into words: {exc}")
+        if self.command is not None and tid not in (TEMPLATE_CUSTOM, None):
+            errors.append(f"`command` is only for templateId custom, not {tid!r}")
+        if self.model is not None and tid not in (TEMPLATE_SD15, None):
+            errors.append(f"`model` is only for templateId sd15, not {tid!r}")
+        if self.workers_min < 0:
+            errors.append(f"`workersMin` must be 0 or more, got {self.workers_min}")
+        if self.workers_max < 0:
+            errors.append(f"`workersMax` must be 0 or more, got {self.workers_max}")
+        if self.workers_min > self.workers_max:
+            errors.append(
+                f"`workersMin` ({self.workers_min}) must not exceed `workersMax` "
+                f"({self.workers_max})"
+            )
+        if self.idle_timeout < 0:
+            errors.append(f"`idleTimeout` must be 0 or more seconds, got {self.idle_timeout:g}")
+        if self.scaler_type not in SCALER_TYPES:
+            errors.append(
+                f"`scalerType` must be QUEUE_DELAY or REQUEST_COUNT, got {self.scaler_type!r}"
+            )
+        elif self.scaler_type == "REQUEST_COUNT" and self.scaler_value < 1:
+            errors.append(
+                f"`scalerValue` must be at least 1 (jobs per worker) with REQUEST_COUNT, "
+                f"got {self.scaler_value:g}"
+            )
+        elif self.scaler_value < 0:
+            errors.append(
+                f"`scalerValue` must be 0 or more seconds with QUEUE_DELAY, "
+                f"got {self.scaler_value:g}"
+            )
+        try:
+            request = parse_gpu_ids(self.gpu_ids)
+        except ValueError as exc:
+            errors.append(str(exc))
+        else:
+            if request.indices is not None and len(request.indices) < self.gpu_count:
+                errors.append(
+                    f"`gpuCount` {self.gpu_count} needs at least that many GPUs in `gpuIds` "
+                    f"({self.gpu_ids!r})"
+                )
+        if not 1 <= self.gpu_count <= 16:
+            errors.append(f"`gpuCount` must be between 1 and 16, got {self.gpu_count}")
+        bad_names = sorted(k for k in self.env if not _ENV_NAME.match(k))
+        if bad_names:
+            errors.append(f"`env` has invalid variable names: {', '.join(bad_names)}")
+        protected = sorted(PROTECTED_ENV & set(self.env))
+        if protected:
+            errors.append(
+                f"`env` may not set {', '.join(protected)}: the supervisor sets them per worker"
+            )
+        return errors
 
 
 @dataclass(slots=True)
@@ -62,24 +228,36 @@ class Endpoint:
     created_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def create(cls, spec: EndpointSpec, now: float) -> tuple[Endpoint, str]:
+        """A new endpoint and its worker token (to show once; only its hash is kept)."""
+        token = new_worker_token()
+        endpoint = cls(
+            id=new_endpoint_id(),
+            spec=spec,
+            worker_token_hash=hash_secret(token),
+            webhook_secret=secrets.token_hex(32),
+            created_at=now,
+        )
+        return endpoint, token
+
     def to_doc(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Endpoint:
+        """Read a stored doc; docs written before a field existed get its default, and
+        fields this version does not know are ignored."""
         doc = dict(doc)
-        doc["spec"] = EndpointSpec(**doc["spec"])
+        known = {f.name for f in dataclasses.fields(EndpointSpec)}
+        doc["spec"] = EndpointSpec(**{k: v for k, v in doc["spec"].items() if k in known})
         return cls(**doc)
 
     def public(self) -> dict[str, Any]:
         s = self.spec
-        return {
-            "id": self.id,
-            "name": s.name,
-            "executionTimeoutMs": s.execution_timeout_ms,
-            "retryLimit": s.retry_limit,
-            "retentionRunMs": s.retention_run_ms,
-            "retentionSyncMs": s.retention_sync_ms,
-            "createdAt": self.created_at,
-            **self.extra,
-        }
+        body: dict[str, Any] = {"id": self.id}
+        for wire, name in WIRE_NAMES.items():
+            if name != "input_schema":
+                body[wire] = getattr(s, name)
+        body["createdAt"] = self.created_at
+        return {**body, **self.extra}

@@ -12,7 +12,16 @@ import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ApiKey", "Scope", "hash_secret", "new_key", "new_worker_token", "secrets_equal"]
+__all__ = [
+    "ApiKey",
+    "Scope",
+    "derive_worker_token",
+    "hash_secret",
+    "new_fleet_secret",
+    "new_key",
+    "new_worker_token",
+    "secrets_equal",
+]
 
 KEY_PREFIX = "pk_"
 WORKER_TOKEN_PREFIX = "pw_"
@@ -37,6 +46,21 @@ def new_key() -> str:
 
 def new_worker_token() -> str:
     return WORKER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_fleet_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def derive_worker_token(fleet_secret: str, endpoint_id: str) -> str:
+    """The worker token a supervisor gives the workers it starts for `endpoint_id`.
+
+    Only the hash of an endpoint's own token is stored, so a supervisor cannot hand that
+    one out; instead every deployment has one fleet secret, and the gateway accepts
+    `pw_` + HMAC-SHA256(fleet secret, endpoint id) on that endpoint's worker routes (and
+    nowhere else). A per-host agent that knows the secret derives the same tokens."""
+    mac = hmac.new(fleet_secret.encode("utf-8"), endpoint_id.encode("utf-8"), hashlib.sha256)
+    return WORKER_TOKEN_PREFIX + mac.hexdigest()
 
 
 def hash_secret(secret: str) -> str:

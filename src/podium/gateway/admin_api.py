@@ -1,23 +1,27 @@
-"""The admin API, `/v1/...`: endpoints and API keys (admin scope)."""
+"""The admin API, `/v1/...`: endpoints, templates, GPUs and API keys (admin scope)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from podium.endpoints import Endpoint, EndpointSpec, new_endpoint_id
-from podium.errors import NotFound
+from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
+from podium.errors import BadRequest, Conflict, NotFound
+from podium.fleet import logs
+from podium.fleet.templates import Template, new_template_id
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON
 from podium.gateway.state import GatewayState
-from podium.jobs import DEFAULT_LIMITS
-from podium.keys import ApiKey, Scope, hash_secret, new_key, new_worker_token
+from podium.keys import ApiKey, Scope, hash_secret, new_key
 
 __all__ = ["router"]
 
+LOG_TAIL_DEFAULT = 100
+LOG_TAIL_MAX = 10_000
 
 
 async def _admin(request: Request) -> None:
@@ -31,15 +35,42 @@ def _state(request: Request) -> GatewayState:
     return request.app.state.podium
 
 
-class EndpointCreate(BaseModel):
+class EndpointUpdate(BaseModel):
+    """PATCH: any subset of the settings. Types only; ranges are checked by
+    EndpointSpec.validate, which names every problem at once."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=191)
-    executionTimeoutMs: int = DEFAULT_LIMITS.execution_timeout_default_ms
-    retryLimit: int = DEFAULT_LIMITS.retry_limit_default
+    name: str | None = None
+    templateId: str | None = None
+    workersMin: int | None = None
+    workersMax: int | None = None
+    idleTimeout: float | None = None
+    scalerType: str | None = None
+    scalerValue: float | None = None
+    gpuIds: str | None = None
+    gpuCount: int | None = None
+    flashboot: bool | None = None
+    env: dict[str, str] | None = None
+    model: str | None = None
+    command: str | None = None
+    executionTimeoutMs: int | None = None
+    retryLimit: int | None = None
     retentionRunMs: int | None = None
     retentionSyncMs: int | None = None
     inputSchema: dict[str, Any] | None = None
+
+
+class EndpointCreate(EndpointUpdate):
+    name: str = Field(min_length=1, max_length=191)  # type: ignore[assignment]
+
+
+class TemplateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=191)
+    command: str
+    env: dict[str, str] = Field(default_factory=dict)
 
 
 class KeyCreate(BaseModel):
@@ -50,26 +81,46 @@ class KeyCreate(BaseModel):
     endpoints: list[str] = Field(default_factory=list)
 
 
+# Fields an explicit null may clear; other settings cannot be null.
+_NULLABLE = {
+    "template_id",
+    "model",
+    "command",
+    "retention_run_ms",
+    "retention_sync_ms",
+    "input_schema",
+}
+
+
+def _changes(body: EndpointUpdate) -> dict[str, Any]:
+    """Wire names given in the body -> EndpointSpec fields. An explicit null clears the
+    optional ones (templateId, model, command, retention, inputSchema)."""
+    return {WIRE_NAMES[k]: v for k, v in body.model_dump(exclude_unset=True).items()}
+
+
+async def _validate(state: GatewayState, spec: EndpointSpec) -> None:
+    created = None
+    if spec.template_id is not None and spec.template_id not in BUILTIN_TEMPLATES:
+        created = [t.id for t in await state.templates.created()]
+    spec.validate(created)
+
+
+def _with_fleet(state: GatewayState, endpoint: Endpoint) -> dict[str, Any]:
+    workers = state.fleet.of(endpoint.id)
+    return {**endpoint.public(), "workers": [w.public() for w in workers]}
+
+
+# --- endpoints -----------------------------------------------------------------------
+
+
 @router.post("/endpoints", summary="Create an endpoint; returns its worker token once")
 async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
     state = _state(request)
-    spec = EndpointSpec(
-        name=body.name,
-        execution_timeout_ms=body.executionTimeoutMs,
-        retry_limit=body.retryLimit,
-        retention_run_ms=body.retentionRunMs,
-        retention_sync_ms=body.retentionSyncMs,
-        input_schema=body.inputSchema,
-    )
-    spec.validate()
-    token = new_worker_token()
-    endpoint = Endpoint(
-        id=new_endpoint_id(),
-        spec=spec,
-        worker_token_hash=hash_secret(token),
-        webhook_secret=secrets.token_hex(32),
-        created_at=state.clock.now(),
-    )
+    changes = _changes(body)
+    changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
+    spec = EndpointSpec(**changes)
+    await _validate(state, spec)
+    endpoint, token = Endpoint.create(spec, state.clock.now())
     await state.store.put_endpoint(endpoint)
     return JSON(
         {
@@ -87,18 +138,129 @@ async def list_endpoints(request: Request) -> JSON:
     return JSON([e.public() for e in await state.store.list_endpoints()])
 
 
-@router.get("/endpoints/{endpoint_id}", summary="One endpoint")
+@router.get("/endpoints/{endpoint_id}", summary="One endpoint, with its supervised workers")
 async def get_endpoint(request: Request, endpoint_id: str) -> JSON:
     state = _state(request)
-    return JSON((await state.endpoint(endpoint_id)).public())
+    return JSON(_with_fleet(state, await state.endpoint(endpoint_id)))
 
 
-@router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint and its queued jobs")
+@router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
+async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
+    state = _state(request)
+    endpoint = await state.endpoint(endpoint_id)
+    changes = _changes(body)
+    bad_nulls = sorted(
+        wire
+        for wire, name in WIRE_NAMES.items()
+        if name in changes and changes[name] is None and name not in _NULLABLE
+    )
+    if bad_nulls:
+        raise BadRequest(f"Invalid endpoint: {', '.join(bad_nulls)} cannot be null.")
+    if changes.get("template_id", endpoint.spec.template_id) != endpoint.spec.template_id:
+        # Settings of the old template do not carry over to the new one.
+        changes.setdefault("command", None)
+        changes.setdefault("model", None)
+    spec = endpoint.spec.updated(changes)
+    await _validate(state, spec)
+    endpoint.spec = spec
+    await state.store.put_endpoint(endpoint)
+    return JSON(_with_fleet(state, endpoint))
+
+
+@router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint, its queue and workers")
 async def delete_endpoint(request: Request, endpoint_id: str) -> JSON:
     state = _state(request)
     if not await state.store.delete_endpoint(endpoint_id):
         raise NotFound(f"Endpoint {endpoint_id} does not exist.")
+    # The supervisor notices on its next tick and stops the endpoint's workers.
     return JSON({"id": endpoint_id, "deleted": True})
+
+
+@router.get("/endpoints/{endpoint_id}/logs", summary="The last lines of each worker's log")
+async def endpoint_logs(
+    request: Request,
+    endpoint_id: str,
+    tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=LOG_TAIL_MAX),
+    worker: str | None = None,
+) -> JSON:
+    state = _state(request)
+    await state.endpoint(endpoint_id)
+    phases = {w.id: w.phase.value for w in state.fleet.of(endpoint_id)}
+    paths = logs.worker_logs(state.settings.data_dir, endpoint_id)
+    if worker is not None:
+        paths = [p for p in paths if p.stem == worker]
+        if not paths:
+            raise NotFound(f"No log for worker {worker} of endpoint {endpoint_id}.")
+    out = await asyncio.to_thread(
+        lambda: [
+            {"workerId": p.stem, "phase": phases.get(p.stem, "stopped"), "log": logs.tail(p, tail)}
+            for p in paths
+        ]
+    )
+    return JSON({"endpointId": endpoint_id, "workers": out})
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+@router.get("/templates", summary="Templates: the built-ins (sd15, custom) and created ones")
+async def list_templates(request: Request) -> JSON:
+    state = _state(request)
+    return JSON([t.public() for t in await state.templates.all()])
+
+
+@router.post("/templates", summary="Create a template: a command and env for endpoints")
+async def create_template(request: Request, body: TemplateCreate) -> JSON:
+    state = _state(request)
+    template = Template(
+        id=new_template_id(),
+        name=body.name,
+        command=body.command,
+        env=body.env,
+        created_at=state.clock.now(),
+    )
+    await state.templates.add(template)
+    return JSON(template.public())
+
+
+@router.get("/templates/{template_id}", summary="One template")
+async def get_template(request: Request, template_id: str) -> JSON:
+    state = _state(request)
+    return JSON((await state.templates.require(template_id)).public())
+
+
+@router.delete("/templates/{template_id}", summary="Delete a template no endpoint uses")
+async def delete_template(request: Request, template_id: str) -> JSON:
+    state = _state(request)
+    users = [e.id for e in await state.store.list_endpoints() if e.spec.template_id == template_id]
+    if users:
+        raise Conflict(
+            f"Template {template_id} is used by endpoint(s) {', '.join(users)}; "
+            "delete them or change their templateId first."
+        )
+    await state.templates.delete(template_id)
+    return JSON({"id": template_id, "deleted": True})
+
+
+# --- GPUs ----------------------------------------------------------------------------
+
+
+@router.get("/gpus", summary="This machine's GPUs and which worker holds each")
+async def list_gpus(request: Request) -> JSON:
+    state = _state(request)
+    inventory = await asyncio.to_thread(state.gpu_inventory)
+    holders = state.fleet.gpu_holders()
+    return JSON(
+        {
+            "gpus": [{**g.public(), "worker": holders.get(g.index)} for g in inventory.gpus],
+            "source": inventory.source,
+            "warning": inventory.warning,
+            "supervisor": state.fleet.supervised,
+        }
+    )
+
+
+# --- API keys ------------------------------------------------------------------------
 
 
 @router.post("/keys", summary="Create an API key; the key is shown once")

@@ -13,8 +13,11 @@ from starlette.responses import Response
 
 from podium import __version__
 from podium.clock import Clock, SystemClock
+from podium.fleet.settings import FleetSettings
+from podium.fleet.supervisor import Supervisor
+from podium.fleet.view import LocalFleetView
 from podium.gateway import admin_api, client_api, worker_api
-from podium.gateway.auth import authorize_client, ensure_admin_key
+from podium.gateway.auth import authorize_client, ensure_admin_key, ensure_fleet_secret
 from podium.gateway.errors import install_error_handlers
 from podium.gateway.http import JSON
 from podium.gateway.ratelimit import RateLimiter
@@ -36,9 +39,11 @@ def create_app(
     clock: Clock | None = None,
     *,
     run_background: bool = True,
+    fleet: FleetSettings | None = None,
 ) -> FastAPI:
     """Build the gateway. Tests pass their own store and clock and may turn off the
-    background reaper (then they call `reap_once` themselves)."""
+    background reaper (then they call `reap_once` themselves). With `fleet` enabled (and
+    background tasks on) the supervisor runs here and starts managed endpoints' workers."""
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -57,19 +62,33 @@ def create_app(
                 backoff_s=settings.webhook_backoff_s,
             ),
         )
+        state.fleet_settings = fleet
         app.state.podium = state
         if not settings.insecure_no_auth:
             admin_key = await ensure_admin_key(store, settings.data_dir, clock.now())
             app.state.new_admin_key = admin_key
             if admin_key:
-                log.warning("Created the admin API key; it is in %s", settings.data_dir / "admin.key")
+                where = settings.data_dir / "admin.key"
+                log.warning("Created the admin API key; it is in %s", where)
+        state.fleet_secret = await ensure_fleet_secret(store)
         state.webhooks.start()
         tasks = []
+        supervisor = None
         if run_background:
             tasks.append(asyncio.create_task(run_reaper(state, settings.reaper_interval_s)))
+            if fleet is not None and fleet.enabled:
+                view = LocalFleetView(store, settings, state.fleet_secret, state.fleet, clock)
+                supervisor = Supervisor(
+                    view, fleet, settings.data_dir, clock, discover_gpus=state.gpu_inventory
+                )
+                state.fleet.supervised = True
+                supervisor.start()
+        app.state.supervisor = supervisor  # for the server's signal handler (cli.serve)
         try:
             yield
         finally:
+            if supervisor is not None:
+                await supervisor.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

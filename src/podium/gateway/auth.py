@@ -10,13 +10,28 @@ from fastapi import Request
 
 from podium.endpoints import Endpoint
 from podium.errors import Forbidden, NotFound, Unauthorized
-from podium.keys import ApiKey, Scope, hash_secret, new_key, secrets_equal
+from podium.keys import (
+    ApiKey,
+    Scope,
+    derive_worker_token,
+    hash_secret,
+    new_fleet_secret,
+    new_key,
+    secrets_equal,
+)
 from podium.store import JobStore
 
-__all__ = ["ADMIN_KEY_FILE", "authorize_client", "authorize_worker", "ensure_admin_key"]
+__all__ = [
+    "ADMIN_KEY_FILE",
+    "authorize_client",
+    "authorize_worker",
+    "ensure_admin_key",
+    "ensure_fleet_secret",
+]
 
 ADMIN_KEY_FILE = "admin.key"
 _ADMIN_SETTING = "admin_key_id"
+_FLEET_SETTING = "fleet_secret"
 
 
 def _presented_secret(request: Request) -> str | None:
@@ -53,7 +68,10 @@ async def authorize_client(
 
 
 async def authorize_worker(request: Request, endpoint_id: str) -> Endpoint:
-    """The endpoint whose worker token was presented; it must be `endpoint_id`."""
+    """The endpoint whose worker token was presented; it must be `endpoint_id`.
+
+    Accepted: the endpoint's own token, or the token the supervisor derives for this
+    endpoint from the fleet secret (keys.derive_worker_token)."""
     state = request.app.state.podium
     endpoint = await state.store.get_endpoint(endpoint_id)
     if state.settings.insecure_no_auth:
@@ -65,6 +83,13 @@ async def authorize_worker(request: Request, endpoint_id: str) -> Endpoint:
         raise Unauthorized("Missing worker token: set RUNPOD_AI_API_KEY to the endpoint's token.")
     digest = hash_secret(secret)
     if endpoint is not None and secrets_equal(endpoint.worker_token_hash, digest):
+        return endpoint
+    fleet_secret = getattr(state, "fleet_secret", None)
+    if (
+        endpoint is not None
+        and fleet_secret
+        and secrets_equal(secret, derive_worker_token(fleet_secret, endpoint_id))
+    ):
         return endpoint
     owner = await state.store.endpoint_by_token_hash(digest)
     if owner is None:
@@ -91,10 +116,19 @@ async def ensure_admin_key(store: JobStore, data_dir: Path, now: float) -> str |
             prefix=plain[:7],
         )
     )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, at first start
     path = data_dir / ADMIN_KEY_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(plain + "\n")
     os.chmod(path, 0o600)
     return plain
+
+
+async def ensure_fleet_secret(store: JobStore) -> str:
+    """The deployment's fleet secret (keys.derive_worker_token), created on first start.
+    Every gateway on one store reads the same one."""
+    await store.set_setting_if_absent(_FLEET_SETTING, new_fleet_secret())
+    secret = await store.get_setting(_FLEET_SETTING)
+    assert secret is not None
+    return secret

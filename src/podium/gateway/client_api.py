@@ -146,17 +146,15 @@ async def health(request: Request, endpoint_id: str) -> JSON:
     await authorize_client(request, Scope.READ, endpoint_id)
     await state.endpoint(endpoint_id)
     c = await state.store.counts(endpoint_id)
+    from podium.fleet.status import health_counts
+
     alive_since = state.clock.now() - state.settings.lease_s
-    workers = {"idle": 0, "initializing": 0, "ready": 0, "running": 0, "throttled": 0,
-               "unhealthy": 0}
-    for w in await state.store.workers(endpoint_id, alive_since):
-        if w.state in ("unhealthy", "initializing", "throttled"):
-            workers[w.state] += 1
-        elif w.jobs:
-            workers["running"] += 1
-        else:
-            workers["idle"] += 1
-    workers["ready"] = workers["idle"] + workers["running"]
+    # The supervisor's phases for the workers it runs, the store's records for the rest.
+    workers = health_counts(
+        state.fleet.of(endpoint_id),
+        await state.store.workers(endpoint_id, alive_since),
+        state.fleet.stopped_of(endpoint_id),
+    )
     return JSON(
         {
             "jobs": {

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import NotFound
+from podium.fleet.catalog import TemplateCatalog
+from podium.fleet.gpus import Inventory, discover
+from podium.fleet.settings import FleetSettings
+from podium.fleet.status import FleetBoard
 from podium.gateway.metrics import Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.webhooks import WebhookSender
@@ -26,6 +30,22 @@ class GatewayState:
     webhooks: WebhookSender
     metrics: Metrics = field(default_factory=Metrics)
     limits: Limits = DEFAULT_LIMITS
+    # Workers: the supervisors' latest report (in memory; the embedded supervisor writes it
+    # here, a per-host agent would report it over HTTP) and the secret its tokens derive from.
+    fleet: FleetBoard = field(default_factory=FleetBoard)
+    fleet_secret: str | None = None
+    fleet_settings: FleetSettings | None = None
+
+    def gpu_inventory(self) -> Inventory:
+        """This machine's GPUs, discovered once (blocking: call it in a thread)."""
+        if self.fleet.inventory is None:
+            configured = self.fleet_settings.gpus if self.fleet_settings else None
+            self.fleet.inventory = discover(configured)
+        return self.fleet.inventory
+
+    @property
+    def templates(self) -> TemplateCatalog:
+        return TemplateCatalog(self.store)
 
     async def endpoint(self, endpoint_id: str) -> Endpoint:
         endpoint = await self.store.get_endpoint(endpoint_id)
@@ -37,8 +57,7 @@ class GatewayState:
         job = await self.store.get(job_id)
         if job is None or job.endpoint_id != endpoint_id:
             raise NotFound(
-                f"Job {job_id} does not exist on endpoint {endpoint_id} "
-                "(or its retention ran out)."
+                f"Job {job_id} does not exist on endpoint {endpoint_id} (or its retention ran out)."
             )
         return job
 

@@ -66,6 +66,7 @@ async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> l
         gone.cancel()
         if not take.done():
             take.cancel()
+        await asyncio.gather(take, gone, return_exceptions=True)
     if take.cancelled():
         return []
     jobs = take.result()

@@ -1,0 +1,60 @@
+"""The supervisor's settings: built once at the entry point (`podium serve` / `up`) and
+passed to create_app. Every environment variable it reads is named here and only here:
+
+    PODIUM_SUPERVISOR          true (default) / false: start local workers at all
+    PODIUM_SUPERVISOR_TICK_S   seconds between two passes of the supervisor (default 0.5)
+    PODIUM_GPUS                the GPU inventory instead of discovery: `none` (CPU workers),
+                               or nvidia-smi lines `index, name, memory MiB` separated by `;`
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, field_validator
+
+from podium.fleet.gpus import discover
+
+__all__ = ["ENV", "FleetSettings"]
+
+ENV = {
+    "PODIUM_SUPERVISOR": "enabled",
+    "PODIUM_SUPERVISOR_TICK_S": "tick_s",
+    "PODIUM_GPUS": "gpus",
+}
+
+
+class FleetSettings(BaseModel):
+    enabled: bool = True
+    tick_s: float = 0.5
+    gpus: str | None = None  # None: discover
+    startup_crash_limit: int = 3  # consecutive crashes before ready -> unhealthy
+    backoff_base_s: float = 1.0  # restart delays 1, 2, 4 ... backoff_cap_s
+    backoff_cap_s: float = 60.0
+    stable_s: float = 60.0  # up this long: the crash count starts again from zero
+    drain_extra_s: float = 30.0  # a drained worker is killed after executionTimeout + this
+    shutdown_grace_s: float = 5.0  # on gateway shutdown: SIGTERM, this long, then SIGKILL
+    delete_grace_s: float = 5.0  # the endpoint was deleted: SIGTERM, this long, SIGKILL
+    log_max_bytes: int = 10 * 1024 * 1024  # a worker log over this is rotated at (re)start
+
+    @field_validator("gpus")
+    @classmethod
+    def _inventory_reads(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            discover(value)  # a configured inventory is only parsed: fails loudly here
+        return value
+
+    @field_validator("tick_s")
+    @classmethod
+    def _positive_tick(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"the supervisor tick must be positive, got {value:g} s")
+        return value
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> FleetSettings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {name: env[var] for var, name in ENV.items() if var in env}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,144 @@
+"""Templates: what a worker process runs. Pure: records and the command line, no I/O.
+
+Built-in:
+    sd15     Podium's Stable Diffusion worker: `python -m podium.worker --template sd15
+             --model M` (the endpoint's `model`, default `auto`)
+    custom   the endpoint's own `command`, e.g. `python handler.py` of an unmodified
+             RunPod SDK worker, or `python -m podium.worker my_module:handler`
+
+Created templates (`POST /v1/templates {name, command, env}`) name a command and env once
+for several endpoints. Commands are split like a shell would (shlex) but run without a
+shell; use `sh -c '...'` for pipes or `&&`. They run in the gateway's working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import shlex
+import string
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.endpoints import PROTECTED_ENV, TEMPLATE_CUSTOM, TEMPLATE_SD15, EndpointSpec
+from podium.errors import BadRequest
+
+__all__ = ["BUILTINS", "Launch", "Template", "launch_for", "new_template_id"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_template_id() -> str:
+    return "tpl_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: str
+    name: str
+    command: str | None = None  # None for the built-ins
+    env: dict[str, str] = field(default_factory=dict)
+    builtin: bool = False
+    created_at: float = 0.0
+
+    def validate(self) -> None:
+        errors: list[str] = []
+        if not self.name or len(self.name) > 191:
+            errors.append("`name` must be 1 to 191 characters")
+        if not (self.command or "").strip():
+            errors.append("`command` is required (e.g. 'python handler.py')")
+        else:
+            try:
+                shlex.split(self.command or "")
+            except ValueError as exc:
+                errors.append(f"`command` cannot be split into words: {exc}")
+        bad = sorted(k for k in self.env if not _ENV_NAME.match(k))
+        if bad:
+            errors.append(f"`env` has invalid variable names: {', '.join(bad)}")
+        protected = sorted(PROTECTED_ENV & set(self.env))
+        if protected:
+            errors.append(f"`env` may not set {', '.join(protected)}: the supervisor sets them")
+        if errors:
+            raise BadRequest("Invalid template: " + "; ".join(errors) + ".")
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "command": self.command,
+            "env": dict(self.env),
+            "builtin": self.builtin,
+            "createdAt": self.created_at,
+        }
+
+    def to_doc(self) -> str:
+        return json.dumps(
+            {
+                "id": self.id,
+                "name": self.name,
+                "command": self.command,
+                "env": self.env,
+                "created_at": self.created_at,
+            }
+        )
+
+    @classmethod
+    def from_doc(cls, doc: str) -> Template:
+        d = json.loads(doc)
+        return cls(
+            d["id"],
+            d["name"],
+            d.get("command"),
+            dict(d.get("env") or {}),
+            created_at=d.get("created_at", 0.0),
+        )
+
+
+BUILTINS: dict[str, Template] = {
+    TEMPLATE_SD15: Template(
+        TEMPLATE_SD15, "Stable Diffusion v1.5 (Podium's SD worker)", builtin=True
+    ),
+    TEMPLATE_CUSTOM: Template(TEMPLATE_CUSTOM, "Custom command (any worker program)", builtin=True),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How to start one of an endpoint's workers (before the per-worker RUNPOD_* vars)."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        """Changes when what the workers run changes: old workers are then replaced."""
+        raw = json.dumps([self.argv, sorted(self.env.items())])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def launch_for(
+    spec: EndpointSpec, template: Template | None, python: str = sys.executable
+) -> Launch:
+    """The command line and env for an endpoint's workers. `template`: the created
+    template named by spec.template_id (None for the built-ins)."""
+    tid = spec.template_id
+    if tid == TEMPLATE_SD15:
+        argv = [
+            python,
+            "-m",
+            "podium.worker",
+            "--template",
+            "sd15",
+            "--model",
+            spec.model or "auto",
+        ]
+        return Launch(tuple(argv), dict(spec.env))
+    if tid == TEMPLATE_CUSTOM:
+        return Launch(tuple(shlex.split(spec.command or "")), dict(spec.env))
+    if template is None:
+        raise BadRequest(f"Template {tid!r} does not exist; see GET /v1/templates.")
+    return Launch(tuple(shlex.split(template.command or "")), {**template.env, **spec.env})
