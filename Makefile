@@ -8,7 +8,7 @@ TORCH_VERSION := 2.13.0
 RUNPOD_VERSION := 1.12.0
 REDIS_PORT ?= 6379
 
-.PHONY: demo up test lint bench redis clean help
+.PHONY: demo up test lint bench redis clean help deb-packages venv
 
 help:
 	@echo "make demo   - set up, start a gateway and a worker, generate an image, save it"
@@ -40,8 +40,14 @@ redis:
 	  || redis-server --daemonize yes --bind 127.0.0.1 --port $(REDIS_PORT) --save "" --appendonly no
 	@for i in $$(seq 50); do $(PY) -c "import redis; redis.Redis(port=$(REDIS_PORT), socket_connect_timeout=1).ping()" 2>/dev/null && exit 0; sleep 0.1; done; echo "Redis did not start" >&2; exit 1
 
-test: $(VENV)/.installed $(RUNPOD_VENV)/.installed
-	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+# Debian packages the tests need: Redis, and Chromium for the browser tests (Playwright
+# drives /usr/bin/chromium; it never downloads a browser of its own).
+deb-packages:
+	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+test: $(VENV)/.installed $(RUNPOD_VENV)/.installed deb-packages
 	@$(MAKE) --no-print-directory redis
 	$(PY) -m pytest -q
 
