@@ -75,8 +75,15 @@ def test_submit_on_a_worker_on_b_status_on_both(pair):
         assert st["status"] == "COMPLETED" and st["output"] == 7 and st["workerId"] == "wb"
 
 
-def test_kill_9_of_a_loses_nothing_acknowledged(pair):
+def _reaper(gw: Gateway) -> dict:
+    return httpx.get(gw.url + "/healthz", timeout=5).json()["reaper"]
+
+
+def test_kill_9_of_a_loses_nothing_acknowledged_and_the_reaper_moves(pair):
     a, b = pair
+    # exactly one gateway reaps; A started first, so A holds the lock
+    wait_until(lambda: _reaper(a)["active"], timeout=10, what="A's reaper to be active")
+    assert not _reaper(b)["active"]
     key = a.admin_key
     ep = a.create_endpoint()
     acked: list[str] = []
@@ -105,6 +112,8 @@ def test_kill_9_of_a_loses_nothing_acknowledged(pair):
     with b.client(key) as c:
         statuses = {c.get(f"/v2/{ep['id']}/status/{j}").json()["status"] for j in acked}
     assert statuses == {"IN_QUEUE"}
+    # A's lease (5 s) lapses and B takes the reaper over
+    wait_until(lambda: _reaper(b)["active"], timeout=15, what="B's reaper to take over")
 
 
 def test_redis_unreachable_gives_503_then_recovers(tmp_path):

@@ -239,3 +239,20 @@ async def test_metrics(api):
     assert "podium_job_delay_seconds_bucket" in text
     assert "podium_job_execution_seconds_bucket" in text
     assert f'podium_workers{{endpoint="{api.ep}",state="idle"}} 1.0' in text
+
+
+async def test_status_bad_query_values(api):
+    job = (await api.run()).json()
+    r = await api.status(job["id"], ttl="soon")
+    assert r.status_code == 400 and "ttl" in r.json()["error"]
+    r = await api.status(job["id"], wait="later")
+    assert r.status_code == 400 and "wait" in r.json()["error"]
+
+
+async def test_revoked_key_is_refused_at_once_despite_the_lookup_cache(api):
+    r = await api.http.post("/v1/keys", json={"name": "c", "scopes": ["run"]},
+                            headers=api.auth())
+    key = r.json()
+    assert (await api.run(key=key["key"])).status_code == 200  # now cached
+    await api.http.delete(f"/v1/keys/{key['id']}", headers=api.auth())
+    assert (await api.run(key=key["key"])).status_code == 401

@@ -141,13 +141,13 @@ async def list_endpoints(request: Request) -> JSON:
 @router.get("/endpoints/{endpoint_id}", summary="One endpoint, with its supervised workers")
 async def get_endpoint(request: Request, endpoint_id: str) -> JSON:
     state = _state(request)
-    return JSON(_with_fleet(state, await state.endpoint(endpoint_id)))
+    return JSON(_with_fleet(state, await state.endpoint(endpoint_id, fresh=True)))
 
 
 @router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
 async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
     state = _state(request)
-    endpoint = await state.endpoint(endpoint_id)
+    endpoint = await state.endpoint(endpoint_id, fresh=True)
     changes = _changes(body)
     bad_nulls = sorted(
         wire
@@ -164,13 +164,16 @@ async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpda
     await _validate(state, spec)
     endpoint.spec = spec
     await state.store.put_endpoint(endpoint)
+    state.lookups.forget_endpoint(endpoint_id)
     return JSON(_with_fleet(state, endpoint))
 
 
 @router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint, its queue and workers")
 async def delete_endpoint(request: Request, endpoint_id: str) -> JSON:
     state = _state(request)
-    if not await state.store.delete_endpoint(endpoint_id):
+    deleted = await state.store.delete_endpoint(endpoint_id)
+    state.lookups.forget_endpoint(endpoint_id)
+    if not deleted:
         raise NotFound(f"Endpoint {endpoint_id} does not exist.")
     # The supervisor notices on its next tick and stops the endpoint's workers.
     return JSON({"id": endpoint_id, "deleted": True})
@@ -293,5 +296,6 @@ async def revoke_key(request: Request, key_id: str) -> JSON:
         if key.id == key_id:
             key.revoked = True
             await state.store.put_key(key)
+            state.lookups.forget_key(key.hash)
             return JSON({**key.public()})
     raise NotFound(f"API key {key_id} does not exist.")

@@ -21,7 +21,7 @@ from podium.gateway.auth import authorize_client, ensure_admin_key, ensure_fleet
 from podium.gateway.errors import install_error_handlers
 from podium.gateway.http import JSON
 from podium.gateway.ratelimit import RateLimiter
-from podium.gateway.reaper import run_reaper
+from podium.gateway.reaper import Reaper
 from podium.gateway.state import GatewayState
 from podium.gateway.webhooks import WebhookSender
 from podium.keys import Scope
@@ -75,7 +75,8 @@ def create_app(
         tasks = []
         supervisor = None
         if run_background:
-            tasks.append(asyncio.create_task(run_reaper(state, settings.reaper_interval_s)))
+            state.reaper = Reaper(state, settings.reaper_interval_s)
+            tasks.append(asyncio.create_task(state.reaper.run()))
             if fleet is not None and fleet.enabled:
                 view = LocalFleetView(store, settings, state.fleet_secret, state.fleet, clock)
                 supervisor = Supervisor(
@@ -114,7 +115,8 @@ def create_app(
     async def healthz(request: Request) -> JSON:
         state: GatewayState = request.app.state.podium
         await state.store.ping()
-        return JSON({"ok": True, "version": __version__})
+        reaper = state.reaper.describe() if state.reaper else None
+        return JSON({"ok": True, "version": __version__, "reaper": reaper})
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
     async def metrics(request: Request) -> Response:

@@ -58,7 +58,7 @@ async def authorize_client(
             "Missing API key: send `Authorization: Bearer <key>` (see `podium keys create`)."
         )
     digest = hash_secret(secret)
-    key = await state.store.key_by_hash(digest)
+    key = await state.lookups.key(digest)
     if key is None or key.revoked or not secrets_equal(key.hash, digest):
         raise Unauthorized("Unknown or revoked API key.")
     if not key.allows(scope, endpoint_id):
@@ -73,7 +73,7 @@ async def authorize_worker(request: Request, endpoint_id: str) -> Endpoint:
     Accepted: the endpoint's own token, or the token the supervisor derives for this
     endpoint from the fleet secret (keys.derive_worker_token)."""
     state = request.app.state.podium
-    endpoint = await state.store.get_endpoint(endpoint_id)
+    endpoint = await state.lookups.endpoint(endpoint_id)
     if state.settings.insecure_no_auth:
         if endpoint is None:
             raise NotFound(f"Endpoint {endpoint_id} does not exist.")

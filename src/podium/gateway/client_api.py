@@ -56,18 +56,20 @@ async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -
 
 
 @router.get("/status/{job_id}", summary="A job's status", response_class=JSON)
-async def status(
-    request: Request, endpoint_id: str, job_id: str, ttl: int | None = None,
-    wait: str | None = None,
-) -> JSON:
+async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
+    """`?ttl=ms` shortens the job's retention; `?wait=ms` long-polls until it changes.
+    (Query values are read directly: this is the hottest read route.)"""
     state = _state(request)
     await authorize_client(request, Scope.READ, endpoint_id)
     state.limiter.hit(endpoint_id, "status")
     job = await state.job(endpoint_id, job_id)
+    query = request.query_params
+    ttl = query.get("ttl")
     if ttl is not None:
-        if ttl < 0:
-            raise BadRequest(f"`ttl` must be a positive number of milliseconds, got {ttl}.")
-        await state.store.shorten_retention(job_id, ttl)
+        if not ttl.isdigit():
+            raise BadRequest(f"`ttl` must be a positive number of milliseconds, got {ttl!r}.")
+        await state.store.shorten_retention(job_id, int(ttl))
+    wait = query.get("wait")
     if wait is not None and not job.final:
         wait_ms = clamp_wait_ms(wait, 0, 0, state.limits.status_wait_max_ms)
         job = await state.store.wait_for_change(job_id, job, wait_ms / 1000) or job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from podium.clock import Clock
 from podium.endpoints import Endpoint
@@ -11,12 +12,16 @@ from podium.fleet.catalog import TemplateCatalog
 from podium.fleet.gpus import Inventory, discover
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import FleetBoard
+from podium.gateway.lookups import Lookups
 from podium.gateway.metrics import Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.webhooks import WebhookSender
 from podium.jobs import DEFAULT_LIMITS, Job, Limits, status_object
 from podium.settings import Settings
 from podium.store import JobStore
+
+if TYPE_CHECKING:
+    from podium.gateway.reaper import Reaper
 
 __all__ = ["GatewayState"]
 
@@ -35,6 +40,11 @@ class GatewayState:
     fleet: FleetBoard = field(default_factory=FleetBoard)
     fleet_secret: str | None = None
     fleet_settings: FleetSettings | None = None
+    reaper: Reaper | None = None  # set when background tasks run
+    lookups: Lookups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lookups = Lookups(self.store)
 
     def gpu_inventory(self) -> Inventory:
         """This machine's GPUs, discovered once (blocking: call it in a thread)."""
@@ -47,8 +57,12 @@ class GatewayState:
     def templates(self) -> TemplateCatalog:
         return TemplateCatalog(self.store)
 
-    async def endpoint(self, endpoint_id: str) -> Endpoint:
-        endpoint = await self.store.get_endpoint(endpoint_id)
+    async def endpoint(self, endpoint_id: str, fresh: bool = False) -> Endpoint:
+        """The endpoint (NotFound if none); `fresh` bypasses the lookup cache (writes)."""
+        if fresh:
+            endpoint = await self.store.get_endpoint(endpoint_id)
+        else:
+            endpoint = await self.lookups.endpoint(endpoint_id)
         if endpoint is None:
             raise NotFound(f"Endpoint {endpoint_id} does not exist.")
         return endpoint
@@ -65,7 +79,7 @@ class GatewayState:
         """A job reached a final status: count it and fire its webhook."""
         self.metrics.ended(job)
         if job.webhook:
-            endpoint = await self.store.get_endpoint(job.endpoint_id)
+            endpoint = await self.lookups.endpoint(job.endpoint_id)
             if endpoint is not None:
                 self.webhooks.send(
                     job.webhook, status_object(job, self.clock.now()), endpoint.webhook_secret
