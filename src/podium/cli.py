@@ -336,19 +336,28 @@ def worker(
     token: Annotated[str | None, typer.Option(envvar="RUNPOD_AI_API_KEY")] = None,
     template: Annotated[str | None, typer.Option(help="Built-in handler: sd15.")] = None,
     model: Annotated[str | None, typer.Option(envvar="PODIUM_SD_MODEL")] = None,
-    concurrency: Annotated[int, typer.Option(min=1)] = 1,
-    batch_size: Annotated[int, typer.Option(min=1)] = 1,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs at once (PODIUM_WORKER_CONCURRENCY).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Jobs per take (PODIUM_WORKER_BATCH_SIZE).")
+    ] = None,
 ) -> None:
     """Run a worker that pulls jobs from a gateway (or from RunPod, by RUNPOD_* env vars)."""
+    from podium.worker.config import ConfigError
     from podium.worker.runtime import WorkerConfig, load_handler, run_worker
 
-    config = WorkerConfig.from_env(
-        gateway=gateway,
-        endpoint_id=endpoint,
-        token=token,
-        concurrency=concurrency,
-        batch_size=batch_size,
-    )
+    try:
+        config = WorkerConfig.from_env(
+            gateway=gateway,
+            endpoint_id=endpoint,
+            token=token,
+            concurrency=concurrency,
+            batch_size=batch_size,
+        )
+    except ConfigError as exc:
+        err.print(f"[red]error[/red]: {exc.message}")
+        raise typer.Exit(2) from None
     if template == "sd15":
         from podium.sd.handler import build
 
@@ -426,6 +435,23 @@ def run(
         out.print_json(data=final)
     if final["status"] != JobStatus.COMPLETED:
         raise typer.Exit(1)
+
+
+@app.command()
+def decode(
+    json_file: Annotated[Path, typer.Argument(help="A saved status JSON.")] = Path("output.json"),
+    image_file: Annotated[Path, typer.Argument(help="Where to write the PNG.")] = Path(
+        "decoded_image.png"
+    ),
+) -> None:
+    """Decode output[0]["image"] of a saved status JSON into a PNG (the tutorial's step)."""
+    from podium.images import DecodeError, decode_status_file
+
+    try:
+        print(decode_status_file(json_file, image_file))
+    except DecodeError as exc:
+        print(str(exc))
+        raise typer.Exit(1) from None
 
 
 @app.command()

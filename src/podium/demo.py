@@ -1,14 +1,16 @@
 """`make demo`: the RunPod tutorial on Podium, end to end, on this machine.
 
-1. start a gateway (SQLite store in ./data) and create an endpoint,
-2. start a Stable Diffusion worker (`--model auto`: the HF cache's SD 1.5 when present,
-   else the offline `tiny` model, whose images are noise — the log says so),
-3. POST the tutorial's request to /run, follow /status with a progress display,
-4. save the status JSON to output.json and decode output[0]["image"] into decoded_image.png.
+1. `podium up`: a gateway (SQLite store in ./data), the supervisor and an `sd15` endpoint
+   whose worker it starts (`--model auto`: the HF cache's SD 1.5 when present, else the
+   offline `tiny` model, whose images are noise — the log and this script say so),
+2. POST the tutorial's request to /run with the endpoint's key,
+3. follow /status with a progress display and save the final status to output.json,
+4. decode output[0]["image"] into decoded_image.png, as the tutorial's snippet does.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,15 +18,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
 
-from podium.images import save_output_images
+from podium.fleet.quickstart import TUTORIAL_INPUT
+from podium.images import decode_status_file
 
 __all__ = ["main"]
 
-PROMPT = "A cute fluffy white dog in the style of a Pixar animation 3D drawing."
+PROMPT = TUTORIAL_INPUT["prompt"]
+IMAGE = Path("decoded_image.png")
 console = Console(stderr=True)
 
 
@@ -38,14 +43,14 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the gateway exited with {proc.returncode}; see data/gateway.log")
+            raise SystemExit(f"podium up exited with {proc.returncode}; see data/podium-up.log")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise SystemExit("the gateway did not start within 60 s; see data/gateway.log")
+    raise SystemExit("podium up did not start within 60 s; see data/podium-up.log")
 
 
 def main() -> int:
@@ -54,63 +59,72 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     model = os.environ.get("PODIUM_SD_MODEL", "auto")
-    podium = [sys.executable, "-m", "podium.cli"]
-    procs: list[subprocess.Popen[bytes]] = []
+    console.print(f"[bold]1.[/bold] podium up: gateway on {url}, supervisor, an sd15 endpoint "
+                  f"(model {model}); data and logs in {data}")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "podium.cli", "up", "--port", str(port), "--data-dir", str(data),
+         "--model", model],
+        stdout=(data / "podium-up.log").open("ab"), stderr=subprocess.STDOUT,
+    )
     try:
-        console.print(f"[bold]1.[/bold] starting the gateway on {url} (data in {data})")
-        gw = subprocess.Popen(
-            [*podium, "serve", "--port", str(port), "--data-dir", str(data)],
-            stdout=(data / "gateway.log").open("ab"), stderr=subprocess.STDOUT,
-        )
-        procs.append(gw)
-        _wait_up(url, gw)
-        key = (data / "admin.key").read_text().strip()
-        auth = {"Authorization": f"Bearer {key}"}
-        with httpx.Client(base_url=url, headers=auth, timeout=30) as client:
-            ep = client.post("/v1/endpoints", json={"name": "sd15-demo"}).json()
-            console.print(f"    endpoint [bold]{ep['id']}[/bold]")
-            console.print(f"[bold]2.[/bold] starting a Stable Diffusion worker (model: {model})")
-            worker = subprocess.Popen(
-                [*podium, "worker", "--gateway", url, "--endpoint", ep["id"],
-                 "--token", ep["workerToken"], "--template", "sd15", "--model", model],
-                stdout=(data / "worker.log").open("ab"), stderr=subprocess.STDOUT,
-            )
-            procs.append(worker)
-            console.print(f"[bold]3.[/bold] POST /v2/{ep['id']}/run  {PROMPT!r}")
-            job = client.post(f"/v2/{ep['id']}/run", json={"input": {"prompt": PROMPT}}).json()
-            with console.status(f"{job['id']}: IN_QUEUE") as spinner:
-                while True:
-                    if worker.poll() is not None:
-                        raise SystemExit("the worker exited; see data/worker.log")
-                    st = client.get(f"/v2/{ep['id']}/status/{job['id']}",
-                                    params={"wait": 1000}).json()
-                    line = st["status"]
-                    out = st.get("output")
-                    if st["status"] == "IN_PROGRESS" and isinstance(out, dict) and "step" in out:
-                        line += f"  step {out['step']}/{out['steps']}"
-                    spinner.update(f"{job['id']}: {line}")
-                    if st["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
-                        break
+        _wait_up(url, up)
+        admin = (data / "admin.key").read_text().strip()
+        key = (data / "client.key").read_text().strip()
+        endpoints = httpx.get(f"{url}/v1/endpoints", headers={"Authorization": f"Bearer {admin}"},
+                              timeout=10).json()
+        ep = next(e["id"] for e in endpoints if e["name"] == "sd15")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30) as client:
+            console.print(f"[bold]2.[/bold] POST /v2/{ep}/run  {PROMPT!r}")
+            job = client.post(f"/v2/{ep}/run", json={"input": {"prompt": PROMPT}}).json()
+            st = _follow(client, ep, job["id"], up)
         if st["status"] != "COMPLETED":
             console.print(f"[red]job ended {st['status']}[/red]: {st.get('error')}")
             return 1
-        Path("output.json").write_text(httpx.Response(200, json=st).text)
-        saved = save_output_images(st["output"], Path("decoded_image.png"))
+        Path("output.json").write_text(json.dumps(st, indent=2))
         console.print(
-            f"[bold]4.[/bold] COMPLETED in {st['executionTime']} ms (queued "
-            f"{st['delayTime']} ms), seed {st['output'][0]['seed']}: saved output.json and "
-            f"{', '.join(map(str, saved))}"
+            f"[bold]3.[/bold] COMPLETED: delayTime {st['delayTime']} ms, executionTime "
+            f"{st['executionTime']} ms, seed {st['output'][0]['seed']}; saved output.json"
         )
+        console.print(f"[bold]4.[/bold] {decode_status_file(Path('output.json'), IMAGE)}")
+        info = _worker_note(data)
+        if info:
+            console.print(f"[yellow]note[/yellow]: {info}")
         return 0
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+
+
+def _follow(client: httpx.Client, ep: str, job_id: str, up: subprocess.Popen[bytes]) -> Any:
+    """Long-poll the status, showing the queue and per-step progress."""
+    with console.status(f"{job_id}: IN_QUEUE (the worker loads the model first)") as spinner:
+        while True:
+            if up.poll() is not None:
+                raise SystemExit("podium up exited; see data/podium-up.log")
+            st = client.get(f"/v2/{ep}/status/{job_id}", params={"wait": 1000}).json()
+            line = st["status"]
+            out = st.get("output")
+            if st["status"] == "IN_PROGRESS" and isinstance(out, dict) and "step" in out:
+                line += f"  step {out['step']}/{out['steps']}"
+            spinner.update(f"{job_id}: {line}")
+            if st["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
+                return st
+
+
+def _worker_note(data: Path) -> str | None:
+    """The worker's warning when it serves the offline tiny model (noise images)."""
+    for log in sorted((data / "logs").glob("*/*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if "every image is noise" in line:
+                return ("no SD 1.5 weights were found (offline), so the worker served the "
+                        "tiny random model: the image is noise. Set PODIUM_SD_MODEL to a "
+                        "model id or folder for real pictures.")
+    return None
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["output_images", "save_output_images"]
+__all__ = ["DecodeError", "decode_status_file", "output_images", "save_output_images"]
 
 
 def output_images(output: Any) -> list[bytes]:
@@ -33,3 +35,37 @@ def save_output_images(output: Any, path: Path) -> list[Path]:
         target.write_bytes(data)
         saved.append(target)
     return saved
+
+
+class DecodeError(Exception):
+    """decode_status_file could not write the image; the message is the tutorial's."""
+
+
+def decode_status_file(json_path: Path, image_path: Path) -> str:
+    """What RunPod's tutorial snippet does: read a saved status JSON, base64-decode
+    `output[0]["image"]` into `image_path`. Same messages as the snippet."""
+    try:
+        with open(json_path) as fh:
+            data = json.load(fh)
+        encoded = data["output"][0]["image"]
+        if isinstance(encoded, str) and encoded.startswith("data:"):
+            encoded = encoded.split(",", 1)[1]
+        image = base64.b64decode(encoded, validate=True)
+    except FileNotFoundError:
+        raise DecodeError(
+            f"File '{json_path}' not found. Make sure the JSON file exists in the same "
+            "directory as the script."
+        ) from None
+    except json.JSONDecodeError:
+        raise DecodeError(
+            f"Invalid JSON format in '{json_path}'. Please check the contents of the JSON file."
+        ) from None
+    except (KeyError, IndexError, TypeError):
+        raise DecodeError(
+            "Required keys not found in the JSON structure. Make sure the JSON contains the "
+            "'output' key with the image data."
+        ) from None
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"An error occurred: {exc}") from None
+    image_path.write_bytes(image)
+    return f"Image successfully decoded and saved as '{image_path}'."
