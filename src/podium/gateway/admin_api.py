@@ -15,6 +15,7 @@ from podium.fleet import logs
 from podium.fleet.templates import Template, new_template_id
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON
+from podium.gateway.input_schema import validate_schema
 from podium.gateway.state import GatewayState
 from podium.keys import ApiKey, Scope, hash_secret, new_key
 
@@ -103,6 +104,8 @@ async def _validate(state: GatewayState, spec: EndpointSpec) -> None:
     if spec.template_id is not None and spec.template_id not in BUILTIN_TEMPLATES:
         created = [t.id for t in await state.templates.created()]
     spec.validate(created)
+    if spec.input_schema is not None:
+        validate_schema(spec.input_schema)
 
 
 def _with_fleet(state: GatewayState, endpoint: Endpoint) -> dict[str, Any]:

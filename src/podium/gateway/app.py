@@ -16,7 +16,7 @@ from podium.clock import Clock, SystemClock
 from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
-from podium.gateway import admin_api, client_api, worker_api
+from podium.gateway import admin_api, client_api, console, me_api, worker_api
 from podium.gateway.auth import authorize_client, ensure_admin_key, ensure_fleet_secret
 from podium.gateway.errors import install_error_handlers
 from podium.gateway.http import JSON
@@ -105,11 +105,13 @@ def create_app(
     install_error_handlers(app)
     app.include_router(client_api.router)
     app.include_router(worker_api.router)
+    app.include_router(me_api.router)
     app.include_router(admin_api.router)
+    console.mount(app)
 
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
-        return RedirectResponse("/docs")
+        return RedirectResponse(console.CONSOLE_PATH + "/")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and store reachability")
     async def healthz(request: Request) -> JSON:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from podium.errors import BadRequest
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, read_json
+from podium.gateway.input_schema import check_input, schema_for
 from podium.gateway.state import GatewayState
 from podium.jobs import Job, clamp_wait_ms, parse_submission, status_object
 from podium.keys import Scope
@@ -28,6 +29,9 @@ async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[Gatew
     limit = state.limits.body_runsync_bytes if sync else state.limits.body_run_bytes
     body = await read_json(request, limit)
     sub = parse_submission(body, state.limits, endpoint.spec.execution_timeout_ms)
+    schema = schema_for(endpoint)
+    if schema is not None:
+        check_input(schema, sub.input)
     if sync:
         retention = endpoint.spec.retention_sync_ms or state.settings.retention_sync_ms
     else:

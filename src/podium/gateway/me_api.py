@@ -1,0 +1,39 @@
+"""`GET /v1/me`: who the presented API key is — its scopes and the endpoints it reaches.
+
+The console signs in with it (a wrong key gets 401 here, like everywhere else), hides the
+admin-only parts from `read` and `run` keys, and lists the endpoints a non-admin key may
+use (the admin-only `GET /v1/endpoints` is not open to them). Any valid key may call it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from podium.gateway.auth import authorize_client
+from podium.gateway.http import JSON
+from podium.gateway.state import GatewayState
+from podium.keys import Scope
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["session"])
+
+
+@router.get("/me", summary="The calling API key: its scopes and the endpoints it reaches")
+async def me(request: Request) -> JSON:
+    state: GatewayState = request.app.state.podium
+    key = await authorize_client(request, Scope.READ)  # None: --insecure-no-auth
+    scopes = [s for s in Scope if key is None or key.allows(s)]
+    endpoints = [
+        {"id": e.id, "name": e.spec.name, "templateId": e.spec.template_id}
+        for e in await state.store.list_endpoints()
+        if key is None or key.allows(Scope.READ, e.id)
+    ]
+    return JSON(
+        {
+            "key": key.public() if key is not None else None,
+            "scopes": [str(s) for s in scopes],
+            "endpoints": endpoints,
+            "publicUrl": state.settings.public_url,
+        }
+    )
