@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,6 +90,27 @@ class ApiKey:
         if scope not in granted:
             return False
         return endpoint_id is None or not self.endpoints or endpoint_id in self.endpoints
+
+    def to_doc(self) -> str:
+        """The stored form (JSON text): every field, the hash included."""
+        return json.dumps(
+            {
+                "id": self.id,
+                "name": self.name,
+                "hash": self.hash,
+                "scopes": [str(s) for s in self.scopes],
+                "endpoints": self.endpoints,
+                "created_at": self.created_at,
+                "revoked": self.revoked,
+                "prefix": self.prefix,
+            }
+        )
+
+    @classmethod
+    def from_doc(cls, doc: str) -> ApiKey:
+        data = json.loads(doc)
+        data["scopes"] = [Scope(s) for s in data["scopes"]]
+        return cls(**data)
 
     def public(self) -> dict[str, object]:
         return {

@@ -356,3 +356,17 @@ async def test_lock_is_held_by_one_owner_and_lapses(store, clock):
     assert await store.hold_lock("reaper", "gw-b", 5)
     assert not await store.hold_lock("reaper", "gw-a", 5)
     assert await store.hold_lock("other", "gw-a", 5)  # locks are independent
+
+
+async def test_counts_split_priority_and_date_the_oldest(store, clock):
+    await submit(store, clock, low=True)
+    clock.advance(1)
+    first = await submit(store, clock)
+    clock.advance(1)
+    await submit(store, clock)
+    c = await store.counts(EP)
+    assert (c.in_queue, c.in_queue_low) == (3, 1)
+    assert c.oldest_queued_at == pytest.approx(first.created_at)
+    await store.take(EP, "w1", 2, hold=0, lease_s=LEASE)
+    c = await store.counts(EP)
+    assert (c.in_queue, c.in_queue_low, c.oldest_queued_at) == (1, 1, None)

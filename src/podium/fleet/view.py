@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlencode
 
 from podium.clock import Clock
@@ -86,51 +86,15 @@ def worker_env(
 
 
 async def queue_stats(store: JobStore, endpoint_id: str, now: float) -> QueueStats:
-    """Normal and lowPriority queued jobs, jobs in progress, the oldest normal wait.
-
-    The JobStore contract counts queued jobs but does not split them by priority nor
-    date the oldest. Until it does (a `queue_stats(endpoint)` method would be the
-    natural addition; this function uses it when a store has it), this reads the two
-    backends' own indexes, read-only: SQLite's jobs table and Redis's queue zsets."""
-    native = getattr(store, "queue_stats", None)
-    if native is not None:
-        stats: QueueStats = await native(endpoint_id)
-        return stats
-    counts = await store.counts(endpoint_id)
-    split = await _split_queue(store, endpoint_id)
-    if split is None:  # an unknown backend: every queued job counts as normal, wait unknown
-        return QueueStats(queued=counts.in_queue, in_progress=counts.in_progress)
-    normal, low, oldest = split
-    wait = max(0.0, now - oldest) if oldest is not None and normal else 0.0
-    return QueueStats(normal, low, counts.in_progress, wait)
-
-
-async def _split_queue(store: JobStore, endpoint_id: str) -> tuple[int, int, float | None] | None:
-    from podium.store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        rows = store._db.execute(
-            """SELECT low_priority, COUNT(*), MIN(queued_at) FROM jobs
-               WHERE endpoint_id = ? AND status = 'IN_QUEUE' GROUP BY low_priority""",
-            (endpoint_id,),
-        ).fetchall()
-        by = {bool(r[0]): (int(r[1]), r[2]) for r in rows}
-        normal, oldest = by.get(False, (0, None))
-        return normal, by.get(True, (0, None))[0], oldest
-    try:
-        from podium.store.redis import RedisStore
-    except ImportError:  # the redis extra is not installed
-        return None
-    if isinstance(store, RedisStore):
-        r: Any = store._redis
-        async with r.pipeline(transaction=False) as pipe:
-            pipe.zcard(store._k("q", endpoint_id))
-            pipe.zcard(store._k("ql", endpoint_id))
-            pipe.zrange(store._k("q", endpoint_id), 0, 0, withscores=True)
-            normal, low, first = await pipe.execute()
-        oldest = float(first[0][1]) if first else None
-        return int(normal), int(low), oldest
-    return None
+    """Normal and lowPriority queued jobs, jobs in progress, the oldest normal wait."""
+    c = await store.counts(endpoint_id)
+    oldest = c.oldest_queued_at
+    return QueueStats(
+        queued=c.in_queue - c.in_queue_low,
+        queued_low=c.in_queue_low,
+        in_progress=c.in_progress,
+        oldest_wait_s=max(0.0, now - oldest) if oldest is not None else 0.0,
+    )
 
 
 class LocalFleetView:

@@ -33,6 +33,8 @@ class StoreCounts:
     cancelled: int = 0
     timed_out: int = 0
     retried: int = 0
+    in_queue_low: int = 0  # of in_queue, the lowPriority ones (they never cause scale-up)
+    oldest_queued_at: float | None = None  # the oldest normal-priority queued job
 
 
 @dataclass(slots=True)

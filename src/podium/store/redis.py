@@ -46,7 +46,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import asdict
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -63,7 +62,7 @@ from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.jobs import MS, Job, JobStatus, WorkerReport
-from podium.keys import ApiKey, Scope
+from podium.keys import ApiKey
 from podium.store.base import ExpireReport, FinishResult, StoreCounts, WorkerInfo
 from podium.store.notify import Notifier
 
@@ -424,6 +423,9 @@ for _, s in ipairs({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT'}) do
 end
 redis.call('ZREMRANGEBYSCORE', key('retried', ep), '-inf', stale)
 out[#out + 1] = redis.call('ZCARD', key('retried', ep))
+out[#out + 1] = redis.call('ZCARD', key('ql', ep))
+local first = redis.call('ZRANGE', key('q', ep), 0, 0, 'WITHSCORES')
+out[#out + 1] = first[2] or ''
 return reply(out)
 """,
     # limit -> 'more'|'done', finished jobs, requeued jobs, purged
@@ -605,16 +607,6 @@ def _job(flat: list[str] | dict[str, str]) -> Job:
         lease_until=_float(h.get("lease_until")),
         stream_read=int(h["stream_read"]),
     )
-
-
-def _key_doc(key: ApiKey) -> str:
-    return json.dumps(asdict(key))
-
-
-def _key_from_doc(doc: str) -> ApiKey:
-    data = json.loads(doc)
-    data["scopes"] = [Scope(s) for s in data["scopes"]]
-    return ApiKey(**data)
 
 
 def _split_prefix(url: str) -> tuple[str, str]:
@@ -899,7 +891,10 @@ class RedisStore:
     @_guarded
     async def counts(self, endpoint_id: str) -> StoreCounts:
         [n] = await self._run("counts", endpoint_id)
-        return StoreCounts(*(int(x) for x in n))
+        oldest = n[-1]
+        return StoreCounts(
+            *(int(x) for x in n[:-1]), oldest_queued_at=float(oldest) if oldest else None
+        )
 
     # --- worker side -------------------------------------------------------------------
 
@@ -1047,19 +1042,19 @@ class RedisStore:
 
     @_guarded
     async def put_key(self, key: ApiKey) -> None:
-        res = await self._run("put_doc", "keys", key.id, key.hash, _key_doc(key))
+        res = await self._run("put_doc", "keys", key.id, key.hash, key.to_doc())
         if res[0] == "conflict":
             raise Conflict(f"Another API key already has the hash of key {key.id}.")
 
     @_guarded
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         res = await self._run("doc_by_lookup", "keys", key_hash)
-        return _key_from_doc(res[0]) if res and res[0] else None
+        return ApiKey.from_doc(res[0]) if res and res[0] else None
 
     @_guarded
     async def list_keys(self) -> list[ApiKey]:
         [docs] = await self._run("list_docs", "keys")
-        return [_key_from_doc(d) for d in docs if d]
+        return [ApiKey.from_doc(d) for d in docs if d]
 
     @_guarded
     async def get_setting(self, name: str) -> str | None:

@@ -26,7 +26,7 @@ from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.jobs import MS, Job, JobStatus, WorkerReport
-from podium.keys import ApiKey, Scope
+from podium.keys import ApiKey
 from podium.store.base import ExpireReport, FinishResult, StoreCounts, WorkerInfo
 from podium.store.notify import Notifier
 
@@ -137,27 +137,6 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         retries=row["retries"],
         lease_until=row["lease_until"],
         stream_read=row["stream_read"],
-    )
-
-
-def _key_from_doc(doc: str) -> ApiKey:
-    data = json.loads(doc)
-    data["scopes"] = [Scope(s) for s in data["scopes"]]
-    return ApiKey(**data)
-
-
-def _key_to_doc(key: ApiKey) -> str:
-    return json.dumps(
-        {
-            "id": key.id,
-            "name": key.name,
-            "hash": key.hash,
-            "scopes": [str(s) for s in key.scopes],
-            "endpoints": key.endpoints,
-            "created_at": key.created_at,
-            "revoked": key.revoked,
-            "prefix": key.prefix,
-        }
     )
 
 
@@ -407,6 +386,15 @@ class SQLiteStore:
         c.retried = self._db.execute(
             "SELECT COUNT(*) FROM jobs WHERE endpoint_id = ? AND retries > 0", (endpoint_id,)
         ).fetchone()[0]
+        for low, n, oldest in self._db.execute(
+            """SELECT low_priority, COUNT(*), MIN(queued_at) FROM jobs
+               WHERE endpoint_id = ? AND status = 'IN_QUEUE' GROUP BY low_priority""",
+            (endpoint_id,),
+        ):
+            if low:
+                c.in_queue_low = n
+            else:
+                c.oldest_queued_at = oldest
         return c
 
     # --- worker side -------------------------------------------------------------------
@@ -711,16 +699,16 @@ class SQLiteStore:
             db.execute(
                 """INSERT INTO api_keys (id, hash, doc) VALUES (?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, doc = excluded.doc""",
-                (key.id, key.hash, _key_to_doc(key)),
+                (key.id, key.hash, key.to_doc()),
             )
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         row = self._db.execute("SELECT doc FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
-        return None if row is None else _key_from_doc(row[0])
+        return None if row is None else ApiKey.from_doc(row[0])
 
     async def list_keys(self) -> list[ApiKey]:
         rows = self._db.execute("SELECT doc FROM api_keys ORDER BY rowid").fetchall()
-        return [_key_from_doc(r[0]) for r in rows]
+        return [ApiKey.from_doc(r[0]) for r in rows]
 
     async def get_setting(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
