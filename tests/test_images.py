@@ -16,8 +16,14 @@ PNG = base64.b64decode(
 
 def test_decode_writes_the_png(tmp_path):
     src = tmp_path / "output.json"
-    src.write_text(json.dumps({"status": "COMPLETED",
-                               "output": [{"image": base64.b64encode(PNG).decode(), "seed": 1}]}))
+    src.write_text(
+        json.dumps(
+            {
+                "status": "COMPLETED",
+                "output": [{"image": base64.b64encode(PNG).decode(), "seed": 1}],
+            }
+        )
+    )
     out = tmp_path / "decoded_image.png"
     r = CliRunner().invoke(app, ["decode", str(src), str(out)])
     assert r.exit_code == 0

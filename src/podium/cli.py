@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -581,12 +582,11 @@ EnvOpt = Annotated[
 ]
 
 
-def _call(client: PodiumClient, method: str, path: str, **kw: Any) -> Any:
-    """An admin request through the client's connection (its URL and key)."""
-    from podium.client import _check
-
+def _call(client: PodiumClient, request: Callable[[], Any]) -> Any:
+    """Run one client request; gateway errors and an unreachable gateway exit 1 with
+    the reason on stderr."""
     try:
-        return _check(client._http.request(method, path, **kw))
+        return request()
     except PodiumHTTPError as exc:
         raise _fail(exc) from None
     except httpx.HTTPError as exc:
@@ -699,7 +699,7 @@ def deploy(
     )
     body["templateId"] = template
     with _client(url, api_key) as client:
-        ep = _call(client, "POST", "/v1/endpoints", json=body)
+        ep = _call(client, lambda: client.create_endpoint(**body))
     if json_out:
         print(json.dumps(ep))
         return
@@ -717,8 +717,8 @@ def endpoints_show(
 ) -> None:
     """Show an endpoint's settings and its supervised workers."""
     with _client(url, api_key) as client:
-        ep = _call(client, "GET", f"/v1/endpoints/{endpoint_id}")
-        health = _call(client, "GET", f"/v2/{endpoint_id}/health")
+        ep = _call(client, lambda: client.get_endpoint(endpoint_id))
+        health = _call(client, lambda: client.health(endpoint_id))
     if json_out:
         print(json.dumps({**ep, "health": health}))
         return
@@ -784,7 +784,7 @@ def endpoints_update(
     if not body:
         raise typer.BadParameter("give at least one setting to change (see --help)")
     with _client(url, api_key) as client:
-        ep = _call(client, "PATCH", f"/v1/endpoints/{endpoint_id}", json=body)
+        ep = _call(client, lambda: client.update_endpoint(endpoint_id, **body))
     if json_out:
         print(json.dumps(ep))
     else:
@@ -795,7 +795,7 @@ def endpoints_update(
 def endpoints_delete(endpoint_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """Delete an endpoint: its queued jobs are dropped and its workers stopped."""
     with _client(url, api_key) as client:
-        _call(client, "DELETE", f"/v1/endpoints/{endpoint_id}")
+        _call(client, lambda: client.delete_endpoint(endpoint_id))
     err.print(f"deleted {endpoint_id}")
 
 
@@ -809,11 +809,8 @@ def logs(
     api_key: KeyOpt = None,
 ) -> None:
     """Print the last lines of each of an endpoint's worker logs (stdout and stderr)."""
-    params: dict[str, Any] = {"tail": tail}
-    if worker:
-        params["worker"] = worker
     with _client(url, api_key) as client:
-        body = _call(client, "GET", f"/v1/endpoints/{endpoint_id}/logs", params=params)
+        body = _call(client, lambda: client.endpoint_logs(endpoint_id, tail, worker))
     if json_out:
         print(json.dumps(body))
         return

@@ -59,7 +59,9 @@ class PodiumClient:
     def runsync(self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000) -> Any:
         return _check(
             self._http.post(
-                f"/v2/{endpoint_id}/runsync", params={"wait": wait_ms}, json=payload,
+                f"/v2/{endpoint_id}/runsync",
+                params={"wait": wait_ms},
+                json=payload,
                 timeout=wait_ms / 1000 + 10,
             )
         )
@@ -102,6 +104,31 @@ class PodiumClient:
     def list_endpoints(self) -> Any:
         return _check(self._http.get("/v1/endpoints"))
 
+    def get_endpoint(self, endpoint_id: str) -> Any:
+        return _check(self._http.get(f"/v1/endpoints/{endpoint_id}"))
+
+    def update_endpoint(self, endpoint_id: str, **changes: Any) -> Any:
+        return _check(self._http.patch(f"/v1/endpoints/{endpoint_id}", json=changes))
+
+    def delete_endpoint(self, endpoint_id: str) -> Any:
+        return _check(self._http.delete(f"/v1/endpoints/{endpoint_id}"))
+
+    def endpoint_logs(self, endpoint_id: str, tail: int = 100, worker: str | None = None) -> Any:
+        params: dict[str, Any] = {"tail": tail}
+        if worker:
+            params["worker"] = worker
+        return _check(self._http.get(f"/v1/endpoints/{endpoint_id}/logs", params=params))
+
+    def list_templates(self) -> Any:
+        return _check(self._http.get("/v1/templates"))
+
+    def create_template(self, name: str, command: str, env: dict[str, str]) -> Any:
+        body = {"name": name, "command": command, "env": env}
+        return _check(self._http.post("/v1/templates", json=body))
+
+    def gpus(self) -> Any:
+        return _check(self._http.get("/v1/gpus"))
+
     def create_key(self, name: str, scopes: list[str], endpoints: list[str]) -> Any:
         body = {"name": name, "scopes": scopes, "endpoints": endpoints}
         return _check(self._http.post("/v1/keys", json=body))
@@ -126,10 +153,14 @@ class AsyncPodiumClient:
     async def run(self, endpoint_id: str, payload: dict[str, Any]) -> Any:
         return _check(await self._http.post(f"/v2/{endpoint_id}/run", json=payload))
 
-    async def runsync(self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000) -> Any:
+    async def runsync(
+        self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000
+    ) -> Any:
         return _check(
             await self._http.post(
-                f"/v2/{endpoint_id}/runsync", params={"wait": wait_ms}, json=payload,
+                f"/v2/{endpoint_id}/runsync",
+                params={"wait": wait_ms},
+                json=payload,
                 timeout=wait_ms / 1000 + 10,
             )
         )
@@ -138,7 +169,8 @@ class AsyncPodiumClient:
         params = {"wait": wait_ms} if wait_ms else None
         return _check(
             await self._http.get(
-                f"/v2/{endpoint_id}/status/{job_id}", params=params,
+                f"/v2/{endpoint_id}/status/{job_id}",
+                params=params,
                 timeout=(wait_ms or 0) / 1000 + 10,
             )
         )

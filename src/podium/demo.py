@@ -59,22 +59,37 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     model = os.environ.get("PODIUM_SD_MODEL", "auto")
-    console.print(f"[bold]1.[/bold] podium up: gateway on {url}, supervisor, an sd15 endpoint "
-                  f"(model {model}); data and logs in {data}")
+    console.print(
+        f"[bold]1.[/bold] podium up: gateway on {url}, supervisor, an sd15 endpoint "
+        f"(model {model}); data and logs in {data}"
+    )
     up = subprocess.Popen(
-        [sys.executable, "-m", "podium.cli", "up", "--port", str(port), "--data-dir", str(data),
-         "--model", model],
-        stdout=(data / "podium-up.log").open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "podium.cli",
+            "up",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+            "--model",
+            model,
+        ],
+        stdout=(data / "podium-up.log").open("ab"),
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_up(url, up)
         admin = (data / "admin.key").read_text().strip()
         key = (data / "client.key").read_text().strip()
-        endpoints = httpx.get(f"{url}/v1/endpoints", headers={"Authorization": f"Bearer {admin}"},
-                              timeout=10).json()
+        endpoints = httpx.get(
+            f"{url}/v1/endpoints", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+        ).json()
         ep = next(e["id"] for e in endpoints if e["name"] == "sd15")
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                          timeout=30) as client:
+        with httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as client:
             console.print(f"[bold]2.[/bold] POST /v2/{ep}/run  {PROMPT!r}")
             job = client.post(f"/v2/{ep}/run", json={"input": {"prompt": PROMPT}}).json()
             st = _follow(client, ep, job["id"], up)
@@ -121,9 +136,11 @@ def _worker_note(data: Path) -> str | None:
     for log in sorted((data / "logs").glob("*/*.log")):
         for line in log.read_text(errors="replace").splitlines():
             if "every image is noise" in line:
-                return ("no SD 1.5 weights were found (offline), so the worker served the "
-                        "tiny random model: the image is noise. Set PODIUM_SD_MODEL to a "
-                        "model id or folder for real pictures.")
+                return (
+                    "no SD 1.5 weights were found (offline), so the worker served the "
+                    "tiny random model: the image is noise. Set PODIUM_SD_MODEL to a "
+                    "model id or folder for real pictures."
+                )
     return None
 
 

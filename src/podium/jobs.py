@@ -156,9 +156,7 @@ def _policy_int(policy: dict[str, Any], key: str, default: int, lo: int, hi: int
         return default
     value = policy[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(
-            f"policy.{key} must be a number of milliseconds, got {json.dumps(value)}."
-        )
+        raise BadRequest(f"policy.{key} must be a number of milliseconds, got {json.dumps(value)}.")
     if value != int(value):
         raise BadRequest(f"policy.{key} must be a whole number of milliseconds, got {value}.")
     if not lo <= value <= hi:

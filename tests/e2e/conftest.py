@@ -58,10 +58,22 @@ class Gateway:
 
     def start(self) -> Gateway:
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
-        args = [*PODIUM, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(self.data_dir),
-                "--ping-interval-ms", str(E2E_PING_INTERVAL_MS), "--take-hold-s", "5",
-                "--allow-private-webhooks", *self.extra_args]
+        args = [
+            *PODIUM,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--ping-interval-ms",
+            str(E2E_PING_INTERVAL_MS),
+            "--take-hold-s",
+            "5",
+            "--allow-private-webhooks",
+            *self.extra_args,
+        ]
         if self.store:
             args += ["--store", self.store]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -95,7 +107,8 @@ class Gateway:
 
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {key or self.admin_key}"},
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key or self.admin_key}"},
             timeout=30,
         )
 

@@ -29,12 +29,14 @@ def _serve_one(gateway, ep, output) -> threading.Thread:
     """A raw-protocol worker that answers one job (the runtime has its own tests)."""
 
     def loop() -> None:
-        with httpx.Client(base_url=gateway.url,
-                          headers={"Authorization": ep["workerToken"]}, timeout=10) as c:
+        with httpx.Client(
+            base_url=gateway.url, headers={"Authorization": ep["workerToken"]}, timeout=10
+        ) as c:
             r = c.get(f"/v2/{ep['id']}/job-take/cli-w?hold=5")
             job = r.json()
-            c.post(f"/v2/{ep['id']}/job-done/cli-w/{job['id']}",
-                   content=json.dumps({"output": output}))
+            c.post(
+                f"/v2/{ep['id']}/job-done/cli-w/{job['id']}", content=json.dumps({"output": output})
+            )
 
     t = threading.Thread(target=loop)
     t.start()

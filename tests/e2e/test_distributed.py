@@ -67,8 +67,9 @@ def test_submit_on_a_worker_on_b_status_on_both(pair):
     t.join(15)
     assert got["job"]["id"] == job["id"] and got["job"]["input"] == {"hello": "b"}
     assert got["at"] - sent < 1.0  # woken at once, not by a poll
-    httpx.post(f"{b.url}/v2/{ep['id']}/job-done/wb/{job['id']}", content=b'{"output": 7}',
-               headers=worker).raise_for_status()
+    httpx.post(
+        f"{b.url}/v2/{ep['id']}/job-done/wb/{job['id']}", content=b'{"output": 7}', headers=worker
+    ).raise_for_status()
     for gw in (a, b):
         with gw.client(key) as c:
             st = c.get(f"/v2/{ep['id']}/status/{job['id']}").json()
@@ -122,14 +123,33 @@ def test_redis_unreachable_gives_503_then_recovers(tmp_path):
         pytest.skip("redis-server is not installed")
     port = free_port()
     # AOF on, so the data outlives the restart (docs/deployment.md: persistence)
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-           "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    cmd = [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        str(tmp_path),
+    ]
     redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     gw = Gateway(data_dir=tmp_path / "g", port=free_port(), store=f"redis://127.0.0.1:{port}/0")
     gw.data_dir.mkdir()
     try:
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
-                                          capture_output=True).returncode == 0)
+        wait_until(
+            lambda: (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], capture_output=True
+                ).returncode
+                == 0
+            )
+        )
         gw.start()
         key = gw.admin_key
         ep = gw.create_endpoint()
@@ -145,8 +165,11 @@ def test_redis_unreachable_gives_503_then_recovers(tmp_path):
             assert c.get("/healthz").status_code == 503
         redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         with gw.client(key) as c:
-            wait_until(lambda: c.get("/healthz").status_code == 200, timeout=15,
-                       what="the gateway to reach Redis again")
+            wait_until(
+                lambda: c.get("/healthz").status_code == 200,
+                timeout=15,
+                what="the gateway to reach Redis again",
+            )
             r = c.post(f"/v2/{ep['id']}/run", json={"input": {}})
             assert r.status_code == 200 and r.json()["status"] == "IN_QUEUE"
     finally:

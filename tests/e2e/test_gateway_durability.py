@@ -46,8 +46,10 @@ def test_acknowledged_jobs_survive_kill_9(gateway):
     assert statuses == ["IN_QUEUE"] * len(acked)
     assert health["jobs"]["inQueue"] >= len(acked)
     # the endpoint and its worker token survived too
-    r = httpx.get(f"{gateway.url}/v2/{ep['id']}/job-take/w1?hold=0",
-                  headers={"Authorization": ep["workerToken"]})
+    r = httpx.get(
+        f"{gateway.url}/v2/{ep['id']}/job-take/w1?hold=0",
+        headers={"Authorization": ep["workerToken"]},
+    )
     assert r.status_code == 200
     with gateway.client() as c:
         taken = c.get(f"/v2/{ep['id']}/status/{r.json()['id']}").json()

@@ -23,14 +23,33 @@ PROMPT = "A cute fluffy white dog in the style of a Pixar animation 3D drawing."
 @pytest.fixture
 def sd(gateway, tmp_path):
     ep = gateway.create_endpoint(name="sd", templateId="sd15", model="tiny", workersMax=0)
-    env = {**os.environ, "PODIUM_DATA_DIR": str(tmp_path / "worker"), "PYTHONUNBUFFERED": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PODIUM_DATA_DIR": str(tmp_path / "worker"),
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     log = (tmp_path / "sd-worker.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "podium.cli", "worker", "--gateway", gateway.url,
-         "--endpoint", ep["id"], "--token", ep["workerToken"], "--template", "sd15",
-         "--model", "tiny"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "podium.cli",
+            "worker",
+            "--gateway",
+            gateway.url,
+            "--endpoint",
+            ep["id"],
+            "--token",
+            ep["workerToken"],
+            "--template",
+            "sd15",
+            "--model",
+            "tiny",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     try:
         yield ep
@@ -53,8 +72,12 @@ def _final(c, ep, job_id, timeout=120):
 
 def test_tutorial_run_status_decode(gateway, sd, tmp_path):
     with gateway.client() as c:
-        r = c.post(f"/v2/{sd['id']}/run", json={"input": {
-            "prompt": PROMPT, "width": 128, "height": 96, "num_inference_steps": 2}})
+        r = c.post(
+            f"/v2/{sd['id']}/run",
+            json={
+                "input": {"prompt": PROMPT, "width": 128, "height": 96, "num_inference_steps": 2}
+            },
+        )
         assert r.json()["status"] == "IN_QUEUE"
         st = _final(c, sd, r.json()["id"])
     assert st["status"] == "COMPLETED", st
@@ -71,8 +94,15 @@ def test_tutorial_run_status_decode(gateway, sd, tmp_path):
 
 
 def test_same_seed_same_bytes_and_bad_input_refused(gateway, sd):
-    body = {"input": {"prompt": "dog", "width": 64, "height": 64,
-                      "num_inference_steps": 2, "seed": 1234}}
+    body = {
+        "input": {
+            "prompt": "dog",
+            "width": 64,
+            "height": 64,
+            "num_inference_steps": 2,
+            "seed": 1234,
+        }
+    }
     with gateway.client() as c:
         a = _final(c, sd, c.post(f"/v2/{sd['id']}/run", json=body).json()["id"])
         b = _final(c, sd, c.post(f"/v2/{sd['id']}/run", json=body).json()["id"])
@@ -83,8 +113,12 @@ def test_same_seed_same_bytes_and_bad_input_refused(gateway, sd):
 
 def test_cancel_stops_a_long_generation_and_frees_the_worker(gateway, sd):
     with gateway.client() as c:
-        long = c.post(f"/v2/{sd['id']}/run", json={"input": {
-            "prompt": "dog", "width": 64, "height": 64, "num_inference_steps": 500}}).json()
+        long = c.post(
+            f"/v2/{sd['id']}/run",
+            json={
+                "input": {"prompt": "dog", "width": 64, "height": 64, "num_inference_steps": 500}
+            },
+        ).json()
 
         def progressing():
             st = c.get(f"/v2/{sd['id']}/status/{long['id']}", params={"wait": 1000}).json()
@@ -94,8 +128,10 @@ def test_cancel_stops_a_long_generation_and_frees_the_worker(gateway, sd):
         st = wait_until(progressing, timeout=60, interval=0, what="per-step progress")
         assert st["status"] == "IN_PROGRESS" and st["output"]["steps"] == 500
         assert c.post(f"/v2/{sd['id']}/cancel/{long['id']}").json()["status"] == "CANCELLED"
-        quick = c.post(f"/v2/{sd['id']}/run", json={"input": {
-            "prompt": "dog", "width": 64, "height": 64, "num_inference_steps": 2}}).json()
+        quick = c.post(
+            f"/v2/{sd['id']}/run",
+            json={"input": {"prompt": "dog", "width": 64, "height": 64, "num_inference_steps": 2}},
+        ).json()
         # the worker drops the long job between steps and takes the next one
         st = _final(c, sd, quick["id"], timeout=30)
         assert st["status"] == "COMPLETED"

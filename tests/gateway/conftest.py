@@ -49,8 +49,9 @@ class Api:
             headers=self.worker(),
         )
 
-    async def done(self, job_id: str, body: Any, worker_id: str = "w1",
-                   stream: bool = False) -> httpx.Response:
+    async def done(
+        self, job_id: str, body: Any, worker_id: str = "w1", stream: bool = False
+    ) -> httpx.Response:
         raw = body if isinstance(body, bytes) else httpx.Request("POST", "/", json=body).content
         return await self.http.post(
             f"/v2/{self.ep}/job-done/{worker_id}/{job_id}?gpu=cpu&isStream={str(stream).lower()}",
@@ -82,7 +83,8 @@ async def api(request, tmp_path, clock) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
             admin = app.state.new_admin_key
             r = await http.post(
-                "/v1/endpoints", json={"name": "test"},
+                "/v1/endpoints",
+                json={"name": "test"},
                 headers={"Authorization": f"Bearer {admin}"},
             )
             assert r.status_code == 200, r.text

@@ -7,7 +7,8 @@ import stat
 
 async def make_key(api, scopes, endpoints=()):
     r = await api.http.post(
-        "/v1/keys", json={"name": "k", "scopes": scopes, "endpoints": list(endpoints)},
+        "/v1/keys",
+        json={"name": "k", "scopes": scopes, "endpoints": list(endpoints)},
         headers=api.auth(),
     )
     assert r.status_code == 200, r.text
@@ -39,8 +40,7 @@ async def test_read_key_cannot_run_or_administer(api):
 
 
 async def test_endpoint_restricted_key(api):
-    other = (await api.http.post(
-        "/v1/endpoints", json={"name": "o"}, headers=api.auth())).json()
+    other = (await api.http.post("/v1/endpoints", json={"name": "o"}, headers=api.auth())).json()
     key = (await make_key(api, ["run"], [other["id"]]))["key"]
     assert (await api.run(key=key)).status_code == 403
     r = await api.http.post(f"/v2/{other['id']}/run", json={"input": {}}, headers=api.auth(key))
@@ -57,14 +57,12 @@ async def test_revoked_key_is_refused(api):
 
 
 async def test_worker_token_is_bound_to_its_endpoint(api):
-    other = (await api.http.post(
-        "/v1/endpoints", json={"name": "o"}, headers=api.auth())).json()
+    other = (await api.http.post("/v1/endpoints", json={"name": "o"}, headers=api.auth())).json()
     r = await api.http.get(
         f"/v2/{other['id']}/job-take/w1?hold=0", headers={"Authorization": api.token}
     )
     assert r.status_code == 403 and "belongs to endpoint" in r.json()["error"]
-    r = await api.http.get(f"/v2/{api.ep}/job-take/w1?hold=0",
-                           headers={"Authorization": "pw_nope"})
+    r = await api.http.get(f"/v2/{api.ep}/job-take/w1?hold=0", headers={"Authorization": "pw_nope"})
     assert r.status_code == 401
     r = await api.http.get(f"/v2/{api.ep}/job-take/w1?hold=0")
     assert r.status_code == 401
@@ -72,14 +70,16 @@ async def test_worker_token_is_bound_to_its_endpoint(api):
     r = await api.http.get(f"/v2/{api.ep}/job-take/w1?hold=0", headers=api.auth())
     assert r.status_code == 401
     # a worker token is not a client key
-    r = await api.http.post(f"/v2/{api.ep}/run", json={"input": {}},
-                            headers={"Authorization": f"Bearer {api.token}"})
+    r = await api.http.post(
+        f"/v2/{api.ep}/run", json={"input": {}}, headers={"Authorization": f"Bearer {api.token}"}
+    )
     assert r.status_code == 401
 
 
 async def test_endpoint_validation_errors(api):
-    r = await api.http.post("/v1/endpoints", json={"name": "x", "executionTimeoutMs": 10},
-                            headers=api.auth())
+    r = await api.http.post(
+        "/v1/endpoints", json={"name": "x", "executionTimeoutMs": 10}, headers=api.auth()
+    )
     assert r.status_code == 400 and "executionTimeoutMs" in r.json()["error"]
     r = await api.http.post("/v1/endpoints", json={"name": "x", "bogus": 1}, headers=api.auth())
     assert r.status_code == 400 and "bogus" in r.json()["error"]

@@ -39,9 +39,7 @@ async def test_runsync_returns_result_when_done(api):
                 return
 
     task = asyncio.create_task(worker())
-    r = await api.http.post(
-        f"/v2/{api.ep}/runsync", json={"input": {}}, headers=api.auth()
-    )
+    r = await api.http.post(f"/v2/{api.ep}/runsync", json={"input": {}}, headers=api.auth())
     await task
     body = r.json()
     assert r.status_code == 200
@@ -83,7 +81,8 @@ async def test_bare_key_without_bearer_is_accepted(api):
 async def test_bad_run_bodies(api, body, status, needle):
     before = await api.run()
     r = await api.http.post(
-        f"/v2/{api.ep}/run", content=body,
+        f"/v2/{api.ep}/run",
+        content=body,
         headers={**api.auth(), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == status
@@ -96,7 +95,8 @@ async def test_bad_run_bodies(api, body, status, needle):
 
 async def test_raw_json_labelled_form_urlencoded_is_parsed(api):
     r = await api.http.post(
-        f"/v2/{api.ep}/run", content=b'{"input": {"a": 1}}',
+        f"/v2/{api.ep}/run",
+        content=b'{"input": {"a": 1}}',
         headers={**api.auth(), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200
@@ -117,8 +117,9 @@ async def test_unknown_endpoint_and_job(api):
 
 
 async def test_job_of_other_endpoint_is_not_visible(api):
-    other = (await api.http.post(
-        "/v1/endpoints", json={"name": "other"}, headers=api.auth())).json()
+    other = (
+        await api.http.post("/v1/endpoints", json={"name": "other"}, headers=api.auth())
+    ).json()
     job = (await api.run()).json()
     r = await api.http.get(f"/v2/{other['id']}/status/{job['id']}", headers=api.auth())
     assert r.status_code == 404
@@ -132,7 +133,8 @@ async def test_stream_always_has_stream_key(api):
     for chunk in ("a", "b"):
         await api.http.post(
             f"/v2/{api.ep}/job-stream/w1/{job['id']}?isStream=false",
-            content=f'{{"output": "{chunk}"}}'.encode(), headers=api.worker(),
+            content=f'{{"output": "{chunk}"}}'.encode(),
+            headers=api.worker(),
         )
     r = (await api.http.get(f"/v2/{api.ep}/stream/{job['id']}", headers=api.auth())).json()
     assert r["stream"] == [{"output": "a"}, {"output": "b"}]
@@ -196,8 +198,7 @@ async def test_status_sync_waits_for_final(api):
         await api.done(job["id"], {"output": "ok"})
 
     task = asyncio.create_task(later())
-    r = await api.http.get(f"/v2/{api.ep}/status-sync/{job['id']}?wait=5000",
-                           headers=api.auth())
+    r = await api.http.get(f"/v2/{api.ep}/status-sync/{job['id']}?wait=5000", headers=api.auth())
     await task
     assert r.json()["status"] == "COMPLETED" and r.json()["output"] == "ok"
 
@@ -205,7 +206,9 @@ async def test_status_sync_waits_for_final(api):
 async def test_rate_limit_answers_429_with_retry_after(api):
     api.clock.advance(10 - api.clock.now() % 10)  # start of a window
     for _ in range(2):
-        assert (await api.http.post(f"/v2/{api.ep}/purge-queue", headers=api.auth())).status_code == 200
+        assert (
+            await api.http.post(f"/v2/{api.ep}/purge-queue", headers=api.auth())
+        ).status_code == 200
     r = await api.http.post(f"/v2/{api.ep}/purge-queue", headers=api.auth())
     assert r.status_code == 429
     assert r.headers["retry-after"] == "10"
@@ -250,8 +253,7 @@ async def test_status_bad_query_values(api):
 
 
 async def test_revoked_key_is_refused_at_once_despite_the_lookup_cache(api):
-    r = await api.http.post("/v1/keys", json={"name": "c", "scopes": ["run"]},
-                            headers=api.auth())
+    r = await api.http.post("/v1/keys", json={"name": "c", "scopes": ["run"]}, headers=api.auth())
     key = r.json()
     assert (await api.run(key=key["key"])).status_code == 200  # now cached
     await api.http.delete(f"/v1/keys/{key['id']}", headers=api.auth())

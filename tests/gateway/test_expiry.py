@@ -32,11 +32,15 @@ async def test_execution_timeout_stops_the_worker(api):
 
 
 async def test_endpoint_execution_timeout_is_the_default(api):
-    ep = (await api.http.post("/v1/endpoints", json={"name": "t", "executionTimeoutMs": 6000},
-                              headers=api.auth())).json()
+    ep = (
+        await api.http.post(
+            "/v1/endpoints", json={"name": "t", "executionTimeoutMs": 6000}, headers=api.auth()
+        )
+    ).json()
     await api.http.post(f"/v2/{ep['id']}/run", json={"input": {}}, headers=api.auth())
-    r = await api.http.get(f"/v2/{ep['id']}/job-take/w?hold=0",
-                           headers={"Authorization": ep["workerToken"]})
+    r = await api.http.get(
+        f"/v2/{ep['id']}/job-take/w?hold=0", headers={"Authorization": ep["workerToken"]}
+    )
     assert r.json()["policy"]["executionTimeout"] == 6000
 
 
@@ -58,8 +62,9 @@ async def test_run_retention_is_30_minutes(api):
 
 
 async def test_runsync_retention_is_1_minute(api):
-    r = await api.http.post(f"/v2/{api.ep}/runsync?wait=1000", json={"input": {}},
-                            headers=api.auth())
+    r = await api.http.post(
+        f"/v2/{api.ep}/runsync?wait=1000", json={"input": {}}, headers=api.auth()
+    )
     job_id = r.json()["id"]
     await _complete(api, job_id)
     api.clock.advance(59)

@@ -31,11 +31,14 @@ async def test_custom_schema_and_invalid_schema(api):
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     ep = await _endpoint(api, inputSchema=schema)
     url = f"/v2/{ep['id']}/run"
-    assert (await api.http.post(url, json={"input": {"n": 1}}, headers=api.auth())).status_code == 200
+    assert (
+        await api.http.post(url, json={"input": {"n": 1}}, headers=api.auth())
+    ).status_code == 200
     r = await api.http.post(url, json={"input": {"n": "x"}}, headers=api.auth())
     assert r.status_code == 400 and "n: 'x' is not of type 'integer'" in r.json()["error"]
-    r = await api.http.post("/v1/endpoints", json={"name": "b", "inputSchema": {"type": 5}},
-                            headers=api.auth())
+    r = await api.http.post(
+        "/v1/endpoints", json={"name": "b", "inputSchema": {"type": 5}}, headers=api.auth()
+    )
     assert r.status_code == 400 and "not a valid JSON Schema" in r.json()["error"]
 
 

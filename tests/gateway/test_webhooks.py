@@ -63,7 +63,9 @@ class Receiver:
 async def _gateway(tmp_path, clock, allow_private: bool):
     store = await make_store("sqlite", tmp_path, clock)
     settings = Settings(
-        data_dir=tmp_path / "d", allow_private_webhooks=allow_private, webhook_backoff_s=0.01,
+        data_dir=tmp_path / "d",
+        allow_private_webhooks=allow_private,
+        webhook_backoff_s=0.01,
         take_hold_s=0.1,
     )
     return create_app(settings, store=store, clock=clock, run_background=False)
@@ -72,24 +74,30 @@ async def _gateway(tmp_path, clock, allow_private: bool):
 async def _run_job(app, http, webhook: str, finish: bool = True):
     admin = {"Authorization": app.state.new_admin_key}
     ep = (await http.post("/v1/endpoints", json={"name": "w"}, headers=admin)).json()
-    job = (await http.post(f"/v2/{ep['id']}/run", json={"input": {}, "webhook": webhook},
-                           headers=admin)).json()
+    job = (
+        await http.post(
+            f"/v2/{ep['id']}/run", json={"input": {}, "webhook": webhook}, headers=admin
+        )
+    ).json()
     worker = {"Authorization": ep["workerToken"]}
     await http.get(f"/v2/{ep['id']}/job-take/w1?hold=0", headers=worker)
     if finish:
-        await http.post(f"/v2/{ep['id']}/job-done/w1/{job['id']}", content=b'{"output": 5}',
-                        headers=worker)
+        await http.post(
+            f"/v2/{ep['id']}/job-done/w1/{job['id']}", content=b'{"output": 5}', headers=worker
+        )
     return ep, job
 
 
 @pytest.mark.parametrize("fail_first", [0, 2])
 async def test_webhook_signed_and_retried(tmp_path, clock, fail_first):
     app = await _gateway(tmp_path, clock, allow_private=True)
-    async with Receiver(fail_first) as rx, app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://gw") as http:
-            ep, job = await _run_job(app, http, rx.url)
-            await asyncio.wait_for(rx.got.wait(), 5)
+    async with (
+        Receiver(fail_first) as rx,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+    ):
+        ep, job = await _run_job(app, http, rx.url)
+        await asyncio.wait_for(rx.got.wait(), 5)
     assert len(rx.calls) == fail_first + 1
     body, headers = rx.calls[-1]
     payload = json.loads(body)
@@ -101,25 +109,30 @@ async def test_webhook_signed_and_retried(tmp_path, clock, fail_first):
 
 async def test_webhook_on_timeout_from_reaper(tmp_path, clock):
     app = await _gateway(tmp_path, clock, allow_private=True)
-    async with Receiver() as rx, app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://gw") as http:
-            _, job = await _run_job(app, http, rx.url, finish=False)
-            clock.advance(700)  # past the default 600 s executionTimeout
-            await reap_once(app.state.podium)
-            await asyncio.wait_for(rx.got.wait(), 5)
+    async with (
+        Receiver() as rx,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+    ):
+        _, job = await _run_job(app, http, rx.url, finish=False)
+        assert job["status"] == "IN_QUEUE"
+        clock.advance(700)  # past the default 600 s executionTimeout
+        await reap_once(app.state.podium)
+        await asyncio.wait_for(rx.got.wait(), 5)
     assert json.loads(rx.calls[0][0])["status"] == "TIMED_OUT"
 
 
 async def test_webhook_to_loopback_refused_by_default(tmp_path, clock):
     app = await _gateway(tmp_path, clock, allow_private=False)
-    async with Receiver() as rx, app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://gw") as http:
-            await _run_job(app, http, rx.url)
-            sender = app.state.podium.webhooks
-            for _ in range(200):
-                if sender.failed:
-                    break
-                await asyncio.sleep(0.01)
+    async with (
+        Receiver() as rx,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+    ):
+        await _run_job(app, http, rx.url)
+        sender = app.state.podium.webhooks
+        for _ in range(200):
+            if sender.failed:
+                break
+            await asyncio.sleep(0.01)
     assert sender.failed == 1 and rx.calls == []

@@ -26,9 +26,7 @@ async def test_take_batch_returns_a_list(api):
         headers=api.worker(),
     )
     assert [j["id"] for j in r.json()] == ids[:2]
-    r = await api.http.get(
-        f"/v2/{api.ep}/job-take-batch/w1?batch_size=0", headers=api.worker()
-    )
+    r = await api.http.get(f"/v2/{api.ep}/job-take-batch/w1?batch_size=0", headers=api.worker())
     assert r.status_code == 400 and "batch_size" in r.json()["error"]
 
 
@@ -49,7 +47,10 @@ async def test_done_shapes(api):
     await api.take()
     await api.done(a["id"], {})
     assert (await api.status(a["id"])).json() == {
-        **(await api.status(a["id"])).json(), "status": "COMPLETED", "output": {}}
+        **(await api.status(a["id"])).json(),
+        "status": "COMPLETED",
+        "output": {},
+    }
     # dict with error -> FAILED, output kept
     b = (await api.run()).json()
     await api.take()
@@ -71,7 +72,8 @@ async def test_generator_final_post_takes_the_stream(api):
     for chunk in (1, 2, 3):
         await api.http.post(
             f"/v2/{api.ep}/job-stream/w1/{job['id']}?isStream=false",
-            content=json.dumps({"output": chunk}).encode(), headers=api.worker(),
+            content=json.dumps({"output": chunk}).encode(),
+            headers=api.worker(),
         )
     await api.done(job["id"], {"output": []}, stream=True)
     assert (await api.status(job["id"])).json()["output"] == [1, 2, 3]
@@ -168,4 +170,3 @@ async def test_lost_worker_job_is_requeued_then_failed(api):
     st = (await api.status(job["id"])).json()
     assert st["status"] == "FAILED" and st["retries"] == 2
     assert "worker was lost" in st["error"]
-

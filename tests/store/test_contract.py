@@ -311,7 +311,9 @@ async def test_workers_seen_and_job_counts(store, clock):
 
 async def test_endpoints_and_keys(store, clock):
     ep = Endpoint(
-        id="abc", spec=EndpointSpec(name="x"), worker_token_hash=hash_secret("t"),
+        id="abc",
+        spec=EndpointSpec(name="x"),
+        worker_token_hash=hash_secret("t"),
         webhook_secret="s",
     )
     await store.put_endpoint(ep)

@@ -16,7 +16,9 @@ __all__ = ["error_response", "install_error_handlers"]
 log = logging.getLogger("podium.gateway")
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 

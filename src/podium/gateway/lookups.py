@@ -53,9 +53,7 @@ class Lookups:
         self._keys: _TTLCache[ApiKey] = _TTLCache(ttl_s)
 
     async def endpoint(self, endpoint_id: str) -> Endpoint | None:
-        return await self._endpoints.get(
-            endpoint_id, lambda: self._store.get_endpoint(endpoint_id)
-        )
+        return await self._endpoints.get(endpoint_id, lambda: self._store.get_endpoint(endpoint_id))
 
     async def key(self, key_hash: str) -> ApiKey | None:
         return await self._keys.get(key_hash, lambda: self._store.key_by_hash(key_hash))

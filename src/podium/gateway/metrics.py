@@ -9,8 +9,26 @@ from podium.store import JobStore
 
 __all__ = ["Metrics"]
 
-_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-            120, 300, 600)
+_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+)
 
 
 class Metrics:
@@ -18,20 +36,30 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.submitted = Counter(
-            "podium_jobs_submitted", "Jobs accepted by /run and /runsync", ["endpoint"],
+            "podium_jobs_submitted",
+            "Jobs accepted by /run and /runsync",
+            ["endpoint"],
             registry=r,
         )
         self.finished = Counter(
-            "podium_jobs_finished", "Jobs that reached a final status", ["endpoint", "status"],
+            "podium_jobs_finished",
+            "Jobs that reached a final status",
+            ["endpoint", "status"],
             registry=r,
         )
         self.delay = Histogram(
-            "podium_job_delay_seconds", "Time from submit to start", ["endpoint"],
-            buckets=_BUCKETS, registry=r,
+            "podium_job_delay_seconds",
+            "Time from submit to start",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.execution = Histogram(
-            "podium_job_execution_seconds", "Time from start to a worker's result",
-            ["endpoint"], buckets=_BUCKETS, registry=r,
+            "podium_job_execution_seconds",
+            "Time from start to a worker's result",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.jobs = Gauge(
             "podium_jobs", "Retained jobs by status", ["endpoint", "status"], registry=r
@@ -40,7 +68,9 @@ class Metrics:
             "podium_queue_depth", "Jobs waiting in the queue", ["endpoint"], registry=r
         )
         self.workers = Gauge(
-            "podium_workers", "Workers seen recently, by state", ["endpoint", "state"],
+            "podium_workers",
+            "Workers seen recently, by state",
+            ["endpoint", "state"],
             registry=r,
         )
 
@@ -59,13 +89,18 @@ class Metrics:
         for endpoint in await store.list_endpoints():
             c = await store.counts(endpoint.id)
             self.queue_depth.labels(endpoint.id).set(c.in_queue)
-            for status in ("in_queue", "in_progress", "completed", "failed", "cancelled",
-                           "timed_out"):
+            for status in (
+                "in_queue",
+                "in_progress",
+                "completed",
+                "failed",
+                "cancelled",
+                "timed_out",
+            ):
                 self.jobs.labels(endpoint.id, status.upper()).set(getattr(c, status))
             states: dict[str, int] = {"idle": 0, "running": 0, "unhealthy": 0}
             for w in await store.workers(endpoint.id, alive_since):
-                state = "unhealthy" if w.state == "unhealthy" else (
-                    "running" if w.jobs else "idle")
+                state = "unhealthy" if w.state == "unhealthy" else ("running" if w.jobs else "idle")
                 states[state] += 1
             for state, n in states.items():
                 self.workers.labels(endpoint.id, state).set(n)

@@ -46,8 +46,9 @@ class WebhookSender:
             self._runner.cancel()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, *(t for t in [self._runner] if t),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *self._tasks, *(t for t in [self._runner] if t), return_exceptions=True
+        )
         if self._client:
             await self._client.aclose()
 

@@ -55,7 +55,10 @@ async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> l
     await authorize_worker(request, endpoint_id)
     take = asyncio.ensure_future(
         state.store.take(
-            endpoint_id, worker_id, n, hold=_hold(request, state),
+            endpoint_id,
+            worker_id,
+            n,
+            hold=_hold(request, state),
             lease_s=state.settings.lease_s,
         )
     )
@@ -127,7 +130,8 @@ async def job_done(
     except (BadRequest, PayloadTooLarge) as exc:
         # Never COMPLETED without output: the job fails with the reason.
         failed = WorkerReport(
-            kind="final", status=JobStatus.FAILED,
+            kind="final",
+            status=JobStatus.FAILED,
             error=f"The worker posted an unusable result: {exc.message}",
         )
         result = await state.store.finish(job_id, worker_id, failed)

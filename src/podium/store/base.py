@@ -72,9 +72,11 @@ class JobStore(Protocol):
         """Cancel a queued or running job (a running one lands on its worker's stop list).
         A job already final is returned unchanged. NotFound for an unknown job."""
         ...
+
     async def retry(self, job_id: str) -> Job:
         """FAILED / TIMED_OUT -> IN_QUEUE with output and error cleared. Conflict otherwise."""
         ...
+
     async def purge_queue(self, endpoint_id: str) -> int: ...
     async def shorten_retention(self, job_id: str, retention_ms: int) -> None: ...
     async def wait_for_change(
@@ -84,9 +86,11 @@ class JobStore(Protocol):
         until it is final), at most `timeout` seconds. Returns the job as it is then
         (None when it is gone)."""
         ...
+
     async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
         """Chunks not yet delivered to a reader; each chunk is delivered once."""
         ...
+
     async def counts(self, endpoint_id: str) -> StoreCounts: ...
 
     # worker side
@@ -96,15 +100,22 @@ class JobStore(Protocol):
         """Atomically move up to n queued jobs (FIFO within priority) to IN_PROGRESS for
         this worker; wait up to `hold` seconds for one to arrive. [] when none came."""
         ...
+
     async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
         """Record a final result. NotFound: unknown job; Conflict: the worker does not
         hold it. A second post for a job already final is not applied (idempotent)."""
         ...
+
     async def progress(self, job_id: str, worker_id: str, output: Any) -> Job: ...
     async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job: ...
     async def heartbeat(
-        self, endpoint_id: str, worker_id: str, job_ids: list[str], lease_s: float,
-        state: str | None = None, info: dict[str, Any] | None = None,
+        self,
+        endpoint_id: str,
+        worker_id: str,
+        job_ids: list[str],
+        lease_s: float,
+        state: str | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None: ...
     async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]: ...
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...

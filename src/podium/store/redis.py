@@ -1071,7 +1071,5 @@ class RedisStore:
         now = self.clock.now()
         ms = max(1, int(lease_s * 1000))
         return bool(
-            await self._lock_script(
-                keys=[key], args=[owner, _num(now), _num(now + lease_s), ms]
-            )
+            await self._lock_script(keys=[key], args=[owner, _num(now), _num(now + lease_s), ms])
         )

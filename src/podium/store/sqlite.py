@@ -592,27 +592,33 @@ class SQLiteStore:
                 job = self._get(job_id)
                 assert job is not None
                 self._finalize(
-                    db, job_id, JobStatus.TIMED_OUT, now,
+                    db,
+                    job_id,
+                    JobStatus.TIMED_OUT,
+                    now,
                     error="The job's ttl ran out before it finished.",
                     stop=job.status is JobStatus.IN_PROGRESS,
                     keep_output=True,
                 )
                 finished.append(job_id)
             # 2. executionTimeout ran out
-            for (job_id, timeout_ms) in db.execute(
+            for job_id, timeout_ms in db.execute(
                 """SELECT id, execution_timeout_ms FROM jobs WHERE status = 'IN_PROGRESS'
                    AND exec_deadline <= ?""",
                 (now,),
             ).fetchall():
                 self._finalize(
-                    db, job_id, JobStatus.TIMED_OUT, now,
+                    db,
+                    job_id,
+                    JobStatus.TIMED_OUT,
+                    now,
                     error=f"The job ran longer than its executionTimeout of {timeout_ms} ms.",
                     stop=True,
                     keep_output=True,
                 )
                 finished.append(job_id)
             # 3. lease lost: back to the queue, or FAILED past the retry limit
-            for (job_id, retries, limit, worker_id) in db.execute(
+            for job_id, retries, limit, worker_id in db.execute(
                 """SELECT id, retries, retry_limit, worker_id FROM jobs
                    WHERE status = 'IN_PROGRESS' AND lease_until <= ?""",
                 (now,),
@@ -630,7 +636,10 @@ class SQLiteStore:
                     requeued.append(job_id)
                 else:
                     self._finalize(
-                        db, job_id, JobStatus.FAILED, now,
+                        db,
+                        job_id,
+                        JobStatus.FAILED,
+                        now,
                         error=(
                             f"The worker was lost (worker {worker_id} stopped sending "
                             f"heartbeats) and the job was already retried {retries} times."
