@@ -54,9 +54,13 @@ async def make_store(backend: str, tmp_path, clock: ManualClock) -> JobStore:
     return open_store(url, clock)
 
 
-def drop_redis_prefix(store: JobStore) -> None:
-    """Delete a test's Redis keys (active jobs carry no TTL, so nothing else would)."""
-    prefix = getattr(store, "prefix", None)
+def drop_redis_prefix(store: JobStore | str) -> None:
+    """Delete a test's Redis keys (active jobs carry no TTL, so nothing else would).
+    `store`: a store object, or a store URL with `?prefix=`."""
+    if isinstance(store, str):
+        prefix = store.split("prefix=", 1)[1] if "prefix=" in store else None
+    else:
+        prefix = getattr(store, "prefix", None)
     if prefix is None:
         return
     import redis

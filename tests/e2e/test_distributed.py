@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, _redis_available
+from tests.conftest import REDIS_URL, _redis_available, drop_redis_prefix
 from tests.e2e.conftest import Gateway, free_port, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -28,10 +28,12 @@ def _pair(tmp_path: Path, store: str) -> tuple[Gateway, Gateway]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url():
     if not _redis_available():
         pytest.fail(f"Redis is not answering at {REDIS_URL}; start it (see .ci/run).")
-    return f"{REDIS_URL}?prefix=e2e{uuid.uuid4().hex[:8]}"
+    url = f"{REDIS_URL}?prefix=e2e{uuid.uuid4().hex[:8]}"
+    yield url
+    drop_redis_prefix(url)
 
 
 @pytest.fixture

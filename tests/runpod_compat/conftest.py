@@ -3,25 +3,38 @@ SDK worker process per handler (started together on first use), one SDK client d
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import REDIS_URL, _redis_available, drop_redis_prefix
 from tests.e2e.conftest import Gateway, free_port
 from tests.runpod_compat.harness import RUNPOD_PY, RunpodWorker, SdkDriver, WorkerPool
 
 
-@pytest.fixture(scope="session")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="session", params=["sqlite", "redis"])
+def gw(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """The whole suite runs once per store backend: the embedded SQLite file, and Redis
+    (distributed mode), so the SDK sees the same wire behaviour from both."""
     if not RUNPOD_PY.exists():
         pytest.skip(f"the runpod SDK venv is missing ({RUNPOD_PY})")
+    store = None
+    if request.param == "redis":
+        if not _redis_available():
+            pytest.fail(f"Redis is not answering at {REDIS_URL}; start it (see .ci/run).")
+        store = f"{REDIS_URL}?prefix=rp{uuid.uuid4().hex[:8]}"
     data_dir = tmp_path_factory.mktemp("rp-gw")
-    gateway = Gateway(data_dir=data_dir, port=free_port())
+    gateway = Gateway(data_dir=data_dir, port=free_port(), store=store)
     gateway.start()
     try:
         yield gateway
     finally:
         gateway.stop()
+        if store is not None:
+            drop_redis_prefix(store)
 
 
 @pytest.fixture(scope="session")
