@@ -150,3 +150,38 @@ def worker_env(gw: Gateway, endpoint: dict[str, Any], worker_id: str, home: Path
         "RUNPOD_SKIP_GPU_CHECK": "true",
         "RUNPOD_DEBUG_LEVEL": "INFO",
     }
+
+
+def kill9_while_submitting(
+    gw: Gateway, endpoint_id: str, key: str, threads: int = 3, at_least: int = 60
+) -> list[str]:
+    """Submit jobs from several threads, kill -9 the gateway once `at_least` were
+    acknowledged, and return the ids it acknowledged (200 with an id) before it died."""
+    import threading
+
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def submit_loop() -> None:
+        with gw.client(key) as c:
+            for i in range(2000):  # bounded
+                if stop.is_set():
+                    return
+                try:
+                    r = c.post(f"/v2/{endpoint_id}/run", json={"input": {"i": i}}, timeout=5)
+                except httpx.HTTPError:
+                    return  # the gateway died mid-request: not acknowledged
+                if r.status_code == 200:
+                    acked.append(r.json()["id"])
+
+    workers = [threading.Thread(target=submit_loop) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    try:
+        wait_until(lambda: len(acked) >= at_least, timeout=20, what=f"{at_least} acknowledged jobs")
+    finally:
+        gw.kill9()
+        stop.set()
+        for t in workers:
+            t.join(10)
+    return acked

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, _redis_available, drop_redis_prefix
-from tests.e2e.conftest import Gateway, free_port, wait_until
+from tests.e2e.conftest import Gateway, free_port, kill9_while_submitting, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -89,29 +89,7 @@ def test_kill_9_of_a_loses_nothing_acknowledged_and_the_reaper_moves(pair):
     assert not _reaper(b)["active"]
     key = a.admin_key
     ep = a.create_endpoint()
-    acked: list[str] = []
-    stop = threading.Event()
-
-    def submit_loop() -> None:
-        with a.client(key) as c:
-            for i in range(2000):  # bounded
-                if stop.is_set():
-                    return
-                try:
-                    r = c.post(f"/v2/{ep['id']}/run", json={"input": {"i": i}}, timeout=5)
-                except httpx.HTTPError:
-                    return
-                if r.status_code == 200:
-                    acked.append(r.json()["id"])
-
-    threads = [threading.Thread(target=submit_loop) for _ in range(3)]
-    for t in threads:
-        t.start()
-    wait_until(lambda: len(acked) >= 60, timeout=20, what="60 acknowledged jobs")
-    a.kill9()
-    stop.set()
-    for t in threads:
-        t.join(10)
+    acked = kill9_while_submitting(a, ep["id"], key)
     with b.client(key) as c:
         statuses = {c.get(f"/v2/{ep['id']}/status/{j}").json()["status"] for j in acked}
     assert statuses == {"IN_QUEUE"}

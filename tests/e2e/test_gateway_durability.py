@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-
 import httpx
 import pytest
 
-from tests.e2e.conftest import wait_until
+from tests.e2e.conftest import kill9_while_submitting
 
 pytestmark = pytest.mark.e2e
 
 
 def test_acknowledged_jobs_survive_kill_9(gateway):
     ep = gateway.create_endpoint()
-    acked: list[str] = []
-    stop = threading.Event()
-
-    def submit_loop() -> None:
-        with gateway.client() as c:
-            for i in range(2000):  # bounded
-                if stop.is_set():
-                    return
-                try:
-                    r = c.post(f"/v2/{ep['id']}/run", json={"input": {"i": i}}, timeout=5)
-                except httpx.HTTPError:
-                    return  # the gateway died mid-request: not acknowledged
-                if r.status_code == 200:
-                    acked.append(r.json()["id"])
-
-    threads = [threading.Thread(target=submit_loop) for _ in range(4)]
-    for t in threads:
-        t.start()
-    # kill it while submissions are in flight
-    wait_until(lambda: len(acked) >= 100, timeout=20, what="100 acknowledged jobs")
-    gateway.kill9()
-    stop.set()
-    for t in threads:
-        t.join(10)
+    acked = kill9_while_submitting(gateway, ep["id"], gateway.admin_key, threads=4, at_least=100)
     assert len(acked) >= 20
     gateway.start()
     with gateway.client() as c:
