@@ -229,7 +229,13 @@ def _run_gateway(settings: Any, fleet: Any, log_level: str, before: Any = None) 
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(
-        gateway, host=settings.host, port=settings.port, log_level=log_level, access_log=False
+        gateway,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+        # Workers elsewhere may hold 30 s long-polls open: do not wait for them to end.
+        timeout_graceful_shutdown=5,
     )
     Server(config).run()
 
