@@ -29,6 +29,7 @@ CHROMIUM_ARGS = [
 # Supervisor passes every 0.2 s; workers ping every second (Gateway's default for e2e).
 GATEWAY_ARGS = ["--supervisor-tick-s", "0.2", "--take-hold-s", "2", "--gpus", "none"]
 
+
 @pytest.fixture(scope="module")
 def console_gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     gw = Gateway(

@@ -163,9 +163,9 @@ def test_playground_shows_progress_then_images_with_seeds_and_a_png_download(
     page.get_by_role("heading", name="Playground").wait_for()
     form = page.locator("form.playground-form")
 
-    # 1. A long job: live per-step progress, then cancel it.
-    form.get_by_label("Width", exact=True).fill("64")
-    form.get_by_label("Height", exact=True).fill("64")
+    # 1. A long job (seconds on the tiny model): live per-step progress, then cancel it.
+    form.get_by_label("Width", exact=True).fill("128")
+    form.get_by_label("Height", exact=True).fill("128")
     form.get_by_label("Steps", exact=True).fill("500")
     form.get_by_role("button", name="Run").click()
     progress = page.locator(".progress-text")
@@ -177,6 +177,8 @@ def test_playground_shows_progress_then_images_with_seeds_and_a_png_download(
     expect(page.locator(".job-status")).to_contain_text("cancelled")
 
     # 2. A small job with a fixed seed: two images, their seeds, a PNG download.
+    form.get_by_label("Width", exact=True).fill("64")
+    form.get_by_label("Height", exact=True).fill("64")
     form.get_by_label("Steps", exact=True).fill("3")
     form.get_by_label("Seed", exact=True).fill("1234")
     form.get_by_label("Number of images", exact=True).fill("2")

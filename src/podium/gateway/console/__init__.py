@@ -5,12 +5,20 @@ to the same public APIs as every other client (`/v1/me` to sign in, `/v1/*` for 
 work, `/v2/{endpoint}/*` for jobs and health). Hash routes: `#/endpoints`, `#/deploy`,
 `#/endpoint/ID`, `#/keys`.
 
-Why this stack: the console is a thin view over a JSON API that already exists, and live
-parts (health every 2 s, job progress by long-poll) need JavaScript anyway, so
+    static/index.html        the shell: header, navigation, <main>
+    static/style.css         all the styling (light and dark, phone to desktop)
+    static/js/app.js         session, hash router, the context each view gets
+    static/js/api.js         fetch wrapper: JSON in and out, errors as ApiError
+    static/js/views/*.js     one module per page: signin, endpoints, deploy, endpoint
+                             (+ playground), keys
+
+Why this stack: the console is a thin view over a JSON API that already exists, and its
+live parts (health every 2 s, job progress by long-poll) need JavaScript anyway, so
 server-rendered templates would add a second rendering path without removing the
 scripts. Plain ES modules need no build step, no npm and no vendored framework: every
-byte ships in the wheel as-is (hatch packs everything under src/podium), works offline,
-and a reader can open any file and see what the browser runs. About 60 KB in all.
+byte ships in the wheel as it is (hatch packs everything under src/podium), works
+offline, and a reader can open any file and see what the browser runs. About 80 KB in
+all (22 KB gzipped).
 
 Security: the API key lives in the tab's sessionStorage only and goes out as an
 `Authorization` header (never a cookie, so no CSRF); the pages carry a strict

@@ -2,7 +2,7 @@
 // refreshed every 2 s from /health.
 
 import { ApiError } from "../api.js";
-import { errorBox, fill, formatTime, h } from "../dom.js";
+import { append, errorBox, fill, formatTime, h } from "../dom.js";
 import { JOB_COUNTS, workerBadges } from "../health.js";
 
 const REFRESH_MS = 2000;
@@ -38,7 +38,7 @@ export async function endpointsView(ctx) {
       ? h("p", {}, "No endpoints yet. ", h("a", { href: "#/deploy" }, "Quick Deploy"), " one in a minute.")
       : h("p", {}, "This API key reaches no endpoint. Ask an admin for access."),
   );
-  ctx.root.append(
+  append(ctx.root, [
     h(
       "div",
       { class: "page-head" },
@@ -49,7 +49,7 @@ export async function endpointsView(ctx) {
     h("div", { class: "table-wrap" }, table),
     empty,
     updated,
-  );
+  ]);
 
   const rows = new Map(); // endpoint id -> {row, cells}
 
@@ -109,12 +109,6 @@ export async function endpointsView(ctx) {
     updated.textContent = `Live: updated ${formatTime(Date.now() / 1000)}, every 2 s.`;
   }
 
-  try {
-    await refresh();
-  } catch (err) {
-    if (err instanceof ApiError) fill(problems, errorBox(err.message));
-    else throw err;
-  }
   ctx.every(REFRESH_MS, async () => {
     try {
       await refresh();

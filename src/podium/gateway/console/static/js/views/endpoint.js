@@ -1,0 +1,276 @@
+// One endpoint: health and workers (live), the playground, the jobs this tab submitted,
+// how to call it, and (admin) scaling, worker logs and delete.
+
+import { ApiError } from "../api.js";
+import { append, codeBlock, errorBox, field, fill, formatMs, formatTime, h, notice, statusBadge } from "../dom.js";
+import { jobCounts, workerCounts } from "../health.js";
+import { JOBS_EVENT, isFinal, recentJobs, updateJob } from "../jobs.js";
+import { curlLine, runUrl } from "../snippets.js";
+import { templateLabel } from "./endpoints.js";
+import { playground } from "./playground.js";
+
+const REFRESH_MS = 2000;
+
+async function loadEndpoint(ctx, id) {
+  if (ctx.can("admin")) return ctx.api.get(`/v1/endpoints/${id}`, { signal: ctx.signal });
+  const me = await ctx.refreshMe();
+  const endpoint = me.endpoints.find((e) => e.id === id);
+  if (!endpoint) throw new ApiError(404, `Endpoint ${id} does not exist or this key cannot reach it.`);
+  return endpoint;
+}
+
+export async function endpointView(ctx, id) {
+  const admin = ctx.can("admin");
+  const endpoint = await loadEndpoint(ctx, id);
+  ctx.title(endpoint.name);
+
+  // Health: job counts and worker states, live.
+  const healthBody = h("div", { class: "health" }, h("p", { class: "muted-text" }, "Loading…"));
+  const workersBody = h("div");
+  const healthSection = h(
+    "section",
+    { class: "card", "aria-labelledby": "health-title" },
+    h("h2", { id: "health-title" }, "Health"),
+    healthBody,
+    admin ? h("h3", {}, "Workers") : null,
+    admin ? workersBody : null,
+  );
+
+  // The jobs this tab submitted.
+  const jobsBody = h("div");
+  const jobsSection = h(
+    "section",
+    { class: "card", "aria-labelledby": "jobs-title" },
+    h("h2", { id: "jobs-title" }, "Recent jobs"),
+    h("p", { class: "hint" }, "The jobs run from this tab (the API has no job list)."),
+    jobsBody,
+  );
+
+  const usage = h(
+    "section",
+    { class: "card", "aria-labelledby": "usage-title" },
+    h("h2", { id: "usage-title" }, "Call it"),
+    h("dl", { class: "facts" }, h("dt", {}, "Run URL"), h("dd", {}, h("code", { class: "run-url" }, runUrl(ctx.baseUrl(), id)))),
+    codeBlock(curlLine(ctx.baseUrl(), endpoint), "curl command"),
+  );
+
+  const play = ctx.can("run") ? playground(ctx, endpoint) : null;
+  const main = h(
+    "div",
+    { class: "col-main" },
+    play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."),
+    jobsSection,
+  );
+  const aside = h("div", { class: "col-side" }, healthSection, usage, admin ? adminSections(ctx, endpoint) : null);
+
+  append(ctx.root, [
+    h(
+      "div",
+      { class: "page-head" },
+      h(
+        "div",
+        {},
+        h("p", { class: "crumbs" }, h("a", { href: "#/endpoints" }, "Endpoints"), " /"),
+        h("h1", { tabindex: "-1" }, endpoint.name),
+        h("p", { class: "muted-text" }, h("code", { class: "endpoint-id" }, id), ` · ${templateLabel(endpoint)}`),
+      ),
+    ),
+    h("div", { class: "columns" }, main, aside),
+  ]);
+
+  function renderJobs() {
+    const jobs = recentJobs(id);
+    if (!jobs.length) {
+      fill(jobsBody, h("p", { class: "muted-text" }, "No jobs yet: run one in the playground."));
+      return;
+    }
+    fill(
+      jobsBody,
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "table responsive jobs" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Job", "Status", "Delay", "Execution", "Submitted"].map((t) => h("th", { scope: "col" }, t)),
+              h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Result")),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            jobs.map((job) =>
+              h(
+                "tr",
+                { "data-job": job.id },
+                h("td", { "data-label": "Job", class: "mono", title: job.id }, `${job.id.slice(0, 8)}…`),
+                h("td", { "data-label": "Status" }, job.gone ? h("span", { class: "badge muted" }, "expired") : statusBadge(job.status)),
+                h("td", { "data-label": "Delay" }, formatMs(job.delayTime)),
+                h("td", { "data-label": "Execution" }, formatMs(job.executionTime)),
+                h("td", { "data-label": "Submitted" }, formatTime(job.submittedAt)),
+                h(
+                  "td",
+                  {},
+                  play && !job.gone
+                    ? h("button", { type: "button", class: "button small secondary", onclick: () => play.show(job.id), "aria-label": `Show job ${job.id}` }, "Show")
+                    : null,
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  const onJobs = (event) => {
+    if (event.detail === id) renderJobs();
+  };
+  window.addEventListener(JOBS_EVENT, onJobs);
+  ctx.onLeave(() => window.removeEventListener(JOBS_EVENT, onJobs));
+  renderJobs();
+
+  let tick = 0;
+  ctx.every(REFRESH_MS, async () => {
+    tick += 1;
+    try {
+      const health = await ctx.api.get(`/v2/${id}/health`, { signal: ctx.signal });
+      fill(healthBody, h("h3", {}, "Jobs"), jobCounts(health.jobs), h("h3", {}, "Worker states"), workerCounts(health.workers));
+      if (admin) {
+        const fresh = await ctx.api.get(`/v1/endpoints/${id}`, { signal: ctx.signal });
+        fill(workersBody, workerTable(fresh.workers || [], fresh.templateId));
+      }
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      fill(healthBody, errorBox(`Live update failed: ${err.message}`));
+    }
+    // Jobs this tab remembers that are still open (the playground follows its own).
+    if (tick % 2 === 0) await refreshOpenJobs(ctx, id);
+  });
+}
+
+async function refreshOpenJobs(ctx, id) {
+  const open = recentJobs(id).filter((j) => !j.gone && !isFinal(j.status)).slice(0, 5);
+  for (const job of open) {
+    try {
+      updateJob(id, job.id, await ctx.api.get(`/v2/${id}/status/${job.id}`, { signal: ctx.signal }));
+    } catch (err) {
+      if (err.status === 404) updateJob(id, job.id, null, true);
+      else throw err;
+    }
+  }
+}
+
+function workerTable(workers, templateId) {
+  if (!templateId) return h("p", { class: "muted-text" }, "Workers of this endpoint are started elsewhere (no template).");
+  if (!workers.length) return h("p", { class: "muted-text" }, "None running: workers start when jobs arrive.");
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "table responsive workers" },
+      h("thead", {}, h("tr", {}, ["Worker", "State", "GPUs", "Restarts", "Note"].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "tbody",
+        {},
+        workers.map((w) =>
+          h(
+            "tr",
+            {},
+            h("td", { "data-label": "Worker", class: "mono" }, w.id),
+            h("td", { "data-label": "State" }, h("span", { class: `badge phase-${w.phase}` }, w.phase)),
+            h("td", { "data-label": "GPUs" }, w.gpus.length ? w.gpus.join(", ") : "CPU"),
+            h("td", { "data-label": "Restarts" }, String(w.restarts)),
+            h("td", { "data-label": "Note" }, w.reason || ""),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Scaling (PATCH), worker logs and delete: admin only. */
+function adminSections(ctx, endpoint) {
+  const id = endpoint.id;
+  const min = h("input", { type: "number", min: 0, value: endpoint.workersMin, inputmode: "numeric" });
+  const max = h("input", { type: "number", min: 0, value: endpoint.workersMax, inputmode: "numeric" });
+  const idle = h("input", { type: "number", min: 0, step: "any", value: endpoint.idleTimeout, inputmode: "decimal" });
+  const saved = h("div", { role: "status" });
+  const scaling = h(
+    "form",
+    { class: "card", "aria-labelledby": "scaling-title" },
+    h("h2", { id: "scaling-title" }, "Scaling"),
+    h("div", { class: "grid-3 align-end" }, field("Workers min", min), field("Workers max", max), field("Idle timeout (s)", idle)),
+    saved,
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "button secondary" }, "Save")),
+  );
+  scaling.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await ctx.api.patch(`/v1/endpoints/${id}`, {
+        workersMin: Number(min.value),
+        workersMax: Number(max.value),
+        idleTimeout: Number(idle.value),
+      });
+      fill(saved, notice("Saved: the supervisor applies it on its next pass.", "success"));
+    } catch (err) {
+      fill(saved, errorBox(err.message));
+    }
+  });
+
+  const logs = h("pre", { class: "code logs", tabindex: "0", "aria-label": "Worker logs" }, "");
+  const logsSection = h(
+    "details",
+    { class: "card" },
+    h("summary", {}, "Worker logs"),
+    h(
+      "div",
+      { class: "actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "button small secondary",
+          onclick: async () => {
+            logs.textContent = "Loading…";
+            try {
+              const body = await ctx.api.get(`/v1/endpoints/${id}/logs?tail=100`);
+              logs.textContent =
+                body.workers.map((w) => `== ${w.workerId} (${w.phase}) ==\n${w.log}`).join("\n") ||
+                "No worker has written a log yet.";
+            } catch (err) {
+              logs.textContent = err.message;
+            }
+          },
+        },
+        "Load the last 100 lines",
+      ),
+    ),
+    logs,
+  );
+
+  const remove = h(
+    "button",
+    {
+      type: "button",
+      class: "button danger",
+      onclick: async () => {
+        if (!window.confirm(`Delete endpoint ${endpoint.name} (${id}), its queued jobs and workers?`)) return;
+        try {
+          await ctx.api.delete(`/v1/endpoints/${id}`);
+          window.location.hash = "#/endpoints";
+        } catch (err) {
+          remove.after(errorBox(err.message));
+        }
+      },
+    },
+    "Delete endpoint",
+  );
+  return [scaling, logsSection, h("div", { class: "card danger-zone" }, h("h2", {}, "Delete"), remove)];
+}
