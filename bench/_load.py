@@ -7,6 +7,8 @@
 - `python bench/_load.py bare PORT` serves the bare ASGI ceiling app.
 - `python bench/_load.py worker ...` is a minimal raw-HTTP worker: long-poll job-take,
   post `{"output": {}}` to job-done. No handler, no SDK: it measures the control plane.
+  Given a RESULT path, it writes `{"worker", "base", "jobs"}` there on exit: which
+  gateway (BASE) gave it how many jobs.
 """
 
 from __future__ import annotations
@@ -389,9 +391,13 @@ def main(argv: list[str]) -> int:
         base, token, worker_id, hold, max_seconds = argv[1:6]
         n = worker_loop(base, token, worker_id, float(hold), float(max_seconds))
         print(f"worker {worker_id}: {n} jobs", file=sys.stderr)
+        if len(argv) > 6:
+            summary = {"worker": worker_id, "base": base, "jobs": n}
+            Path(argv[6]).write_text(json.dumps(summary))
         return 0
     print(
-        f"usage: {Path(__file__).name} bare PORT | worker BASE TOKEN ID HOLD MAX_S", file=sys.stderr
+        f"usage: {Path(__file__).name} bare PORT | worker BASE TOKEN ID HOLD MAX_S [RESULT]",
+        file=sys.stderr,
     )
     return 2
 

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/control_plane.py                      # full run, SQLite + Redis
     .venv/bin/python bench/control_plane.py --quick              # ~1-minute smoke run
+    .venv/bin/python bench/control_plane.py --no-multi-gateway   # skip section 8
+    .venv/bin/python bench/control_plane.py --multi-gateway-only # only section 8
     .venv/bin/python bench/control_plane.py --store sqlite --store redis://127.0.0.1:6379/14
 
 What it measures (per store, side by side):
@@ -15,7 +17,12 @@ What it measures (per store, side by side):
  6. job-take latency with 100,000 jobs queued (inserted directly through
     `podium.store.open_store(url).submit(...)` into the running gateway's store) vs.
     an empty queue (one job present, `?hold=0`: the take, not the hold, is timed);
- 7. the gateway's RSS at the end.
+ 7. the gateway's RSS at the end;
+ 8. (`--multi-gateway` section, on by default, needs Redis) completed no-op jobs/s with
+    8 worker processes and 1 vs 2 gateways on one Redis (`?prefix=` of its own), and how
+    the jobs spread over the two gateways: submitted round-robin (two load generators of
+    16 connections, one per gateway), 8 workers split 4/4 (each long-polls one gateway
+    and records how many jobs it got through it).
 
 Load generator: `wrk` (1 thread) when installed, else a raw asyncio HTTP/1.1 client
 (bench/_load.py says why not httpx). Sequential latencies use a keep-alive
@@ -81,6 +88,8 @@ class Plan:
     throughput_jobs: int  # jobs for the 4-worker run
     queued: int  # jobs queued for the take-latency test
     takes: int  # timed takes (each case)
+    mg_jobs: int  # jobs per multi-gateway run
+    mg_rounds: int  # rounds of (1 gateway, 2 gateways), taken in turn
 
 
 FULL = Plan(
@@ -91,10 +100,22 @@ FULL = Plan(
     throughput_jobs=6000,
     queued=100_000,
     takes=300,
+    mg_jobs=4000,
+    mg_rounds=2,
 )
 QUICK = Plan(
-    wrk_s=2, repeats=1, warm_s=1, latency_jobs=60, throughput_jobs=600, queued=10_000, takes=60
+    wrk_s=2,
+    repeats=1,
+    warm_s=1,
+    latency_jobs=60,
+    throughput_jobs=600,
+    queued=10_000,
+    takes=60,
+    mg_jobs=600,
+    mg_rounds=1,
 )
+MG_WORKERS = 8  # no-op worker processes in the multi-gateway section
+MG_CONNECTIONS = 16  # per load generator; two of them (one per submit target)
 
 
 # --- processes -----------------------------------------------------------------------
@@ -156,6 +177,11 @@ class Conn:
         data = resp.read()
         return resp.status, (json.loads(data) if data else None)
 
+    def reconnect(self) -> None:
+        """A fresh connection now (a server closes idle keep-alive ones: uvicorn after 5 s)."""
+        self._conn.close()
+        self._conn.connect()
+
     def close(self) -> None:
         self._conn.close()
 
@@ -168,6 +194,10 @@ class Gateway:
     store_url: str | None  # None: the default SQLite file in data_dir
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    extra_args: list[str] = field(default_factory=list)
+    # A second gateway on a shared store finds the admin key already made: read the
+    # first gateway's DATA_DIR/admin.key instead of its own (it has none).
+    admin_key_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -196,6 +226,7 @@ class Gateway:
         ]
         if self.store_url:
             args += ["--store", self.store_url]
+        args += self.extra_args
         self.proc = spawn(args, self.data_dir / "gateway.log", clean_env())
         wait_until(f"the gateway on {self.url}", self._up)
         return self
@@ -214,7 +245,24 @@ class Gateway:
 
     @property
     def admin_key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
+        return (self.admin_key_file or self.data_dir / "admin.key").read_text().strip()
+
+    def counter(self, name: str, endpoint_id: str) -> int:
+        """A Prometheus counter of this gateway process, from its /metrics."""
+        with self.client() as c:
+            r = c.get("/metrics")
+            r.raise_for_status()
+        wanted = f'{name}_total{{endpoint="{endpoint_id}"}}'
+        for line in r.text.splitlines():
+            if line.startswith(wanted):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the gateway process so far."""
+        assert self.proc is not None
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
 
     def client(self) -> httpx.Client:
         return httpx.Client(
@@ -249,22 +297,36 @@ class Gateway:
 
 
 @contextlib.contextmanager
-def workers(gw: Gateway, endpoint: dict[str, Any], n: int, tmp: Path) -> Iterator[None]:
-    """n raw-HTTP worker processes long-polling this endpoint; waits until all poll."""
-    base = f"{gw.url}/v2/{endpoint['id']}"
+def workers(
+    gw: Gateway,
+    endpoint: dict[str, Any],
+    n: int,
+    tmp: Path,
+    spread: list[Gateway] | None = None,
+    summaries: list[Path] | None = None,
+) -> Iterator[None]:
+    """n raw-HTTP worker processes long-polling this endpoint; waits until all poll.
+    With `spread`, worker i long-polls spread[i % len(spread)] instead of gw (which must
+    share its store). With `summaries`, each worker writes how many jobs it got to a
+    file, appended to that list (readable once the context has exited)."""
     procs = []
     try:
         for i in range(n):
+            target = spread[i % len(spread)] if spread else gw
+            worker_id = f"bench-{endpoint['id'][:6]}-{i}"
             args = [
                 sys.executable,
                 str(LOAD_SCRIPT),
                 "worker",
-                base,
+                f"{target.url}/v2/{endpoint['id']}",
                 endpoint["workerToken"],
-                f"bench-{endpoint['id'][:6]}-{i}",
+                worker_id,
                 str(WORKER_HOLD_S),
                 "900",
             ]
+            if summaries is not None:
+                summaries.append(tmp / f"{worker_id}.json")
+                args.append(str(summaries[-1]))
             procs.append(spawn(args, tmp / f"worker-{endpoint['id']}-{i}.log", clean_env()))
 
         def polling() -> bool:
@@ -278,6 +340,9 @@ def workers(gw: Gateway, endpoint: dict[str, Any], n: int, tmp: Path) -> Iterato
         time.sleep(0.2)  # every worker is inside its job-take now
         yield
     finally:
+        for p in procs:  # SIGTERM to all first: their last long-polls end together
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             stop(p, grace=WORKER_HOLD_S + 3)
 
@@ -454,41 +519,63 @@ def measure_latency(gw: Gateway, ep: str, key: str, n: int) -> tuple[Latency, La
 
 def measure_throughput(gw: Gateway, ep: str, key: str, n: int, use_wrk: bool) -> tuple[float, int]:
     """4 workers already polling; submit n jobs at concurrency 32 while they drain the
-    queue; stop at the first /health that shows n jobs finished and none queued or
-    running (polled every 50 ms: each poll costs the gateway a COUNT over the endpoint's
-    jobs). Returns (completed jobs/s from the first submit, jobs completed)."""
+    queue. Returns (completed jobs/s from the first submit, jobs completed)."""
+    rate, done, _, _ = drain(gw, ep, key, n, use_wrk, [(f"{gw.url}/v2/{ep}/run", 32, n)])
+    return rate, done
+
+
+def drain(
+    gw: Gateway, ep: str, key: str, n: int, use_wrk: bool, targets: list[tuple[str, int, int]]
+) -> tuple[float, int, list[_load.LoadResult], float]:
+    """Workers already polling; one load generator per (url, connections, jobs) target,
+    all started together, submit n jobs in all while the workers drain the queue; stop at
+    the first /health (asked of gw; a shared store answers for all gateways) that shows n
+    jobs finished and none queued or running (polled every 50 ms: each poll costs the
+    gateway a COUNT over the endpoint's jobs). Returns (completed jobs/s from the first
+    submit, jobs completed, each target's load result, seconds)."""
     conn = Conn(gw.port, {"Authorization": f"Bearer {key}"})
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     t0 = time.perf_counter()
-    load = _load.Background(
-        f"{gw.url}/v2/{ep}/run",
-        use_wrk=use_wrk,
-        method="POST",
-        body=JOB_BODY,
-        seconds=120,
-        stop_after=n,
-        headers=headers,
-    )
+    loads = [
+        _load.Background(
+            url,
+            use_wrk=use_wrk,
+            method="POST",
+            body=JOB_BODY,
+            seconds=120,
+            stop_after=count,
+            connections=connections,
+            headers=headers,
+        )
+        for url, connections, count in targets
+    ]
+    results: list[_load.LoadResult] = []
     try:
         deadline = time.monotonic() + 120
         while True:
             jobs = _expect(*conn.call("GET", f"/v2/{ep}/health"), "/health")["jobs"]
             ended = jobs["completed"] + jobs["failed"] + jobs["timedOut"] + jobs["cancelled"]
             idle = jobs["inQueue"] == 0 and jobs["inProgress"] == 0
-            if idle and (ended >= n or not load.running()):
+            if idle and (ended >= n or not any(load.running() for load in loads)):
                 elapsed = time.perf_counter() - t0
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the jobs did not finish in time: {jobs}")
             time.sleep(HEALTH_POLL_S)
     finally:
-        result = load.stop()
+        failures = []
+        for load in loads:  # stop every one, even when one of them fails
+            try:
+                results.append(load.stop())
+            except Exception as exc:
+                failures.append(exc)
         conn.close()
-    if result.errors or jobs["completed"] != ended:
-        raise RuntimeError(
-            f"errors while submitting ({result.errors}) or jobs not COMPLETED: {jobs}"
-        )
-    return jobs["completed"] / elapsed, jobs["completed"]
+    if failures:
+        raise failures[0]
+    errors = sum(r.errors for r in results)
+    if errors or jobs["completed"] != ended:
+        raise RuntimeError(f"errors while submitting ({errors}) or jobs not COMPLETED: {jobs}")
+    return jobs["completed"] / elapsed, jobs["completed"], results, elapsed
 
 
 def time_takes(conn: Conn, ep: str, n: int, before: Callable[[], None] | None = None) -> Latency:
@@ -618,6 +705,156 @@ def bench_store(
     return result
 
 
+# --- two gateways on one Redis --------------------------------------------------------
+
+
+@dataclass
+class MultiRun:
+    """One drain of plan.mg_jobs no-op jobs by MG_WORKERS workers."""
+
+    gateways: int
+    jobs_per_s: float
+    jobs: int
+    seconds: float
+    submitted: list[int]  # per gateway (A, B): its podium_jobs_submitted counter (/metrics)
+    taken: list[int]  # per gateway: jobs the workers polling it completed
+    gateway_cpu: list[float]  # per gateway, CPU-seconds / wall-seconds (1.0 = one core)
+    redis_cpu: float | None  # the same for redis-server
+    machine_busy: float  # busy share of all cores during the drain (everything running)
+    # server-wide calls per command during the drain (INFO commandstats: the commands run
+    # inside Lua scripts count too; other clients of the server would count as well)
+    redis_calls: dict[str, int] | None
+
+
+@dataclass
+class MultiResult:
+    label: str
+    skipped: str | None = None
+    runs: list[MultiRun] = field(default_factory=list)
+    cpu: str = ""
+
+
+def _redis_client(url: str) -> Any:
+    """A redis-py client for a store URL (without Podium's `prefix` parameter)."""
+    import urllib.parse
+
+    import redis
+
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "prefix"]
+    plain = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    return redis.Redis.from_url(plain, socket_connect_timeout=2)
+
+
+def _with_prefix(url: str, prefix: str) -> str:
+    return url + ("&" if "?" in url else "?") + f"prefix={prefix}"
+
+
+def _redis_calls(url: str) -> dict[str, int] | None:
+    """Calls per command so far, server-wide (INFO commandstats)."""
+    with contextlib.suppress(Exception):
+        client = _redis_client(url)
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    return None
+
+
+def multi_run(
+    active: list[Gateway], key: str, plan: Plan, use_wrk: bool, tmp: Path, tag: str
+) -> MultiRun:
+    """MG_WORKERS workers spread over the active gateways (4/4 for two); two load
+    generators of MG_CONNECTIONS connections each, one per active gateway (both on the
+    one gateway when there is one), submit plan.mg_jobs jobs in all."""
+    a = active[0]
+    store_url = a.store_url or ""
+    ep = a.create_endpoint(f"bench-mg-{tag}")
+    half = plan.mg_jobs // 2
+    targets = [
+        (f"{active[i % len(active)].url}/v2/{ep['id']}/run", MG_CONNECTIONS, count)
+        for i, count in enumerate((half, plan.mg_jobs - half))
+    ]
+    summaries: list[Path] = []
+    with workers(a, ep, MG_WORKERS, tmp, spread=active, summaries=summaries):
+        cpu0 = [gw.cpu_seconds() for gw in active]
+        redis0 = CpuWatch._redis()
+        busy0 = CpuWatch._busy()
+        calls0 = _redis_calls(store_url)
+        rate, done, _, seconds = drain(a, ep["id"], key, plan.mg_jobs, use_wrk, targets)
+        calls1 = _redis_calls(store_url)
+        redis1 = CpuWatch._redis()
+        busy1 = CpuWatch._busy()
+        cpu1 = [gw.cpu_seconds() for gw in active]
+    by_base = {f"{gw.url}/v2/{ep['id']}": i for i, gw in enumerate(active)}
+    taken = [0, 0]
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        taken[by_base[summary["base"]]] += summary["jobs"]
+    # wrk counts the answers it read before stopping, not the requests still in flight:
+    # each gateway's own counter of accepted jobs is exact.
+    submitted = [0, 0]
+    for i, gw in enumerate(active):
+        submitted[i] = gw.counter("podium_jobs_submitted", ep["id"])
+    redis_s = sum(v - redis0.get(pid, 0.0) for pid, v in redis1.items())
+    return MultiRun(
+        gateways=len(active),
+        jobs_per_s=rate,
+        jobs=done,
+        seconds=seconds,
+        submitted=submitted,
+        taken=taken,
+        gateway_cpu=[(c1 - c0) / seconds for c0, c1 in zip(cpu0, cpu1, strict=True)],
+        redis_cpu=redis_s / seconds if redis1 else None,
+        machine_busy=(busy1 - busy0) / (seconds * (os.cpu_count() or 1)),
+        redis_calls=None
+        if calls0 is None or calls1 is None
+        else {k: v - calls0.get(k, 0) for k, v in calls1.items() if v != calls0.get(k, 0)},
+    )
+
+
+def bench_multi_gateway(url: str, plan: Plan, use_wrk: bool, tmp: Path) -> MultiResult:
+    """1 gateway vs 2 gateways on one Redis, MG_WORKERS no-op workers, in turn
+    (1, 2, 1, 2, ...: the same background load for both)."""
+    result = MultiResult(f"Redis ({url})")
+    gateway_store, skip = prepare_store(url)
+    if skip or gateway_store is None or not gateway_store.startswith(("redis", "unix")):
+        result.skipped = skip or "needs a Redis store URL"
+        log.print(f"[yellow]multi-gateway skipped[/yellow]: {result.skipped}")
+        return result
+    store = _with_prefix(gateway_store, f"benchmg{os.getpid()}")
+    gw_a = Gateway(tmp / "mg-a", store)
+    gw_b = Gateway(tmp / "mg-b", store, admin_key_file=gw_a.data_dir / "admin.key")
+    cpu = CpuWatch()
+    try:
+        gw_a.start()
+        key = gw_a.admin_key
+        for r in range(plan.mg_rounds):
+            for n in (1, 2):
+                log.print(
+                    f"[multi-gateway] round {r + 1}/{plan.mg_rounds}: {plan.mg_jobs} no-op "
+                    f"jobs, {MG_WORKERS} workers, {n} gateway(s)"
+                )
+                active = [gw_a]
+                if n == 2:
+                    gw_b.start()
+                    active.append(gw_b)
+                try:
+                    result.runs.append(multi_run(active, key, plan, use_wrk, tmp, f"{r}-{n}"))
+                finally:
+                    gw_b.stop()
+    except Exception as exc:
+        result.skipped = f"failed: {exc}"
+        log.print(f"[red][multi-gateway] failed[/red]: {exc}\n{gw_a.log_tail()}{gw_b.log_tail()}")
+    finally:
+        gw_b.stop()
+        gw_a.stop()
+        result.cpu = cpu.summary()
+        flush_redis(gateway_store)
+    return result
+
+
 # --- stores, versions, table ----------------------------------------------------------
 
 
@@ -637,9 +874,7 @@ def prepare_store(url: str) -> tuple[str | None, str | None]:
     except ImportError as exc:
         return None, f"Redis skipped: the backend podium.store.redis does not import ({exc})"
     try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client = _redis_client(url)
         client.ping()
         client.flushdb()
         client.close()
@@ -650,9 +885,7 @@ def prepare_store(url: str) -> tuple[str | None, str | None]:
 
 def flush_redis(url: str) -> None:
     with contextlib.suppress(Exception):
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client = _redis_client(url)
         client.flushdb()
         client.close()
 
@@ -696,9 +929,7 @@ def environment(stores: list[str], generator: str) -> list[tuple[str, str]]:
     for url in stores:
         if url.startswith(("redis://", "rediss://", "unix://")):
             try:
-                import redis
-
-                client = redis.Redis.from_url(url, socket_connect_timeout=2)
+                client = _redis_client(url)
                 server = client.info("server")["redis_version"]
                 client.close()
                 rows.append(("Redis", f"server {server}, redis-py {_version('redis')}"))
@@ -804,6 +1035,93 @@ def render(results: list[StoreResult], plan: Plan, env: list[tuple[str, str]]) -
             )
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def render_multi(multi: MultiResult, plan: Plan) -> None:
+    if multi.skipped:
+        console.print(f"[yellow]Two gateways[/yellow]: {multi.skipped}")
+        return
+    table = Table(
+        title=f"Two gateways on one Redis: {MG_WORKERS} no-op workers, "
+        f"{plan.mg_jobs:,} jobs per run, {plan.mg_rounds} run(s) each, taken in turn"
+    )
+    table.add_column("Measurement")
+    columns = {1: "1 gateway (A), 8 workers", 2: "2 gateways (A + B), 4 + 4 workers"}
+    for title in columns.values():
+        table.add_column(title, justify="right")
+
+    def runs(n: int) -> list[MultiRun]:
+        return [r for r in multi.runs if r.gateways == n]
+
+    def split(values: list[int], n: int) -> str:
+        total = sum(values) or 1
+        if n == 1:
+            return f"{values[0]:,} / —"
+        return f"{values[0]:,} / {values[1]:,} ({values[0] / total:.0%} / {values[1] / total:.0%})"
+
+    def cells(fn: Callable[[list[MultiRun], int], str]) -> list[str]:
+        return [fn(runs(n), n) if runs(n) else "—" for n in columns]
+
+    def rate(rs: list[MultiRun], n: int) -> str:
+        mean = _mean([r.jobs_per_s for r in rs])
+        text = f"{mean:,.0f}"
+        if len(rs) > 1:
+            text += " (" + ", ".join(f"{r.jobs_per_s:,.0f}" for r in rs) + ")"
+        if n == 2 and runs(1):
+            text += f", {mean / _mean([r.jobs_per_s for r in runs(1)]):.2f}× of 1 gateway"
+        return text
+
+    def per_gw(rs: list[MultiRun], n: int) -> str:
+        shares = [_mean([r.gateway_cpu[i] for r in rs]) for i in range(n)]
+        return " / ".join(f"{x:.0%}" for x in shares) + (" / —" if n == 1 else "")
+
+    def redis_cmds(rs: list[MultiRun], n: int) -> str:
+        known = [r for r in rs if r.redis_calls is not None]
+        if not known:
+            return "—"
+        jobs = sum(r.jobs for r in known)
+        total = sum(sum((r.redis_calls or {}).values()) for r in known)
+        scripts = sum(
+            (r.redis_calls or {}).get("evalsha", 0) + (r.redis_calls or {}).get("eval", 0)
+            for r in known
+        )
+        return f"{total / jobs:.1f} ({scripts / jobs:.1f} script calls)"
+
+    def redis_cpu(rs: list[MultiRun], n: int) -> str:
+        known = [r.redis_cpu for r in rs if r.redis_cpu is not None]
+        return f"{_mean(known):.0%}" if known else "—"
+
+    table.add_row(
+        "Completed no-op jobs/s (first submit → last COMPLETED)",
+        *cells(rate),
+    )
+    table.add_row("Jobs completed (all runs)", *cells(lambda rs, n: f"{sum(r.jobs for r in rs):,}"))
+    table.add_row(
+        "Jobs submitted on A / B",
+        *cells(lambda rs, n: split([sum(r.submitted[i] for r in rs) for i in (0, 1)], n)),
+    )
+    table.add_row(
+        "Jobs taken through A / B (worker counts)",
+        *cells(lambda rs, n: split([sum(r.taken[i] for r in rs) for i in (0, 1)], n)),
+    )
+    table.add_row("Gateway CPU A / B, share of one core (during the drain)", *cells(per_gw))
+    table.add_row("redis-server CPU, share of one core", *cells(redis_cpu))
+    table.add_row(
+        f"Machine CPU busy ({os.cpu_count()} cores), all processes",
+        *cells(lambda rs, n: f"{_mean([r.machine_busy for r in rs]):.0%}"),
+    )
+    table.add_row("Redis commands per job, incl. inside scripts", *cells(redis_cmds))
+    console.print(table)
+    console.print(
+        f"[dim]Two gateways: submit = 2 load generators × {MG_CONNECTIONS} connections "
+        "(both on A with 1 gateway, one per gateway with 2); workers split 4/4, each "
+        "long-polls one gateway[/dim]"
+    )
+    console.print(f"[dim]Two gateways: CPU during the section: {multi.cpu}[/dim]")
+
+
 def to_json(results: list[StoreResult], env: list[tuple[str, str]], plan: Plan) -> dict[str, Any]:
     def conv(value: Any) -> Any:
         if isinstance(value, _load.LoadResult):
@@ -825,6 +1143,10 @@ def to_json(results: list[StoreResult], env: list[tuple[str, str]], plan: Plan) 
         "plan": dataclasses.asdict(plan),
         "stores": [{k: conv(getattr(r, k)) for k in r.__dataclass_fields__} for r in results],
     }
+
+
+def multi_json(multi: MultiResult | None) -> dict[str, Any] | None:
+    return None if multi is None else dataclasses.asdict(multi)
 
 
 def run_store(url: str, plan: Plan, use_wrk: bool, tmp: Path, bare_url: str) -> StoreResult:
@@ -852,9 +1174,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="~1-minute smoke run")
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    section = parser.add_mutually_exclusive_group()
+    section.add_argument(
+        "--no-multi-gateway",
+        action="store_true",
+        help="skip the 1-vs-2-gateways section (it runs by default, on Redis)",
+    )
+    section.add_argument(
+        "--multi-gateway-only", action="store_true", help="run only the 1-vs-2-gateways section"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     stores = args.store or DEFAULT_STORES
+    redis_stores = [u for u in stores if u.startswith(("redis://", "rediss://", "unix://"))]
+    multi_store = redis_stores[0] if redis_stores else DEFAULT_STORES[1]
     for url in stores:
         if "://" in url and not url.startswith(("sqlite:", "redis://", "rediss://", "unix://")):
             parser.error(f"unsupported store URL {url}")
@@ -875,28 +1208,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not use_wrk and args.generator == "auto":
         log.print("[yellow]wrk not found[/yellow]: falling back to the Python load generator")
-    env = environment(stores, generator)
+    env = environment(stores if args.no_multi_gateway else [*stores, multi_store], generator)
     started = time.monotonic()
     cpu = CpuWatch()
     load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="podium-bench-"))
     results: list[StoreResult] = []
+    multi: MultiResult | None = None
     try:
-        with bare_server(tmp) as bare_url:
-            for url in stores:
-                results.append(run_store(url, plan, use_wrk, tmp, bare_url))
+        if not args.multi_gateway_only:
+            with bare_server(tmp) as bare_url:
+                for url in stores:
+                    results.append(run_store(url, plan, use_wrk, tmp, bare_url))
+        if not args.no_multi_gateway:
+            multi = bench_multi_gateway(multi_store, plan, use_wrk, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     env.append(("Load average", f"{load_avg} (1/5/15 min) at the start"))
     env.append(("CPU during the run", cpu.summary()))
     render(results, plan, env)
+    if multi is not None:
+        render_multi(multi, plan)
     console.print(
         f"[dim]{'quick' if args.quick else 'full'} run, "
         f"{time.monotonic() - started:.0f} s wall[/dim]"
     )
     if args.json:
-        args.json.write_text(json.dumps(to_json(results, env, plan), indent=2))
-    return 1 if any(r.skipped and r.skipped.startswith("failed") for r in results) else 0
+        data = {**to_json(results, env, plan), "multi_gateway": multi_json(multi)}
+        args.json.write_text(json.dumps(data, indent=2))
+    failed = [r.skipped for r in results] + [multi.skipped if multi else None]
+    return 1 if any(f and f.startswith("failed") for f in failed) else 0
 
 
 if __name__ == "__main__":
