@@ -106,10 +106,6 @@ class Limits:
     lease_missed_pings: int = 3
     retry_limit_default: int = 2
 
-    @property
-    def lease_s(self) -> float:
-        return self.ping_interval_ms * self.lease_missed_pings / MS
-
 
 DEFAULT_LIMITS = Limits()
 

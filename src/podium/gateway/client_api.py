@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from podium.errors import BadRequest
+from podium.errors import BadRequest, NotFound
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, read_json
 from podium.gateway.input_schema import check_input, schema_for
@@ -102,11 +102,10 @@ async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
     state = _state(request)
     await authorize_client(request, Scope.READ, endpoint_id)
     state.limiter.hit(endpoint_id, "stream")
-    await state.job(endpoint_id, job_id)
+    await state.job(endpoint_id, job_id)  # NotFound for another endpoint's job
     job, chunks = await state.store.read_stream(job_id)
-    if job is None:
-        await state.job(endpoint_id, job_id)  # raises NotFound
-        raise AssertionError
+    if job is None:  # purged between the two reads
+        raise NotFound(f"Job {job_id} does not exist (or its retention ran out).")
     body = status_object(job, state.clock.now())
     body.pop("output", None)
     body["stream"] = [{"output": c} for c in chunks]
@@ -118,10 +117,9 @@ async def cancel(request: Request, endpoint_id: str, job_id: str) -> JSON:
     state = _state(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "cancel")
-    await state.job(endpoint_id, job_id)
-    before = await state.store.get(job_id)
+    before = await state.job(endpoint_id, job_id)
     job = await state.store.cancel(job_id)
-    if before is not None and not before.final and job.final:
+    if not before.final and job.final:
         await state.announce_final(job)
     return JSON({"id": job.id, "status": job.status.value})
 

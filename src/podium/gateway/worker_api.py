@@ -13,7 +13,7 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from podium.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
 from podium.gateway.http import JSON, read_body
 from podium.gateway.state import GatewayState
@@ -119,9 +119,7 @@ async def job_done(
 ) -> Response:
     state = _state(request)
     await authorize_worker(request, endpoint_id)
-    job = await state.store.get(job_id)
-    if job is None or job.endpoint_id != endpoint_id:
-        raise NotFound(f"Job {job_id} does not exist on endpoint {endpoint_id}.")
+    job = await state.job(endpoint_id, job_id)
     if job.worker_id != worker_id:
         raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
     try:
@@ -151,9 +149,7 @@ async def job_done(
 async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id: str) -> Response:
     state = _state(request)
     await authorize_worker(request, endpoint_id)
-    job = await state.store.get(job_id)
-    if job is None or job.endpoint_id != endpoint_id:
-        raise NotFound(f"Job {job_id} does not exist on endpoint {endpoint_id}.")
+    job = await state.job(endpoint_id, job_id)
     raw = await read_body(request, state.limits.stream_chunk_bytes)
     report = parse_worker_report(raw, False, state.limits)
     job = await state.store.append_stream(job_id, worker_id, [report.output])
