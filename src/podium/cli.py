@@ -118,6 +118,14 @@ def serve(
         bool, typer.Option("--allow-private-webhooks", envvar="PODIUM_ALLOW_PRIVATE_WEBHOOKS")
     ] = False,
     no_rate_limits: Annotated[bool, typer.Option("--no-rate-limits")] = False,
+    accept_empty_store: Annotated[
+        bool,
+        typer.Option(
+            "--accept-empty-store",
+            envvar="PODIUM_ACCEPT_EMPTY_STORE",
+            help="Begin anew when the store lost its data (instead of refusing to start).",
+        ),
+    ] = False,
     no_supervisor: NoSupervisorOpt = False,
     supervisor_tick_s: TickOpt = None,
     gpus: GpusOpt = None,
@@ -142,6 +150,7 @@ def serve(
         retention_sync_ms=retention_sync_ms,
         allow_private_webhooks=allow_private_webhooks or None,
         rate_limits=False if no_rate_limits else None,
+        accept_empty_store=accept_empty_store or None,
     )
     fleet = _fleet_settings(
         enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
@@ -180,33 +189,36 @@ def _run_gateway(settings: Any, fleet: Any, log_level: str, before: Any = None) 
     import uvicorn
 
     from podium.clock import SystemClock
+    from podium.errors import PodiumError
     from podium.gateway import create_app
-    from podium.gateway.auth import ensure_admin_key
+    from podium.gateway.bootstrap import bootstrap
     from podium.store import open_store
 
     clock = SystemClock()
     if settings.insecure_no_auth:
         err.print("[yellow]warning[/yellow]: --insecure-no-auth: every request is accepted.")
-    else:
 
-        async def bootstrap() -> str | None:
-            s = open_store(settings.store_url, clock)
-            try:
-                return await ensure_admin_key(s, settings.data_dir, clock.now())
-            finally:
-                await s.close()
+    async def prepare_store() -> str | None:
+        s = open_store(settings.store_url, clock, sqlite_sync=settings.sqlite_sync)
+        try:
+            return (await bootstrap(s, settings, clock.now())).admin_key
+        finally:
+            await s.close()
 
-        admin_key = asyncio.run(bootstrap())
-        if admin_key:
-            err.print(
-                f"[bold]Admin API key[/bold] (shown once; also in "
-                f"{settings.data_dir / 'admin.key'}):"
-            )
-            print(admin_key, flush=True)
+    try:
+        admin_key = asyncio.run(prepare_store())
+    except PodiumError as exc:
+        err.print(f"[red]error[/red]: {exc.message}")
+        raise typer.Exit(1) from None
+    if admin_key:
+        err.print(
+            f"[bold]Admin API key[/bold] (shown once; also in {settings.data_dir / 'admin.key'}):"
+        )
+        print(admin_key, flush=True)
     if before is not None:
 
         async def prepare() -> None:
-            s = open_store(settings.store_url, clock)
+            s = open_store(settings.store_url, clock, sqlite_sync=settings.sqlite_sync)
             try:
                 await before(s, clock)
             finally:
@@ -249,8 +261,8 @@ def up(
         str | None,
         typer.Option(
             envvar="PODIUM_SD_MODEL",
-            help="auto (default: SD 1.5 from the HF cache, else tiny), tiny, "
-            "sd15-random or a Hugging Face repo id.",
+            help="auto (default: SD 1.5 from the HF cache or hub; where there is none, "
+            "`up` serves tiny and says so), tiny, sd15-random or a Hugging Face repo id.",
         ),
     ] = None,
     gpu: Annotated[str | None, typer.Option("--gpu", help="gpuIds: '0,1' or '24GB'.")] = None,
@@ -270,6 +282,7 @@ def up(
     start the endpoint named "sd15" and its key are reused."""
     from podium.fleet.gpus import discover
     from podium.fleet.quickstart import DEFAULT_NAME, ensure_sd15
+    from podium.sd.weights import TINY_NOTE, sd15_available
     from podium.settings import Settings
 
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir)
@@ -296,6 +309,10 @@ def up(
             for e in await store.list_endpoints()
             if e.spec.name == DEFAULT_NAME and e.spec.template_id == "sd15"
         ]
+        model_now = wanted.get("model", existing[0].spec.model if existing else None)
+        if model_now in (None, "auto") and not sd15_available():
+            wanted["model"] = "tiny"  # `auto` would refuse to start: say so, serve tiny
+            err.print(f"[yellow]note[/yellow]: {TINY_NOTE}")
         if not existing:  # first start: defaults that suit this machine
             inventory = discover(fleet.gpus)
             if inventory.warning:
@@ -352,7 +369,7 @@ def worker(
 ) -> None:
     """Run a worker that pulls jobs from a gateway (or from RunPod, by RUNPOD_* env vars)."""
     from podium.worker.config import ConfigError
-    from podium.worker.runtime import WorkerConfig, load_handler, run_worker
+    from podium.worker.runtime import WorkerConfig, load_handler, serve
 
     try:
         config = WorkerConfig.from_env(
@@ -365,17 +382,19 @@ def worker(
     except ConfigError as exc:
         err.print(f"[red]error[/red]: {exc.message}")
         raise typer.Exit(2) from None
-    if template == "sd15":
-        from podium.sd.handler import build
-
-        fn: Any = build(model)
-    elif template is not None:
+    if template is not None and template != "sd15":
         raise typer.BadParameter(f"Unknown template {template!r}; the built-in one is sd15.")
-    elif handler:
-        fn = load_handler(handler)
-    else:
+    if template is None and not handler:
         raise typer.BadParameter("Give a handler as MODULE:FUNCTION, or --template sd15.")
-    raise typer.Exit(run_worker(config, fn))
+
+    def build() -> Any:
+        if template == "sd15":
+            from podium.sd.handler import build as build_sd
+
+            return build_sd(model)
+        return load_handler(handler or "")
+
+    raise typer.Exit(serve(config, build))
 
 
 # --- client commands -----------------------------------------------------------------

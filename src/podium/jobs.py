@@ -7,13 +7,13 @@ values on the wire are milliseconds.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from podium import codec
 from podium.errors import BadRequest
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "clamp_wait_ms",
     "new_job_id",
     "parse_policy",
+    "parse_query_ms",
     "parse_submission",
     "parse_worker_report",
     "status_object",
@@ -126,15 +127,33 @@ def new_job_id(sync: bool = False) -> str:
     return f"sync-{base}" if sync else base
 
 
-def clamp_wait_ms(raw: str | None, default: int, lo: int, hi: int) -> int:
+def _shown(raw: str) -> str:
+    return repr(raw if len(raw) <= 40 else raw[:40] + "…")
+
+
+def clamp_wait_ms(raw: str | None, default: int, lo: int, hi: int, name: str = "wait") -> int:
     """Parse a `wait` query value in ms and clamp it to [lo, hi]."""
     if raw is None or raw == "":
         return default
     try:
-        value = int(float(raw))
+        value = float(raw)
     except ValueError:
-        raise BadRequest(f"`wait` must be a number of milliseconds, got {raw!r}.") from None
-    return max(lo, min(hi, value))
+        raise BadRequest(f"`{name}` must be a number of milliseconds, got {_shown(raw)}.") from None
+    if not math.isfinite(value):
+        raise BadRequest(
+            f"`{name}` must be a finite number of milliseconds (at most {hi}), got {_shown(raw)}."
+        )
+    return max(lo, min(hi, int(value)))
+
+
+def parse_query_ms(raw: str, name: str, lo: int, hi: int) -> int:
+    """A whole number of milliseconds in [lo, hi] from a query string, or BadRequest."""
+    if not raw.isdigit() or len(raw) > 18 or not lo <= int(raw) <= hi:
+        raise BadRequest(
+            f"`{name}` must be a whole number of milliseconds between {lo} and {hi}, "
+            f"got {_shown(raw)}."
+        )
+    return int(raw)
 
 
 # --- policy and submission -----------------------------------------------------------
@@ -152,7 +171,9 @@ def _policy_int(policy: dict[str, Any], key: str, default: int, lo: int, hi: int
         return default
     value = policy[key]
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"policy.{key} must be a number of milliseconds, got {json.dumps(value)}.")
+        raise BadRequest(
+            f"policy.{key} must be a number of milliseconds, got {codec.dumps_text(value)[:40]}."
+        )
     if value != int(value):
         raise BadRequest(f"policy.{key} must be a whole number of milliseconds, got {value}.")
     if not lo <= value <= hi:
@@ -177,7 +198,9 @@ def parse_policy(
     if low is None:
         low = False
     if not isinstance(low, bool):
-        raise BadRequest(f"policy.lowPriority must be true or false, got {json.dumps(low)}.")
+        raise BadRequest(
+            f"policy.lowPriority must be true or false, got {codec.dumps_text(low)[:40]}."
+        )
     return Policy(
         execution_timeout_ms=_policy_int(
             raw,
@@ -193,33 +216,37 @@ def parse_policy(
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    input: Any
+    input_json: str  # the input as compact JSON text (codec.split took it out of the body)
     policy: Policy
     webhook: str | None = None
     s3_config: dict[str, Any] | None = None
 
 
 def parse_submission(
-    body: Any, limits: Limits = DEFAULT_LIMITS, execution_timeout_default_ms: int | None = None
+    body: Any,
+    input_json: str | None,
+    limits: Limits = DEFAULT_LIMITS,
+    execution_timeout_default_ms: int | None = None,
 ) -> Submission:
-    """Validate a decoded /run or /runsync body."""
+    """Validate a decoded /run or /runsync body; `input_json` is its `input` as JSON
+    text, taken out of `body` by codec.split (None when the body had none)."""
     if not isinstance(body, dict):
         raise BadRequest(
             f'The request body must be a JSON object like {{"input": {{...}}}}, '
             f"got {type(body).__name__}."
         )
-    if "input" not in body or body["input"] is None:
+    if input_json is None or input_json == "null":
         raise BadRequest('The request body has no "input"; send {"input": {...}}.')
     webhook = body.get("webhook")
     if webhook is not None and (
         not isinstance(webhook, str) or not webhook.startswith(("http://", "https://"))
     ):
-        raise BadRequest(f"`webhook` must be an http(s) URL, got {json.dumps(webhook)}.")
+        raise BadRequest(f"`webhook` must be an http(s) URL, got {codec.dumps_text(webhook)[:80]}.")
     s3 = body.get("s3Config")
     if s3 is not None and not isinstance(s3, dict):
         raise BadRequest("`s3Config` must be an object.")
     return Submission(
-        input=body["input"],
+        input_json=input_json,
         policy=parse_policy(body.get("policy"), limits, execution_timeout_default_ms),
         webhook=webhook,
         s3_config=s3,
@@ -231,9 +258,12 @@ def parse_submission(
 
 @dataclass(slots=True)
 class Job:
+    """A job as the stores keep it. Input and output stay JSON text end to end: they
+    were checked by the codec on the way in and are spliced into what goes out."""
+
     id: str
     endpoint_id: str
-    input: Any
+    input_json: str | None
     status: JobStatus = JobStatus.IN_QUEUE
     webhook: str | None = None
     execution_timeout_ms: int = DEFAULT_LIMITS.execution_timeout_default_ms
@@ -244,12 +274,19 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     worker_id: str | None = None
-    output: Any = None
+    output_json: str | None = None
     error: str | None = None
     retries: int = 0
     lease_until: float | None = None
-    stream: list[Any] = field(default_factory=list)
     stream_read: int = 0
+
+    @property
+    def input(self) -> Any:
+        return None if self.input_json is None else codec.loads_trusted(self.input_json)
+
+    @property
+    def output(self) -> Any:
+        return None if self.output_json is None else codec.loads_trusted(self.output_json)
 
     @classmethod
     def new(
@@ -263,7 +300,7 @@ class Job:
         return cls(
             id=new_job_id(sync),
             endpoint_id=endpoint_id,
-            input=sub.input,
+            input_json=sub.input_json,
             webhook=sub.webhook,
             execution_timeout_ms=sub.policy.execution_timeout_ms,
             ttl_ms=sub.policy.ttl_ms,
@@ -294,7 +331,8 @@ class Job:
 
     def work_item(self) -> dict[str, Any]:
         """The job object a worker receives from job-take."""
-        item: dict[str, Any] = {"id": self.id, "input": self.input}
+        raw = self.input_json if self.input_json is not None else "null"
+        item: dict[str, Any] = {"id": self.id, "input": codec.fragment(raw)}
         if self.webhook:
             item["webhook"] = self.webhook
         item["policy"] = {
@@ -320,8 +358,8 @@ def status_object(job: Job, now: float) -> dict[str, Any]:
         obj["executionTime"] = _ms_between(job.started_at, now)
     elif job.started_at is not None:
         obj["executionTime"] = _ms_between(job.started_at, job.finished_at)
-    if job.output is not None:
-        obj["output"] = job.output
+    if job.output_json is not None:
+        obj["output"] = codec.fragment(job.output_json)
     if job.error is not None:
         obj["error"] = job.error
     if job.worker_id is not None:
@@ -337,49 +375,53 @@ def status_object(job: Job, now: float) -> dict[str, Any]:
 class WorkerReport:
     """A parsed job-done body.
 
-    `kind` is "progress" (job keeps running; `output` is the progress value) or
-    "final" (`status` COMPLETED or FAILED).
+    `kind` is "progress" (job keeps running; `output_json` is the progress value) or
+    "final" (`status` COMPLETED or FAILED). Output is JSON text (None: no output).
     """
 
     kind: str
     status: JobStatus | None = None
-    output: Any = None
+    output_json: str | None = None
     error: str | None = None
     stop_pod: bool = False
 
+    @property
+    def streamed(self) -> bool:
+        """A generator handler without aggregation: its chunks are the output."""
+        return self.status is JobStatus.COMPLETED and self.output_json == "[]"
 
-def parse_worker_report(
-    raw: bytes, is_stream: bool, limits: Limits = DEFAULT_LIMITS
-) -> WorkerReport:
-    """Parse a job-done body whatever its Content-Type (the SDK mislabels raw JSON).
+
+def parse_worker_report(body: Any, output_json: str | None, is_stream: bool) -> WorkerReport:
+    """A job-done body, decoded whatever its Content-Type (the SDK mislabels raw JSON)
+    by codec.split, which took `output` out as JSON text (None when absent).
 
     Raises BadRequest for a body that is not a JSON object; the caller then fails the
     job with a clear error (never COMPLETED without output).
     """
-    if len(raw) > limits.result_bytes:
-        raise BadRequest(
-            f"The result is {len(raw)} bytes, over the limit of {limits.result_bytes} bytes."
-        )
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"The job-done body is not valid JSON: {exc}.") from None
+    if body is None:  # an empty body
+        body = {}
     if not isinstance(body, dict):
         raise BadRequest(f"The job-done body must be a JSON object, got {type(body).__name__}.")
     stop_pod = bool(body.get("stopPod", False))
+    given = output_json is not None  # `{"output": null}` is given, but no output
+    if output_json == "null":
+        output_json = None
     if body.get("status") == JobStatus.IN_PROGRESS.value and not is_stream:
-        return WorkerReport(kind="progress", output=body.get("output"))
+        return WorkerReport(kind="progress", output_json=output_json)
     error = body.get("error")
     if error is not None:
         if not isinstance(error, str):
-            error = json.dumps(error)
+            error = codec.dumps_text(error)
         return WorkerReport(
             kind="final",
             status=JobStatus.FAILED,
-            output=body.get("output"),
+            output_json=output_json,
             error=error or "The handler reported an empty error.",
             stop_pod=stop_pod,
         )
     return WorkerReport(
-        kind="final", status=JobStatus.COMPLETED, output=body.get("output", {}), stop_pod=stop_pod
+        kind="final",
+        status=JobStatus.COMPLETED,
+        output_json=output_json if given else "{}",  # an empty dict arrives as no key
+        stop_pod=stop_pod,
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from podium.jobs import DEFAULT_LIMITS
 
@@ -28,6 +29,9 @@ ENV = {
     "PODIUM_ALLOW_PRIVATE_WEBHOOKS": "allow_private_webhooks",
     "PODIUM_RATE_LIMITS": "rate_limits",
     "PODIUM_REAPER_INTERVAL_S": "reaper_interval_s",
+    "PODIUM_SQLITE_SYNC": "sqlite_sync",
+    "PODIUM_ACCEPT_EMPTY_STORE": "accept_empty_store",
+    "PODIUM_DECODE_OFF_LOOP_BYTES": "decode_off_loop_bytes",
 }
 
 
@@ -47,6 +51,17 @@ class Settings(BaseModel):
     reaper_interval_s: float = 1.0
     webhook_max_attempts: int = 5
     webhook_backoff_s: float = 1.0
+    # SQLite's synchronous pragma: NORMAL survives kill -9; FULL also a power cut.
+    sqlite_sync: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    # Begin anew on a store that lost its data (gateway/instance.py) instead of refusing.
+    accept_empty_store: bool = False
+    # Bodies larger than this are decoded in a helper process (gateway/http.py).
+    decode_off_loop_bytes: int = Field(default=256 * 1024, ge=0)
+
+    @field_validator("sqlite_sync", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

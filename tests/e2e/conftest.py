@@ -105,11 +105,11 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def client(self, key: str | None = None) -> httpx.Client:
+    def client(self, key: str | None = None, timeout: float = 30) -> httpx.Client:
         return httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {key or self.admin_key}"},
-            timeout=30,
+            timeout=timeout,
         )
 
     def create_endpoint(self, **spec: Any) -> dict[str, Any]:

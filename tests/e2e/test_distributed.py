@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -48,8 +47,21 @@ def pair(tmp_path, redis_url):
         b.stop()
 
 
-def test_submit_on_a_worker_on_b_status_on_both(pair):
-    a, b = pair
+def test_submit_on_a_worker_on_b_status_on_both(tmp_path, redis_url):
+    # B's fallback poll (60 s) is longer than the worker's hold (10 s): only the
+    # notification published by A can bring the job to B's long-poll in time.
+    a, b = _pair(tmp_path, redis_url)
+    b.store = redis_url + "&poll=60"
+    a.start()
+    b.start()
+    try:
+        _submit_on_a_take_on_b(a, b)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def _submit_on_a_take_on_b(a: Gateway, b: Gateway) -> None:
     key = a.admin_key  # keys live in the shared store: A's admin key works on B
     ep = a.create_endpoint()
     worker = {"Authorization": ep["workerToken"]}
@@ -57,18 +69,21 @@ def test_submit_on_a_worker_on_b_status_on_both(pair):
 
     def take_on_b() -> None:
         r = httpx.get(f"{b.url}/v2/{ep['id']}/job-take/wb?hold=10", headers=worker, timeout=15)
-        got["job"] = r.json()
-        got["at"] = time.monotonic()
+        got["status"] = r.status_code
+        got["job"] = r.json() if r.status_code == 200 else None
 
     t = threading.Thread(target=take_on_b)
     t.start()
-    time.sleep(0.3)  # let B's long-poll begin before the job exists
+    with b.client(key) as cb:  # B's long-poll has begun once B has seen worker wb
+        wait_until(
+            lambda: cb.get(f"/v2/{ep['id']}/health").json()["workers"]["idle"] == 1,
+            what="B's long-poll to begin",
+        )
     with a.client(key) as ca:
-        sent = time.monotonic()
         job = ca.post(f"/v2/{ep['id']}/run", json={"input": {"hello": "b"}}).json()
     t.join(15)
+    assert got["status"] == 200, "the job did not reach B's long-poll within its hold"
     assert got["job"]["id"] == job["id"] and got["job"]["input"] == {"hello": "b"}
-    assert got["at"] - sent < 1.0  # woken at once, not by a poll
     httpx.post(
         f"{b.url}/v2/{ep['id']}/job-done/wb/{job['id']}", content=b'{"output": 7}', headers=worker
     ).raise_for_status()
@@ -78,23 +93,25 @@ def test_submit_on_a_worker_on_b_status_on_both(pair):
         assert st["status"] == "COMPLETED" and st["output"] == 7 and st["workerId"] == "wb"
 
 
-def _reaper(gw: Gateway) -> dict:
-    return httpx.get(gw.url + "/healthz", timeout=5).json()["reaper"]
+def _reaper(gw: Gateway, key: str) -> dict:
+    """The reaper's state, a detail of /healthz for the admin key."""
+    headers = {"Authorization": key}
+    return httpx.get(gw.url + "/healthz", headers=headers, timeout=5).json()["reaper"]
 
 
 def test_kill_9_of_a_loses_nothing_acknowledged_and_the_reaper_moves(pair):
     a, b = pair
     # exactly one gateway reaps; A started first, so A holds the lock
-    wait_until(lambda: _reaper(a)["active"], timeout=10, what="A's reaper to be active")
-    assert not _reaper(b)["active"]
-    key = a.admin_key
+    key = a.admin_key  # B shares A's store, and so its keys
+    wait_until(lambda: _reaper(a, key)["active"], timeout=10, what="A's reaper to be active")
+    assert not _reaper(b, key)["active"]
     ep = a.create_endpoint()
     acked = kill9_while_submitting(a, ep["id"], key)
     with b.client(key) as c:
         statuses = {c.get(f"/v2/{ep['id']}/status/{j}").json()["status"] for j in acked}
     assert statuses == {"IN_QUEUE"}
     # A's lease (5 s) lapses and B takes the reaper over
-    wait_until(lambda: _reaper(b)["active"], timeout=15, what="B's reaper to take over")
+    wait_until(lambda: _reaper(b, key)["active"], timeout=15, what="B's reaper to take over")
 
 
 def test_redis_unreachable_gives_503_then_recovers(tmp_path):
@@ -135,13 +152,12 @@ def test_redis_unreachable_gives_503_then_recovers(tmp_path):
         ep = gw.create_endpoint()
         redis.terminate()
         redis.wait(10)
-        with gw.client(key) as c:
-            started = time.monotonic()
+        # The answer comes at once rather than after a hang: the client's 10 s timeout
+        # would raise before any assertion here.
+        with gw.client(key, timeout=10) as c:
             r = c.post(f"/v2/{ep['id']}/run", json={"input": {}})
-            took = time.monotonic() - started
             assert r.status_code == 503, r.text
             assert "cannot be reached" in r.json()["error"]
-            assert took < 10
             assert c.get("/healthz").status_code == 503
         redis = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
         with gw.client(key) as c:

@@ -10,7 +10,7 @@ EP = "ep1"
 
 
 async def _submit(store, clock, low: bool = False, endpoint: str = EP) -> Job:
-    sub = Submission(input={"n": 1}, policy=Policy(600_000, 86_400_000, low))
+    sub = Submission(input_json='{"n":1}', policy=Policy(600_000, 86_400_000, low))
     job = Job.new(endpoint, sub, clock.now(), retention_ms=60_000, sync=False)
     await store.submit(job, retry_limit=2)
     return job

@@ -122,17 +122,22 @@ async def test_webhook_on_timeout_from_reaper(tmp_path, clock):
     assert json.loads(rx.calls[0][0])["status"] == "TIMED_OUT"
 
 
-async def test_webhook_to_loopback_refused_by_default(tmp_path, clock):
+async def test_webhook_to_loopback_refused_at_submit(tmp_path, clock):
+    # Refused with 400 when submitted, not accepted and then silently dropped.
     app = await _gateway(tmp_path, clock, allow_private=False)
     async with (
         Receiver() as rx,
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
     ):
-        await _run_job(app, http, rx.url)
-        sender = app.state.podium.webhooks
-        for _ in range(200):
-            if sender.failed:
-                break
-            await asyncio.sleep(0.01)
-    assert sender.failed == 1 and rx.calls == []
+        admin = {"Authorization": app.state.new_admin_key}
+        ep = (await http.post("/v1/endpoints", json={"name": "w"}, headers=admin)).json()
+        for url in (rx.url, "http://localhost:9/x", "http://[::1]/x", "http://10.0.0.1/x"):
+            r = await http.post(
+                f"/v2/{ep['id']}/run", json={"input": {}, "webhook": url}, headers=admin
+            )
+            assert r.status_code == 400, url
+            assert "does not resolve to a public address" in r.json()["error"]
+        counts = (await http.get(f"/v2/{ep['id']}/health", headers=admin)).json()["jobs"]
+        assert counts["inQueue"] == 0  # nothing was queued
+    assert rx.calls == []

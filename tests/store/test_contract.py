@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from podium import codec
 from podium.endpoints import Endpoint, EndpointSpec
 from podium.errors import Conflict, NotFound
 from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
@@ -13,15 +14,26 @@ from podium.keys import ApiKey, Scope, hash_secret
 
 EP = "ep1"
 LEASE = 30.0
+STREAM_LIMIT = 1024 * 1024
 
 
 def new_job(clock, endpoint=EP, *, low=False, ttl_ms=86_400_000, exec_ms=600_000, sync=False):
-    sub = Submission(input={"n": 1}, policy=Policy(exec_ms, ttl_ms, low))
+    sub = Submission(input_json='{"n":1}', policy=Policy(exec_ms, ttl_ms, low))
     return Job.new(endpoint, sub, clock.now(), retention_ms=60_000, sync=sync)
 
 
 def done(output):
-    return WorkerReport(kind="final", status=JobStatus.COMPLETED, output=output)
+    text = None if output is None else codec.dumps_text(output)
+    return WorkerReport(kind="final", status=JobStatus.COMPLETED, output_json=text)
+
+
+async def append(store, job_id, worker, chunks, limit=STREAM_LIMIT):
+    return await store.append_stream(job_id, worker, [codec.dumps_text(c) for c in chunks], limit)
+
+
+async def read(store, job_id):
+    job, chunks = await store.read_stream(job_id)
+    return job, [codec.loads_trusted(c) for c in chunks]
 
 
 def failed(msg):
@@ -123,7 +135,7 @@ async def test_finish_failed_keeps_error(store, clock):
 async def test_progress_shows_as_output_while_running(store, clock):
     job = await submit(store, clock)
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
-    got = await store.progress(job.id, "w1", {"step": 3, "steps": 10})
+    got = await store.progress(job.id, "w1", codec.dumps_text({"step": 3, "steps": 10}))
     assert got.status is JobStatus.IN_PROGRESS
     assert (await store.get(job.id)).output == {"step": 3, "steps": 10}
 
@@ -131,21 +143,21 @@ async def test_progress_shows_as_output_while_running(store, clock):
 async def test_stream_chunks_delivered_once_in_order(store, clock):
     job = await submit(store, clock)
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
-    await store.append_stream(job.id, "w1", [1, 2])
-    await store.append_stream(job.id, "w1", [{"c": 3}])
-    _, first = await store.read_stream(job.id)
+    await append(store, job.id, "w1", [1, 2])
+    await append(store, job.id, "w1", [{"c": 3}])
+    _, first = await read(store, job.id)
     assert first == [1, 2, {"c": 3}]
-    _, second = await store.read_stream(job.id)
+    _, second = await read(store, job.id)
     assert second == []
-    await store.append_stream(job.id, "w1", [4])
-    _, third = await store.read_stream(job.id)
+    await append(store, job.id, "w1", [4])
+    _, third = await read(store, job.id)
     assert third == [4]
 
 
 async def test_generator_final_empty_output_takes_stream(store, clock):
     job = await submit(store, clock)
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
-    await store.append_stream(job.id, "w1", ["a", "b"])
+    await append(store, job.id, "w1", ["a", "b"])
     res = await store.finish(job.id, "w1", done([]))
     assert res.job.output == ["a", "b"]
 

@@ -51,10 +51,10 @@ async def _both(stores: list[Any], method: str, *args: Any) -> Any:
 
 
 REPORTS = [
-    WorkerReport("final", JobStatus.COMPLETED, output={"ok": 1}),
-    WorkerReport("final", JobStatus.COMPLETED, output=[]),  # generator: output from the stream
-    WorkerReport("final", JobStatus.COMPLETED, output=None),
-    WorkerReport("final", JobStatus.FAILED, output=None, error="boom"),
+    WorkerReport("final", JobStatus.COMPLETED, output_json='{"ok":1}'),
+    WorkerReport("final", JobStatus.COMPLETED, output_json="[]"),  # generator: the stream
+    WorkerReport("final", JobStatus.COMPLETED, output_json=None),
+    WorkerReport("final", JobStatus.FAILED, output_json=None, error="boom"),
 ]
 OPS = (
     ["submit"] * 4
@@ -79,7 +79,7 @@ async def _step(rng: random.Random, stores: list[Any], clock: ManualClock, ids: 
         policy = Policy(
             rng.choice([5_000, 20_000]), rng.choice([10_000, 60_000]), rng.random() < 0.3
         )
-        sub = Submission(input={"i": len(ids)}, policy=policy)
+        sub = Submission(input_json=f'{{"i":{len(ids)}}}', policy=policy)
         job = Job.new(ep, sub, clock.now(), retention_ms=rng.choice([5_000, 30_000]))
         ids.append(job.id)
         await _both(stores, "submit", job, rng.choice([0, 1, 2]))
@@ -89,8 +89,13 @@ async def _step(rng: random.Random, stores: list[Any], clock: ManualClock, ids: 
     args: dict[str, Callable[[], tuple[Any, ...]]] = {
         "take": lambda: (ep, worker, rng.randint(1, 3), 0, rng.choice([3.0, 30.0])),
         "finish": lambda: (job_id, worker, rng.choice(REPORTS)),
-        "progress": lambda: (job_id, worker, {"step": rng.randint(0, 9)}),
-        "append_stream": lambda: (job_id, worker, [rng.randint(0, 9), "x"]),
+        "progress": lambda: (job_id, worker, f'{{"step":{rng.randint(0, 9)}}}'),
+        "append_stream": lambda: (
+            job_id,
+            worker,
+            [str(rng.randint(0, 9)), '"x"'],
+            rng.choice([8, 64]),  # a small limit: some appends end the job FAILED
+        ),
         "heartbeat": lambda: (
             ep,
             worker,

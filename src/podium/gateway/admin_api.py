@@ -14,7 +14,7 @@ from podium.errors import BadRequest, Conflict, NotFound
 from podium.fleet import logs
 from podium.fleet.templates import Template, new_template_id
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON
+from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.input_schema import validate_schema
 from podium.gateway.state import GatewayState
 from podium.keys import ApiKey, Scope, hash_secret, new_key
@@ -29,7 +29,9 @@ async def _admin(request: Request) -> None:
     await authorize_client(request, Scope.ADMIN)
 
 
-router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(_admin)])
+router = APIRouter(
+    prefix="/v1", tags=["admin"], dependencies=[Depends(_admin)], route_class=CodecRoute
+)
 
 
 def _state(request: Request) -> GatewayState:

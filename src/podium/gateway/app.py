@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
@@ -16,15 +16,14 @@ from podium.clock import Clock, SystemClock
 from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
-from podium.gateway import admin_api, client_api, console, me_api, worker_api
-from podium.gateway.auth import authorize_client, ensure_admin_key, ensure_fleet_secret
+from podium.gateway import admin_api, client_api, console, me_api, ops_api, worker_api
+from podium.gateway.bootstrap import bootstrap
 from podium.gateway.errors import install_error_handlers
-from podium.gateway.http import JSON
+from podium.gateway.http import BodyDecoder
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.reaper import Reaper
 from podium.gateway.state import GatewayState
 from podium.gateway.webhooks import WebhookSender
-from podium.keys import Scope
 from podium.settings import Settings
 from podium.store import JobStore, open_store
 
@@ -50,7 +49,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal store
         if store is None:
-            store = open_store(settings.store_url, clock)
+            store = open_store(settings.store_url, clock, sqlite_sync=settings.sqlite_sync)
+        boot = await bootstrap(store, settings, clock.now())
+        app.state.new_admin_key = boot.admin_key
+        if boot.admin_key:
+            log.warning("Created the admin API key; it is in %s", settings.data_dir / "admin.key")
         state = GatewayState(
             settings=settings,
             store=store,
@@ -61,16 +64,12 @@ def create_app(
                 max_attempts=settings.webhook_max_attempts,
                 backoff_s=settings.webhook_backoff_s,
             ),
+            guard=boot.guard,
+            fleet_secret=boot.fleet_secret,
+            decoder=BodyDecoder(settings.decode_off_loop_bytes),
         )
         state.fleet_settings = fleet
         app.state.podium = state
-        if not settings.insecure_no_auth:
-            admin_key = await ensure_admin_key(store, settings.data_dir, clock.now())
-            app.state.new_admin_key = admin_key
-            if admin_key:
-                where = settings.data_dir / "admin.key"
-                log.warning("Created the admin API key; it is in %s", where)
-        state.fleet_secret = await ensure_fleet_secret(store)
         state.webhooks.start()
         tasks = []
         supervisor = None
@@ -94,6 +93,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await state.webhooks.stop()
+            state.decoder.close()
             await store.close()
 
     app = FastAPI(
@@ -103,6 +103,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ops_api.RefuseWhileStoreLost)
+    app.include_router(ops_api.router)
     app.include_router(client_api.router)
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
@@ -112,19 +114,5 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def root() -> Response:
         return RedirectResponse(console.CONSOLE_PATH + "/")
-
-    @app.get("/healthz", tags=["ops"], summary="Liveness and store reachability")
-    async def healthz(request: Request) -> JSON:
-        state: GatewayState = request.app.state.podium
-        await state.store.ping()
-        reaper = state.reaper.describe() if state.reaper else None
-        return JSON({"ok": True, "version": __version__, "reaper": reaper})
-
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
-    async def metrics(request: Request) -> Response:
-        state: GatewayState = request.app.state.podium
-        await authorize_client(request, Scope.READ)
-        body = await state.metrics.render(state.store, state.clock.now() - state.settings.lease_s)
-        return Response(body, media_type="text/plain; version=0.0.4")
 
     return app

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request
 
+from podium import codec
 from podium.errors import BadRequest, NotFound
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON, read_json
+from podium.gateway.http import JSON, CodecRoute, read_body
 from podium.gateway.input_schema import check_input, schema_for
 from podium.gateway.state import GatewayState
-from podium.jobs import Job, clamp_wait_ms, parse_submission, status_object
+from podium.jobs import Job, clamp_wait_ms, parse_query_ms, parse_submission, status_object
 from podium.keys import Scope
+from podium.net import resolve_public
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v2/{endpoint_id}", tags=["client"])
+router = APIRouter(prefix="/v2/{endpoint_id}", tags=["client"], route_class=CodecRoute)
 
 
 def _state(request: Request) -> GatewayState:
@@ -27,11 +31,23 @@ async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[Gatew
     endpoint = await state.endpoint(endpoint_id)
     state.limiter.hit(endpoint_id, "runsync" if sync else "run")
     limit = state.limits.body_runsync_bytes if sync else state.limits.body_run_bytes
-    body = await read_json(request, limit)
-    sub = parse_submission(body, state.limits, endpoint.spec.execution_timeout_ms)
+    raw = await read_body(request, limit)
+    if not raw.strip():
+        raise BadRequest('The request body is empty; send JSON like {"input": {...}}.')
     schema = schema_for(endpoint)
-    if schema is not None:
-        check_input(schema, sub.input)
+    check = None if schema is None else functools.partial(check_input, schema)
+    body, input_json = await state.decoder.split(raw, "input", "The request body", check)
+    sub = parse_submission(body, input_json, state.limits, endpoint.spec.execution_timeout_ms)
+    if (
+        sub.webhook
+        and not state.settings.allow_private_webhooks
+        and not await resolve_public(sub.webhook)
+    ):
+        raise BadRequest(
+            f"`webhook` {sub.webhook[:200]} does not resolve to a public address, so it would "
+            "never be called; use a public URL (or start the gateway with "
+            "--allow-private-webhooks)."
+        )
     if sync:
         retention = endpoint.spec.retention_sync_ms or state.settings.retention_sync_ms
     else:
@@ -61,21 +77,23 @@ async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -
 
 @router.get("/status/{job_id}", summary="A job's status", response_class=JSON)
 async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
-    """`?ttl=ms` shortens the job's retention; `?wait=ms` long-polls until it changes.
-    (Query values are read directly: this is the hottest read route.)"""
+    """`?ttl=ms` shortens the job's retention (run scope: it changes the job); `?wait=ms`
+    long-polls until it changes. (Query values are read directly: this is the hottest
+    read route.)"""
     state = _state(request)
-    await authorize_client(request, Scope.READ, endpoint_id)
-    state.limiter.hit(endpoint_id, "status")
-    job = await state.job(endpoint_id, job_id)
     query = request.query_params
     ttl = query.get("ttl")
+    await authorize_client(request, Scope.READ if ttl is None else Scope.RUN, endpoint_id)
+    state.limiter.hit(endpoint_id, "status")
     if ttl is not None:
-        if not ttl.isdigit():
-            raise BadRequest(f"`ttl` must be a positive number of milliseconds, got {ttl!r}.")
-        await state.store.shorten_retention(job_id, int(ttl))
+        retention_ms = parse_query_ms(ttl, "ttl", 0, state.limits.ttl_max_ms)
     wait = query.get("wait")
-    if wait is not None and not job.final:
+    if wait is not None:
         wait_ms = clamp_wait_ms(wait, 0, 0, state.limits.status_wait_max_ms)
+    job = await state.job(endpoint_id, job_id)
+    if ttl is not None:
+        await state.store.shorten_retention(job_id, retention_ms)
+    if wait is not None and not job.final:
         job = await state.store.wait_for_change(job_id, job, wait_ms / 1000) or job
     return JSON(status_object(job, state.clock.now()))
 
@@ -99,8 +117,9 @@ async def status_sync(
 
 @router.get("/stream/{job_id}", summary="New stream chunks of a job", response_class=JSON)
 async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
+    """Each chunk is delivered once, so reading consumes: run scope."""
     state = _state(request)
-    await authorize_client(request, Scope.READ, endpoint_id)
+    await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "stream")
     await state.job(endpoint_id, job_id)  # NotFound for another endpoint's job
     job, chunks = await state.store.read_stream(job_id)
@@ -108,7 +127,7 @@ async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
         raise NotFound(f"Job {job_id} does not exist (or its retention ran out).")
     body = status_object(job, state.clock.now())
     body.pop("output", None)
-    body["stream"] = [{"output": c} for c in chunks]
+    body["stream"] = [{"output": codec.fragment(c)} for c in chunks]
     return JSON(body)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON
+from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.state import GatewayState
 from podium.keys import Scope
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["session"])
+router = APIRouter(prefix="/v1", tags=["session"], route_class=CodecRoute)
 
 
 @router.get("/me", summary="The calling API key: its scopes and the endpoints it reaches")

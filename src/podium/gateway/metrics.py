@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from podium.jobs import Job
 from podium.store import JobStore
@@ -85,8 +88,14 @@ class Metrics:
                 max(0.0, job.finished_at - job.started_at)
             )
 
-    async def render(self, store: JobStore, alive_since: float) -> bytes:
+    async def render(
+        self, store: JobStore, alive_since: float, visible: set[str] | None = None
+    ) -> bytes:
+        """The exposition; with `visible`, only the samples of those endpoints (a key
+        limited to some endpoints sees nothing of the others)."""
         for endpoint in await store.list_endpoints():
+            if visible is not None and endpoint.id not in visible:
+                continue
             c = await store.counts(endpoint.id)
             self.queue_depth.labels(endpoint.id).set(c.in_queue)
             for status in (
@@ -104,4 +113,22 @@ class Metrics:
                 states[state] += 1
             for state, n in states.items():
                 self.workers.labels(endpoint.id, state).set(n)
-        return generate_latest(self.registry)
+        if visible is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Only(self.registry, visible))  # type: ignore[arg-type]
+
+
+class _Only:
+    """A registry view with only the samples whose `endpoint` label is in `endpoints`."""
+
+    def __init__(self, registry: CollectorRegistry, endpoints: set[str]) -> None:
+        self._registry = registry
+        self._endpoints = endpoints
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+            kept.samples = [
+                s for s in metric.samples if s.labels.get("endpoint") in self._endpoints
+            ]
+            yield kept

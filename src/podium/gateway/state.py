@@ -12,6 +12,8 @@ from podium.fleet.catalog import TemplateCatalog
 from podium.fleet.gpus import Inventory, discover
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import FleetBoard
+from podium.gateway.http import BodyDecoder
+from podium.gateway.instance import InstanceGuard
 from podium.gateway.lookups import Lookups
 from podium.gateway.metrics import Metrics
 from podium.gateway.ratelimit import RateLimiter
@@ -33,6 +35,8 @@ class GatewayState:
     clock: Clock
     limiter: RateLimiter
     webhooks: WebhookSender
+    guard: InstanceGuard
+    decoder: BodyDecoder = field(default_factory=BodyDecoder)
     metrics: Metrics = field(default_factory=Metrics)
     limits: Limits = DEFAULT_LIMITS
     # Workers: the supervisors' latest report (in memory; the embedded supervisor writes it
@@ -64,6 +68,7 @@ class GatewayState:
         else:
             endpoint = await self.lookups.endpoint(endpoint_id)
         if endpoint is None:
+            await self.guard.verify()
             raise NotFound(f"Endpoint {endpoint_id} does not exist.")
         return endpoint
 

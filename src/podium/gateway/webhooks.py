@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any
 
 import httpx
 
+from podium import codec
 from podium.net import resolve_public
 
 __all__ = ["WebhookSender", "sign"]
@@ -53,7 +53,7 @@ class WebhookSender:
             await self._client.aclose()
 
     def send(self, url: str, payload: dict[str, Any], secret: str) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = codec.dumps(payload)
         self._queue.put_nowait((url, body, secret))
 
     async def _run(self) -> None:

@@ -15,14 +15,14 @@ from starlette.responses import Response
 
 from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
-from podium.gateway.http import JSON, read_body
+from podium.gateway.http import JSON, CodecRoute, read_body
 from podium.gateway.state import GatewayState
 from podium.jobs import JobStatus, WorkerReport, parse_worker_report
 
 __all__ = ["router"]
 
 log = logging.getLogger("podium.gateway")
-router = APIRouter(prefix="/v2/{endpoint_id}", tags=["worker"])
+router = APIRouter(prefix="/v2/{endpoint_id}", tags=["worker"], route_class=CodecRoute)
 
 STOP_POLL_S = 0.25
 
@@ -124,7 +124,12 @@ async def job_done(
         raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
     try:
         raw = await read_body(request, state.limits.result_bytes)
-        report = parse_worker_report(raw, isStream.lower() == "true", state.limits)
+        body, output_json = (
+            await state.decoder.split(raw, "output", "The job-done body")
+            if raw.strip()
+            else ({}, None)
+        )
+        report = parse_worker_report(body, output_json, isStream.lower() == "true")
     except (BadRequest, PayloadTooLarge) as exc:
         # Never COMPLETED without output: the job fails with the reason.
         failed = WorkerReport(
@@ -137,7 +142,7 @@ async def job_done(
             await state.announce_final(result.job)
         raise
     if report.kind == "progress":
-        job = await state.store.progress(job_id, worker_id, report.output)
+        job = await state.store.progress(job_id, worker_id, report.output_json)
         return JSON({"id": job_id, "status": job.status.value})
     result = await state.store.finish(job_id, worker_id, report)
     if result.applied:
@@ -149,11 +154,22 @@ async def job_done(
 async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id: str) -> Response:
     state = _state(request)
     await authorize_worker(request, endpoint_id)
-    job = await state.job(endpoint_id, job_id)
+    await state.job(endpoint_id, job_id)  # NotFound for another endpoint's job
     raw = await read_body(request, state.limits.stream_chunk_bytes)
-    report = parse_worker_report(raw, False, state.limits)
-    job = await state.store.append_stream(job_id, worker_id, [report.output])
-    return JSON({"id": job_id, "status": job.status.value})
+    body, chunk = await state.decoder.split(raw, "output", "The job-stream body")
+    if not isinstance(body, dict):
+        raise BadRequest(f"The job-stream body must be a JSON object, got {type(body).__name__}.")
+    appended = await state.store.append_stream(
+        job_id, worker_id, [chunk or "null"], state.limits.result_bytes
+    )
+    if appended.over_limit:
+        if appended.applied:
+            await state.announce_final(appended.job)
+        raise PayloadTooLarge(
+            f"The job's stream chunks passed the limit of {state.limits.result_bytes} bytes in "
+            "all; the job ended FAILED."
+        )
+    return JSON({"id": job_id, "status": appended.job.status.value})
 
 
 @router.get("/ping/{worker_id}", summary="Worker heartbeat; renews the listed jobs' leases")

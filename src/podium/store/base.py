@@ -15,13 +15,48 @@ from podium.endpoints import Endpoint
 from podium.jobs import Job, WorkerReport
 from podium.keys import ApiKey
 
-__all__ = ["FinishResult", "JobStore", "StoreCounts", "WorkerInfo", "open_store"]
+__all__ = [
+    "REAPER_QUARANTINE_ERROR",
+    "Appended",
+    "FinishResult",
+    "JobStore",
+    "StoreCounts",
+    "WorkerInfo",
+    "open_store",
+    "stream_limit_error",
+]
+
+# The error of a job the reaper could not process: it ends FAILED with this message
+# (formatted with the cause) so that no single record can stop expiry for everyone.
+REAPER_QUARANTINE_ERROR = (
+    "The gateway could not process this job's record ({cause}); it was failed so that "
+    "expiry goes on for every other job."
+)
+
+
+def stream_limit_error(limit_bytes: int) -> str:
+    """The error of a job whose stream chunks passed `limit_bytes` in all."""
+    return (
+        f"The job's stream chunks passed the limit of {limit_bytes} bytes in all; the chunk "
+        "that crossed it was refused and the job stopped."
+    )
 
 
 @dataclass(slots=True)
 class FinishResult:
     job: Job
     applied: bool  # False: a duplicate or late post, nothing changed
+
+
+@dataclass(slots=True)
+class Appended:
+    """What append_stream did. `over_limit`: the chunks would have taken the job's
+    stream past its byte limit; they were refused and the job ended FAILED (`applied`:
+    by this call, so the caller announces it)."""
+
+    job: Job
+    over_limit: bool = False
+    applied: bool = False
 
 
 @dataclass(slots=True)
@@ -54,10 +89,12 @@ class ExpireReport:
     finished: list[Job] = field(default_factory=list)
     requeued: list[Job] = field(default_factory=list)
     purged: int = 0
+    quarantined: list[str] = field(default_factory=list)  # ids failed with the message above
 
 
 class JobStore(Protocol):
     clock: Clock
+    where: str  # where the data lives, for messages (no credentials)
 
     # lifecycle
     async def close(self) -> None: ...
@@ -87,8 +124,8 @@ class JobStore(Protocol):
         (None when it is gone)."""
         ...
 
-    async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
-        """Chunks not yet delivered to a reader; each chunk is delivered once."""
+    async def read_stream(self, job_id: str) -> tuple[Job | None, list[str]]:
+        """Chunks (JSON text) not yet delivered to a reader; each is delivered once."""
         ...
 
     async def counts(self, endpoint_id: str) -> StoreCounts: ...
@@ -106,8 +143,14 @@ class JobStore(Protocol):
         hold it. A second post for a job already final is not applied (idempotent)."""
         ...
 
-    async def progress(self, job_id: str, worker_id: str, output: Any) -> Job: ...
-    async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job: ...
+    async def progress(self, job_id: str, worker_id: str, output_json: str | None) -> Job: ...
+    async def append_stream(
+        self, job_id: str, worker_id: str, chunks: list[str], limit_bytes: int
+    ) -> Appended:
+        """Append chunks (JSON text) to a running job's stream. When they would take the
+        stream's total past `limit_bytes`, none is appended and the job ends FAILED."""
+        ...
+
     async def heartbeat(
         self,
         endpoint_id: str,
@@ -121,7 +164,10 @@ class JobStore(Protocol):
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
 
     # reaper
-    async def expire(self, now: float) -> ExpireReport: ...
+    async def expire(self, now: float) -> ExpireReport:
+        """One pass: ttl, executionTimeout, lost leases, retention. A record the pass
+        cannot process ends FAILED (REAPER_QUARANTINE_ERROR) and the pass goes on."""
+        ...
 
     # endpoints and keys
     async def put_endpoint(self, endpoint: Endpoint) -> None: ...
@@ -144,7 +190,7 @@ class JobStore(Protocol):
         ...
 
 
-def open_store(url: str, clock: Clock) -> JobStore:
+def open_store(url: str, clock: Clock, *, sqlite_sync: str = "NORMAL") -> JobStore:
     """`sqlite:///path/to/podium.db` or a bare path; `redis://host:port/db`."""
     if url.startswith(("redis://", "rediss://", "unix://")):
         from podium.store.redis import RedisStore
@@ -153,4 +199,4 @@ def open_store(url: str, clock: Clock) -> JobStore:
     from podium.store.sqlite import SQLiteStore
 
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
-    return SQLiteStore(path, clock)
+    return SQLiteStore(path, clock, sync=sqlite_sync)

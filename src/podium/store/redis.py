@@ -31,7 +31,8 @@ they vanish even when no reaper runs; expire() deletes them on time.
 Waiting: every script publishes what it changed on `{p}:n:q:{ep}` (queue) and
 `{p}:n:j:{id}` (job). Each store holds one pattern subscription (`{p}:n:*`) that feeds
 the in-process Notifier, so a job submitted through one gateway wakes a take()
-long-polling in another at once; a 1 s fallback poll covers a lost subscription.
+long-polling in another at once; a 1 s fallback poll (`?poll=` in the URL) covers a
+lost subscription.
 Redis Cluster is not supported (scripts compute their keys).
 """
 
@@ -40,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 import uuid
@@ -53,17 +53,32 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import AuthenticationError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from podium import codec
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.jobs import MS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
-from podium.store.base import ExpireReport, FinishResult, StoreCounts, WorkerInfo
+from podium.store.base import (
+    REAPER_QUARANTINE_ERROR,
+    Appended,
+    ExpireReport,
+    FinishResult,
+    StoreCounts,
+    WorkerInfo,
+    stream_limit_error,
+)
 from podium.store.notify import Notifier
 
 __all__ = ["RedisStore"]
@@ -197,7 +212,8 @@ if redis.call('EXISTS', jkey(id)) == 1 then return reply('exists') end
 local seq = redis.call('INCR', key('seq'))
 local qm = string.format('%016d:%s', seq, id)
 redis.call('HSET', jkey(id), 'seq', seq, 'qm', qm, 'status', 'IN_QUEUE', 'retries', '0',
-           'stop', '0', 'stream_len', '0', 'stream_read', '0', unpack(ARGV, A + 5))
+           'stop', '0', 'stream_len', '0', 'stream_read', '0', 'stream_bytes', '0',
+           unpack(ARGV, A + 5))
 redis.call('ZADD', qkey(ep, low), at, qm)
 redis.call('ZADD', key('ix', 'ttl'), ttl, id)
 note('q:' .. ep)
@@ -260,17 +276,23 @@ end
 note('j:' .. id)
 return reply('ok', redis.call('HGETALL', jkey(id)))
 """,
-    # id, worker, chunks...
+    # id, worker, limit_bytes, size_bytes, limit error, chunks...
     "append_stream": """
-local id, worker = ARGV[A], ARGV[A + 1]
+local id, worker, limit, size = ARGV[A], ARGV[A + 1], tonumber(ARGV[A + 2]), tonumber(ARGV[A + 3])
 local j, err_reply = held(id, worker)
 if not j then return err_reply end
-local before = redis.call('HGETALL', jkey(id))
-if j.status == 'IN_PROGRESS' and #ARGV >= A + 2 then
-  local len = 0
-  for i = A + 2, #ARGV do len = redis.call('RPUSH', key('stream', id), ARGV[i]) end
-  redis.call('HSET', jkey(id), 'stream_len', len)
+if j.status ~= 'IN_PROGRESS' or #ARGV < A + 5 then
+  return reply('ok', redis.call('HGETALL', jkey(id)))
 end
+local total = tonumber(j.stream_bytes or '0')
+if total + size > limit then
+  finalize(id, j, 'FAILED', ARGV[A + 4], nil, true)
+  return reply('over', redis.call('HGETALL', jkey(id)))
+end
+local before = redis.call('HGETALL', jkey(id))
+local len = 0
+for i = A + 5, #ARGV do len = redis.call('RPUSH', key('stream', id), ARGV[i]) end
+redis.call('HSET', jkey(id), 'stream_len', len, 'stream_bytes', total + size)
 note('j:' .. id)
 return reply('ok', before)
 """,
@@ -312,7 +334,7 @@ local ttl = fmt(NOWN + tonumber(j.ttl_ms) / 1000)
 redis.call('HDEL', k, 'output', 'error', 'started_at', 'finished_at', 'worker',
            'lease_until', 'exec_deadline', 'purge_at')
 redis.call('HSET', k, 'status', 'IN_QUEUE', 'stop', '0', 'queued_at', NOW, 'created_at', NOW,
-           'ttl_deadline', ttl, 'stream_len', '0', 'stream_read', '0')
+           'ttl_deadline', ttl, 'stream_len', '0', 'stream_read', '0', 'stream_bytes', '0')
 redis.call('ZADD', qkey(j.ep, j.low), NOW, j.qm)
 redis.call('ZADD', key('ix', 'ttl'), ttl, id)
 note('q:' .. j.ep)
@@ -410,7 +432,8 @@ for i = 1, #seen, 2 do
 end
 return reply(out)
 """,
-    # ep -> in_queue, in_progress, completed, failed, cancelled, timed_out, retried
+    # ep -> in_queue, in_progress, completed, failed, cancelled, timed_out, retried,
+    #       in_queue_low, oldest queued_at ('' when none)
     "counts": """
 local ep = ARGV[A]
 -- entries whose keys' TTL ran out with no reaper to delete them
@@ -428,10 +451,11 @@ local first = redis.call('ZRANGE', key('q', ep), 0, 0, 'WITHSCORES')
 out[#out + 1] = first[2] or ''
 return reply(out)
 """,
-    # limit -> 'more'|'done', finished jobs, requeued jobs, purged
+    # limit, quarantine message (before, after the cause) ->
+    #   'more'|'done', finished jobs, requeued jobs, purged, quarantined ids
     "expire": """
-local limit = tonumber(ARGV[A])
-local finished, requeued, purged = {}, {}, 0
+local limit, q_before, q_after = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2]
+local finished, requeued, quarantined, purged = {}, {}, {}, 0
 local function due(ix)
   return redis.call('ZRANGEBYSCORE', key('ix', ix), '-inf', NOW, 'LIMIT', 0, limit)
 end
@@ -443,11 +467,56 @@ local function jobs(ids)
   end
   return out
 end
-local function done(state) return reply(state, jobs(finished), jobs(requeued), purged) end
+local function done(state)
+  return reply(state, jobs(finished), jobs(requeued), purged, quarantined)
+end
+
+-- A record a step cannot process ends FAILED with the cause, so that one bad record
+-- never stops expiry for everyone; if even that fails, it leaves every index.
+local function quarantine(id, e)
+  local cause = type(e) == 'table' and tostring(e.err or 'error') or tostring(e)
+  quarantined[#quarantined + 1] = id
+  local ok = pcall(function()
+    for _, ix in ipairs({'ttl', 'exec', 'lease'}) do redis.call('ZREM', key('ix', ix), id) end
+    local j = load(id)
+    if not j then return end
+    if j.ep then
+      redis.call('ZREM', key('run', j.ep), id)
+      if j.qm then
+        redis.call('ZREM', key('q', j.ep), j.qm)
+        redis.call('ZREM', key('ql', j.ep), j.qm)
+      end
+    end
+    -- fields a reader needs get a value, so the failed record reads back
+    local defaults = {retention_ms = '60000', exec_ms = '0', ttl_ms = '0', low = '0',
+                      retries = '0', stream_read = '0', created_at = NOW, id = id}
+    for f, v in pairs(defaults) do redis.call('HSETNX', jkey(id), f, v) end
+    local at = fmt(NOWN + (tonumber(j.retention_ms) or 60000) / 1000)
+    redis.call('HSET', jkey(id), 'status', 'FAILED', 'error',
+               q_before .. string.sub(cause, 1, 300) .. q_after,
+               'finished_at', NOW, 'purge_at', at, 'stop', '1')
+    redis.call('HDEL', jkey(id), 'lease_until', 'exec_deadline', 'ttl_deadline')
+    redis.call('ZADD', key('ix', 'purge'), at, id)
+    if j.ep then redis.call('ZADD', key('fin', 'FAILED', j.ep), at, id) end
+    if j.ep and j.worker and j.seq then post_stop(id, j.ep, j.worker, j.seq, 0) end
+    note('j:' .. id)
+  end)
+  if not ok then
+    for _, ix in ipairs({'ttl', 'exec', 'lease', 'purge'}) do
+      redis.call('ZREM', key('ix', ix), id)
+    end
+  end
+end
+local function each(ids, step)
+  for _, id in ipairs(ids) do
+    local ok, e = pcall(step, id)
+    if not ok then quarantine(id, e) end
+  end
+end
 
 -- 1. ttl ran out (queued or running)
 local ids = due('ttl')
-for _, id in ipairs(ids) do
+each(ids, function(id)
   local j = load(id)
   if j and (j.status == 'IN_QUEUE' or j.status == 'IN_PROGRESS') then
     finalize(id, j, 'TIMED_OUT', "The job's ttl ran out before it finished.", nil,
@@ -456,11 +525,11 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', key('ix', 'ttl'), id)
   end
-end
+end)
 if #ids == limit then return done('more') end
 -- 2. executionTimeout ran out
 ids = due('exec')
-for _, id in ipairs(ids) do
+each(ids, function(id)
   local j = load(id)
   if j and j.status == 'IN_PROGRESS' then
     finalize(id, j, 'TIMED_OUT',
@@ -469,18 +538,19 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', key('ix', 'exec'), id)
   end
-end
+end)
 if #ids == limit then return done('more') end
 -- 3. lease lost: back to the queue, or FAILED past the retry limit
 ids = due('lease')
-for _, id in ipairs(ids) do
+each(ids, function(id)
   local j = load(id)
   if j and j.status == 'IN_PROGRESS' then
     if tonumber(j.retries) < tonumber(j.retry_limit) then
       local k = jkey(id)
       unindex(id, j)
       redis.call('HINCRBY', k, 'retries', 1)
-      redis.call('HSET', k, 'status', 'IN_QUEUE', 'stream_len', '0', 'stream_read', '0')
+      redis.call('HSET', k, 'status', 'IN_QUEUE', 'stream_len', '0', 'stream_read', '0',
+                 'stream_bytes', '0')
       redis.call('HDEL', k, 'worker', 'started_at', 'lease_until', 'exec_deadline', 'output')
       redis.call('DEL', key('stream', id))
       redis.call('ZADD', qkey(j.ep, j.low), j.queued_at, j.qm)
@@ -498,11 +568,11 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', key('ix', 'lease'), id)
   end
-end
+end)
 if #ids == limit then return done('more') end
 -- 4. retention ran out: delete input, output and stream
 ids = due('purge')
-for _, id in ipairs(ids) do
+each(ids, function(id)
   local j = load(id)
   if j then
     remove(id, j)
@@ -510,7 +580,7 @@ for _, id in ipairs(ids) do
   else
     redis.call('ZREM', key('ix', 'purge'), id)
   end
-end
+end)
 if #ids == limit then return done('more') end
 return done('done')
 """,
@@ -569,7 +639,7 @@ def _num(x: float) -> str:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return codec.dumps_text(value)
 
 
 def _opt(value: str | None) -> list[str]:
@@ -591,7 +661,7 @@ def _job(flat: list[str] | dict[str, str]) -> Job:
         id=h["id"],
         endpoint_id=h["ep"],
         status=JobStatus(h["status"]),
-        input=json.loads(h["input"]) if "input" in h else None,
+        input_json=h.get("input"),
         webhook=h.get("webhook"),
         execution_timeout_ms=int(h["exec_ms"]),
         ttl_ms=int(h["ttl_ms"]),
@@ -601,7 +671,7 @@ def _job(flat: list[str] | dict[str, str]) -> Job:
         started_at=_float(h.get("started_at")),
         finished_at=_float(h.get("finished_at")),
         worker_id=h.get("worker"),
-        output=json.loads(h["output"]) if "output" in h else None,
+        output_json=h.get("output"),
         error=h.get("error"),
         retries=int(h["retries"]),
         lease_until=_float(h.get("lease_until")),
@@ -609,39 +679,75 @@ def _job(flat: list[str] | dict[str, str]) -> Job:
     )
 
 
-def _split_prefix(url: str) -> tuple[str, str]:
-    """Take `prefix` out of the URL's query; redis-py gets the rest."""
+def _decoded(flat: list[str]) -> Job | None:
+    """A job of the reaper's report; a record that cannot be read is logged and left out
+    (its own transition already happened in the script)."""
+    try:
+        return _job(flat)
+    except (KeyError, ValueError) as exc:
+        log.error("reaper: a job record cannot be read (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+def _split_options(url: str) -> tuple[str, str, float]:
+    """Take Podium's own options out of the URL's query; redis-py gets the rest:
+    `prefix` (key prefix) and `poll` (the fallback poll of waiters, seconds)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX) or DEFAULT_PREFIX
-    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-    return urlunsplit(parts._replace(query=rest)), prefix
+    ours = {k: v for k, v in query if k in ("prefix", "poll")}
+    prefix = ours.get("prefix") or DEFAULT_PREFIX
+    try:
+        poll = float(ours.get("poll") or FALLBACK_POLL_S)
+    except ValueError:
+        raise ValueError(f"`poll` in the store URL must be seconds, got {ours['poll']!r}") from None
+    if not 0 < poll < 3600:
+        raise ValueError(f"`poll` in the store URL must be between 0 and 3600 s, got {poll}")
+    rest = urlencode([(k, v) for k, v in query if k not in ours])
+    return urlunsplit(parts._replace(query=rest)), prefix, poll
 
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+def _unavailable(where: str, exc: RedisError) -> StoreUnavailable:
+    """Name the cause of a Redis failure (docs/deployment.md, "When the store fails")."""
+    text = str(exc).rstrip(".")
+    if isinstance(exc, AuthenticationError):
+        why = f"refused the credentials ({text}); fix the user or password in the store URL"
+    elif isinstance(exc, BusyLoadingError):
+        why = "is loading its data set into memory; retry in a moment"
+    elif isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        why = (
+            f"cannot be reached ({text}); check that Redis is running and that the store URL "
+            "points at it"
+        )
+    elif isinstance(exc, ReadOnlyError):
+        why = "is a read-only replica; point the store URL at the primary"
+    elif isinstance(exc, OutOfMemoryError) or text.startswith("OOM"):
+        why = (
+            f"is out of memory ({text}); raise its maxmemory or free memory — Podium needs "
+            "the noeviction policy, so Redis refuses writes instead of dropping jobs"
+        )
+    elif text.startswith("MISCONF"):
+        why = f"refuses writes because it cannot persist ({text})"
+    else:
+        why = f"answered an error ({type(exc).__name__}: {text})"
+    return StoreUnavailable(f"The Redis store at {where} {why}.")
+
+
 def _guarded(
     method: Callable[Concatenate[RedisStore, _P], Awaitable[_R]],
 ) -> Callable[Concatenate[RedisStore, _P], Coroutine[Any, Any, _R]]:
-    """Turn 'Redis cannot be reached' into StoreUnavailable at the edge of each call."""
+    """Turn every Redis failure into StoreUnavailable, naming the cause, at the edge of
+    each call."""
 
     @functools.wraps(method)
     async def wrapper(self: RedisStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(self, *args, **kwargs)
-        except AuthenticationError as exc:
-            raise StoreUnavailable(
-                f"The Redis store at {self.where} refused the credentials ({exc}); "
-                "fix the user or password in the store URL."
-            ) from exc
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            reason = str(exc).rstrip(".")
-            raise StoreUnavailable(
-                f"The Redis store at {self.where} cannot be reached ({reason}); check that "
-                "Redis is running and that the store URL points at it."
-            ) from exc
+        except RedisError as exc:
+            raise _unavailable(self.where, exc) from exc
 
     return wrapper
 
@@ -667,7 +773,7 @@ return 0
 class RedisStore:
     def __init__(self, url: str, clock: Clock) -> None:
         self.clock = clock
-        redis_url, self.prefix = _split_prefix(url)
+        redis_url, self.prefix, self._poll_s = _split_options(url)
         pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
             # A burst of calls waits for a free connection instead of failing at once.
@@ -807,7 +913,7 @@ class RedisStore:
         fields = {
             "id": job.id,
             "ep": job.endpoint_id,
-            "input": None if job.input is None else _dumps(job.input),
+            "input": job.input_json,
             "webhook": job.webhook,
             "exec_ms": str(job.execution_timeout_ms),
             "ttl_ms": str(job.ttl_ms),
@@ -879,22 +985,23 @@ class RedisStore:
                 if remaining <= 0:
                     return job
                 if generation() == before:
-                    await self._notifier.wait(key, min(remaining, FALLBACK_POLL_S))
+                    await self._notifier.wait(key, min(remaining, self._poll_s))
 
     @_guarded
-    async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
+    async def read_stream(self, job_id: str) -> tuple[Job | None, list[str]]:
         res = await self._run("read_stream", job_id)
         if res[0] == "notfound":
             return None, []
-        return _job(res[1]), [json.loads(c) for c in res[2]]
+        return _job(res[1]), list(res[2])
 
     @_guarded
     async def counts(self, endpoint_id: str) -> StoreCounts:
         [n] = await self._run("counts", endpoint_id)
-        oldest = n[-1]
-        return StoreCounts(
-            *(int(x) for x in n[:-1]), oldest_queued_at=float(oldest) if oldest else None
-        )
+        *numbers, oldest = n
+        # The script's reply order, named: see its comment.
+        names = ("in_queue", "in_progress", "completed", "failed", "cancelled", "timed_out")
+        fields = dict(zip((*names, "retried", "in_queue_low"), map(int, numbers), strict=True))
+        return StoreCounts(**fields, oldest_queued_at=float(oldest) if oldest else None)
 
     # --- worker side -------------------------------------------------------------------
 
@@ -922,38 +1029,47 @@ class RedisStore:
                 if jobs or remaining <= 0:
                     return jobs
                 if generation() == before:
-                    await self._notifier.wait(key, min(remaining, FALLBACK_POLL_S))
+                    await self._notifier.wait(key, min(remaining, self._poll_s))
 
     @_guarded
     async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
-        assert report.status is not None
-        # A generator handler without aggregation: the chunks are the output.
-        use_stream = report.status is JobStatus.COMPLETED and report.output == []
-        output = None if report.output is None else _dumps(report.output)
+        if report.status is None:
+            raise ValueError("finish() needs a final report (COMPLETED or FAILED)")
         res = await self._run(
             "finish",
             job_id,
             worker_id,
             report.status.value,
-            *_opt(output),
+            *_opt(report.output_json),
             *_opt(report.error),
-            "1" if use_stream else "0",
+            "1" if report.streamed else "0",  # a generator's chunks are the output
         )
         self._check(res, job_id, worker_id)
         return FinishResult(_job(res[1]), applied=res[0] == "ok")
 
     @_guarded
-    async def progress(self, job_id: str, worker_id: str, output: Any) -> Job:
-        out = None if output is None else _dumps(output)
-        res = await self._run("progress", job_id, worker_id, *_opt(out))
+    async def progress(self, job_id: str, worker_id: str, output_json: str | None) -> Job:
+        res = await self._run("progress", job_id, worker_id, *_opt(output_json))
         self._check(res, job_id, worker_id)
         return _job(res[1])
 
     @_guarded
-    async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job:
-        res = await self._run("append_stream", job_id, worker_id, *(_dumps(c) for c in chunks))
+    async def append_stream(
+        self, job_id: str, worker_id: str, chunks: list[str], limit_bytes: int
+    ) -> Appended:
+        size = sum(len(c.encode()) for c in chunks)
+        res = await self._run(
+            "append_stream",
+            job_id,
+            worker_id,
+            str(int(limit_bytes)),
+            str(size),
+            stream_limit_error(limit_bytes),
+            *chunks,
+        )
         self._check(res, job_id, worker_id)
-        return _job(res[1])
+        over = res[0] == "over"
+        return Appended(_job(res[1]), over_limit=over, applied=over)
 
     @_guarded
     async def heartbeat(
@@ -992,7 +1108,7 @@ class RedisStore:
                 last_seen=float(seen),
                 jobs=int(n),
                 state=state,
-                info=json.loads(info),
+                info=codec.loads_trusted(info),
             )
             for w, seen, n, state, info in sorted(rows)
         ]
@@ -1002,11 +1118,21 @@ class RedisStore:
     @_guarded
     async def expire(self, now: float) -> ExpireReport:
         report = ExpireReport()
+        before, after = REAPER_QUARANTINE_ERROR.split("{cause}")
         while True:
-            state, finished, requeued, purged = await self._run("expire", str(BATCH), now=now)
-            report.finished += [_job(flat) for flat in finished]
-            report.requeued += [_job(flat) for flat in requeued]
+            state, finished, requeued, purged, quarantined = await self._run(
+                "expire", str(BATCH), before, after, now=now
+            )
+            for flat in finished:
+                job = _decoded(flat)
+                if job is not None:
+                    report.finished.append(job)
+            for flat in requeued:
+                job = _decoded(flat)
+                if job is not None:
+                    report.requeued.append(job)
             report.purged += purged
+            report.quarantined += list(quarantined)
             if state == "done":
                 return report
 
@@ -1014,7 +1140,7 @@ class RedisStore:
 
     @_guarded
     async def put_endpoint(self, endpoint: Endpoint) -> None:
-        doc = json.dumps(endpoint.to_doc())
+        doc = codec.dumps_text(endpoint.to_doc())
         res = await self._run("put_doc", "endpoints", endpoint.id, endpoint.worker_token_hash, doc)
         if res[0] == "conflict":
             raise Conflict(f"Another endpoint already uses the worker token of {endpoint.id}.")
@@ -1022,12 +1148,12 @@ class RedisStore:
     @_guarded
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         doc = await self._redis.hget(self._k("endpoints"), endpoint_id)
-        return None if doc is None else Endpoint.from_doc(json.loads(doc))
+        return None if doc is None else Endpoint.from_doc(codec.loads_trusted(doc))
 
     @_guarded
     async def list_endpoints(self) -> list[Endpoint]:
         [docs] = await self._run("list_docs", "endpoints")
-        return [Endpoint.from_doc(json.loads(d)) for d in docs if d]
+        return [Endpoint.from_doc(codec.loads_trusted(d)) for d in docs if d]
 
     @_guarded
     async def delete_endpoint(self, endpoint_id: str) -> bool:
@@ -1038,7 +1164,7 @@ class RedisStore:
     @_guarded
     async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None:
         res = await self._run("doc_by_lookup", "endpoints", token_hash)
-        return Endpoint.from_doc(json.loads(res[0])) if res and res[0] else None
+        return Endpoint.from_doc(codec.loads_trusted(res[0])) if res and res[0] else None
 
     @_guarded
     async def put_key(self, key: ApiKey) -> None:

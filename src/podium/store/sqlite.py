@@ -2,37 +2,57 @@
 
 Durability: WAL with synchronous=NORMAL. A transaction that committed before `/run`
 answered survives `kill -9` of the gateway (it is in the WAL, handed to the OS); a
-power cut may lose the last few transactions. Set `PODIUM_SQLITE_SYNC=FULL` to fsync
-every commit.
+power cut may lose the last few transactions. `sync="FULL"` (PODIUM_SQLITE_SYNC=FULL)
+fsyncs every commit.
 
 Calls run directly on the event loop's thread: each statement touches a handful of
 indexed rows (tens of microseconds), which is cheaper than a thread hop per call.
 Waiting uses in-process notification plus a short fallback poll.
+
+Inputs, outputs and stream chunks are JSON text admitted by podium.codec; the store
+keeps and returns that text, never parsing it. The file, its -wal and -shm are created
+0600 (they hold the fleet secret, webhook secrets and every job's data), whatever the
+umask. Any failure of SQLite itself (disk full, I/O error, locked for longer than the
+busy timeout, a damaged file) is StoreUnavailable, naming the cause.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import functools
+import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from podium import codec
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.jobs import MS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
-from podium.store.base import ExpireReport, FinishResult, StoreCounts, WorkerInfo
+from podium.store.base import (
+    REAPER_QUARANTINE_ERROR,
+    Appended,
+    ExpireReport,
+    FinishResult,
+    StoreCounts,
+    WorkerInfo,
+    stream_limit_error,
+)
 from podium.store.notify import Notifier
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger(__name__)
+
 FALLBACK_POLL_S = 1.0
+SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -60,7 +80,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     purge_at REAL,
     stop_pending INTEGER NOT NULL DEFAULT 0,
     stream_len INTEGER NOT NULL DEFAULT 0,
-    stream_read INTEGER NOT NULL DEFAULT 0
+    stream_read INTEGER NOT NULL DEFAULT 0,
+    stream_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (endpoint_id, low_priority, queued_at)
     WHERE status = 'IN_QUEUE';
@@ -109,12 +130,34 @@ _JOB_COLUMNS = (
 )
 
 
+# Columns added after the first release: (name, definition), added on open when missing.
+_MIGRATIONS = (("jobs", "stream_bytes", "INTEGER NOT NULL DEFAULT 0"),)
+_FILE_MODE = 0o600
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
 def _dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    """Podium's own small records (worker info): never user JSON, which arrives as text."""
+    return None if value is None else codec.dumps_text(value)
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def _guarded(
+    method: Callable[Concatenate[SQLiteStore, _P], Awaitable[_R]],
+) -> Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _R]]:
+    """Turn a failure of SQLite itself into StoreUnavailable at the edge of each call."""
+
+    @functools.wraps(method)
+    async def wrapper(self: SQLiteStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except sqlite3.IntegrityError:
+            raise  # a broken invariant of ours: a bug, not an outage
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    return wrapper
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
@@ -122,7 +165,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         id=row["id"],
         endpoint_id=row["endpoint_id"],
         status=JobStatus(row["status"]),
-        input=_loads(row["input"]),
+        input_json=row["input"],
         webhook=row["webhook"],
         execution_timeout_ms=row["execution_timeout_ms"],
         ttl_ms=row["ttl_ms"],
@@ -132,7 +175,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         worker_id=row["worker_id"],
-        output=_loads(row["output"]),
+        output_json=row["output"],
         error=row["error"],
         retries=row["retries"],
         lease_until=row["lease_until"],
@@ -141,24 +184,49 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | os.PathLike[str], clock: Clock) -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Clock, sync: str = "NORMAL") -> None:
+        if sync.upper() not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
+        sync = sync.upper()
         self.clock = clock
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
+        self.where = str(self.path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._own_files()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._setup(sync)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        self._own_files()  # -wal and -shm exist now
+        self._notifier = Notifier()
+        self._pending_submits: list[tuple[Job, int, asyncio.Future[None]]] = []
+
+    def _own_files(self) -> None:
+        """The database file and its -wal / -shm: 0600, whatever the umask. The file is
+        created here, before SQLite opens it; SQLite gives -wal and -shm its mode."""
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, _FILE_MODE))
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", _FILE_MODE)
+
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
+        return StoreUnavailable(f"The SQLite store at {self.path} failed: {exc}.")
+
+    def _setup(self, sync: str) -> None:
         self._db.row_factory = sqlite3.Row
-        sync = os.environ.get("PODIUM_SQLITE_SYNC", "NORMAL").upper()
-        if sync not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            sync = "NORMAL"
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
-        self._notifier = Notifier()
-        self._pending_submits: list[tuple[Job, int, asyncio.Future[None]]] = []
+        for table, column, definition in _MIGRATIONS:
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -207,7 +275,7 @@ class SQLiteStore:
         out_sql = "output" if keep_output else "?"
         params: list[Any] = [status.value, now, error]
         if not keep_output:
-            params.append(_dumps(output))
+            params.append(output)
         params += [now, int(stop), job_id]
         db.execute(
             f"""UPDATE jobs SET status = ?, finished_at = ?, error = ?, output = {out_sql},
@@ -222,6 +290,7 @@ class SQLiteStore:
     async def close(self) -> None:
         self._db.close()
 
+    @_guarded
     async def ping(self) -> None:
         self._db.execute("SELECT 1").fetchone()
 
@@ -237,7 +306,7 @@ class SQLiteStore:
         return (
             job.id,
             job.endpoint_id,
-            _dumps(job.input),
+            job.input_json,
             job.webhook,
             job.execution_timeout_ms,
             job.ttl_ms,
@@ -249,6 +318,7 @@ class SQLiteStore:
             job.created_at + job.ttl_ms / MS,
         )
 
+    @_guarded
     async def submit(self, job: Job, retry_limit: int) -> None:
         """Group commit: submissions that arrive in the same event-loop turn share one
         transaction. Each caller returns only after its own row is committed."""
@@ -271,7 +341,12 @@ class SQLiteStore:
                         db.execute(self._INSERT_JOB, self._job_row(job, retry_limit))
                 except Exception as exc:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(
+                            self._unavailable(exc)
+                            if isinstance(exc, sqlite3.Error)
+                            and not isinstance(exc, sqlite3.IntegrityError)
+                            else exc
+                        )
                 else:
                     self._settle(job, future)
             return
@@ -283,9 +358,11 @@ class SQLiteStore:
             future.set_result(None)
         self._notifier.notify("q:" + job.endpoint_id, 1)
 
+    @_guarded
     async def get(self, job_id: str) -> Job | None:
         return self._get(job_id)
 
+    @_guarded
     async def cancel(self, job_id: str) -> Job:
         now = self.clock.now()
         with self._tx() as db:
@@ -298,6 +375,7 @@ class SQLiteStore:
         self._changed(job)
         return job
 
+    @_guarded
     async def retry(self, job_id: str) -> Job:
         now = self.clock.now()
         with self._tx() as db:
@@ -312,7 +390,7 @@ class SQLiteStore:
                        started_at = NULL, finished_at = NULL, worker_id = NULL,
                        lease_until = NULL, exec_deadline = NULL, purge_at = NULL,
                        stop_pending = 0, queued_at = ?, created_at = ?, ttl_deadline = ?,
-                       stream_len = 0, stream_read = 0
+                       stream_len = 0, stream_read = 0, stream_bytes = 0
                    WHERE id = ?""",
                 (now, now, now + job.ttl_ms / MS, job_id),
             )
@@ -322,6 +400,7 @@ class SQLiteStore:
         self._changed(job)
         return job
 
+    @_guarded
     async def purge_queue(self, endpoint_id: str) -> int:
         with self._tx() as db:
             ids = [
@@ -336,6 +415,7 @@ class SQLiteStore:
             self._notifier.notify("j:" + job_id)
         return len(ids)
 
+    @_guarded
     async def shorten_retention(self, job_id: str, retention_ms: int) -> None:
         with self._tx() as db:
             db.execute(
@@ -346,6 +426,7 @@ class SQLiteStore:
                 (retention_ms, retention_ms, job_id),
             )
 
+    @_guarded
     async def wait_for_change(
         self, job_id: str, seen: Job, timeout: float, final_only: bool = False
     ) -> Job | None:
@@ -361,7 +442,8 @@ class SQLiteStore:
                 return job
             await self._notifier.wait("j:" + job_id, min(remaining, FALLBACK_POLL_S))
 
-    async def read_stream(self, job_id: str) -> tuple[Job | None, list[Any]]:
+    @_guarded
+    async def read_stream(self, job_id: str) -> tuple[Job | None, list[str]]:
         with self._tx() as db:
             job = self._get(job_id)
             if job is None:
@@ -374,8 +456,9 @@ class SQLiteStore:
                 db.execute(
                     "UPDATE jobs SET stream_read = ? WHERE id = ?", (rows[-1][0] + 1, job_id)
                 )
-        return job, [json.loads(r[1]) for r in rows]
+        return job, [r[1] for r in rows]
 
+    @_guarded
     async def counts(self, endpoint_id: str) -> StoreCounts:
         c = StoreCounts()
         for status, n in self._db.execute(
@@ -430,6 +513,7 @@ class SQLiteStore:
             self._changed(job)
         return jobs
 
+    @_guarded
     async def take(
         self, endpoint_id: str, worker_id: str, n: int, hold: float, lease_s: float
     ) -> list[Job]:
@@ -447,53 +531,77 @@ class SQLiteStore:
             raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
         return job
 
+    @_guarded
     async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
         now = self.clock.now()
         with self._tx() as db:
             job = self._held(job_id, worker_id)
             if job.status is not JobStatus.IN_PROGRESS:
                 return FinishResult(job, applied=False)
-            assert report.status is not None
-            output = report.output
-            if output == [] and report.status is JobStatus.COMPLETED:
+            if report.status is None:
+                raise ValueError("finish() needs a final report (COMPLETED or FAILED)")
+            output = report.output_json
+            if report.streamed:
                 # A generator handler without aggregation: the chunks are the output.
                 rows = db.execute(
                     "SELECT chunk FROM stream WHERE job_id = ? ORDER BY idx", (job_id,)
                 ).fetchall()
                 if rows:
-                    output = [json.loads(r[0]) for r in rows]
+                    output = "[" + ",".join(r[0] for r in rows) + "]"
             self._finalize(db, job_id, report.status, now, output=output, error=report.error)
         job = self._require(job_id)
         self._changed(job)
         return FinishResult(job, applied=True)
 
-    async def progress(self, job_id: str, worker_id: str, output: Any) -> Job:
+    @_guarded
+    async def progress(self, job_id: str, worker_id: str, output_json: str | None) -> Job:
         now = self.clock.now()
         with self._tx() as db:
             job = self._held(job_id, worker_id)
             if job.status is JobStatus.IN_PROGRESS:
-                db.execute("UPDATE jobs SET output = ? WHERE id = ?", (_dumps(output), job_id))
+                db.execute("UPDATE jobs SET output = ? WHERE id = ?", (output_json, job_id))
                 self._touch_worker(db, job.endpoint_id, worker_id, now)
         job = self._require(job_id)
         self._changed(job)
         return job
 
-    async def append_stream(self, job_id: str, worker_id: str, chunks: list[Any]) -> Job:
+    @_guarded
+    async def append_stream(
+        self, job_id: str, worker_id: str, chunks: list[str], limit_bytes: int
+    ) -> Appended:
+        now = self.clock.now()
+        size = sum(len(c.encode()) for c in chunks)
         with self._tx() as db:
             job = self._held(job_id, worker_id)
-            if job.status is JobStatus.IN_PROGRESS and chunks:
-                start = db.execute(
-                    "SELECT stream_len FROM jobs WHERE id = ?", (job_id,)
-                ).fetchone()[0]
+            if job.status is not JobStatus.IN_PROGRESS or not chunks:
+                return Appended(job)
+            start, total = db.execute(
+                "SELECT stream_len, stream_bytes FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if total + size > limit_bytes:
+                self._finalize(
+                    db,
+                    job_id,
+                    JobStatus.FAILED,
+                    now,
+                    error=stream_limit_error(limit_bytes),
+                    stop=True,
+                    keep_output=True,
+                )
+            else:
                 db.executemany(
                     "INSERT INTO stream (job_id, idx, chunk) VALUES (?, ?, ?)",
-                    [(job_id, start + i, _dumps(c)) for i, c in enumerate(chunks)],
+                    [(job_id, start + i, c) for i, c in enumerate(chunks)],
                 )
                 db.execute(
-                    "UPDATE jobs SET stream_len = ? WHERE id = ?", (start + len(chunks), job_id)
+                    "UPDATE jobs SET stream_len = ?, stream_bytes = ? WHERE id = ?",
+                    (start + len(chunks), total + size, job_id),
                 )
+                self._changed(job)
+                return Appended(job)
+        job = self._require(job_id)
         self._changed(job)
-        return job
+        return Appended(job, over_limit=True, applied=True)
 
     def _touch_worker(
         self,
@@ -512,6 +620,7 @@ class SQLiteStore:
             (endpoint_id, worker_id, now, state, _dumps(info), state, _dumps(info)),
         )
 
+    @_guarded
     async def heartbeat(
         self,
         endpoint_id: str,
@@ -542,6 +651,7 @@ class SQLiteStore:
                 )
             self._touch_worker(db, endpoint_id, worker_id, now, state, info)
 
+    @_guarded
     async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]:
         with self._tx() as db:
             ids = [
@@ -556,6 +666,7 @@ class SQLiteStore:
                 db.executemany("UPDATE jobs SET stop_pending = 0 WHERE id = ?", [(i,) for i in ids])
         return ids
 
+    @_guarded
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]:
         rows = self._db.execute(
             """SELECT w.worker_id, w.last_seen, w.state, w.info,
@@ -571,81 +682,52 @@ class SQLiteStore:
                 last_seen=r["last_seen"],
                 jobs=r["n"],
                 state=r["state"],
-                info=json.loads(r["info"]),
+                info=codec.loads_trusted(r["info"]),
             )
             for r in rows
         ]
 
     # --- reaper ------------------------------------------------------------------------
 
+    @_guarded
     async def expire(self, now: float) -> ExpireReport:
+        """One transaction; each record is processed under its own savepoint, so one that
+        fails is rolled back alone and failed with REAPER_QUARANTINE_ERROR."""
         report = ExpireReport()
         finished: list[str] = []
         requeued: list[str] = []
         with self._tx() as db:
             # 1. ttl ran out (queued or running)
-            for (job_id,) in db.execute(
-                """SELECT id FROM jobs WHERE status IN ('IN_QUEUE', 'IN_PROGRESS')
+            for row in db.execute(
+                """SELECT id, status FROM jobs WHERE status IN ('IN_QUEUE', 'IN_PROGRESS')
                    AND ttl_deadline <= ?""",
                 (now,),
             ).fetchall():
-                job = self._get(job_id)
-                assert job is not None
-                self._finalize(
-                    db,
-                    job_id,
-                    JobStatus.TIMED_OUT,
-                    now,
-                    error="The job's ttl ran out before it finished.",
-                    stop=job.status is JobStatus.IN_PROGRESS,
-                    keep_output=True,
+                self._isolated(
+                    db, row[0], now, report, lambda r=row: self._expire_ttl(db, r, now, finished)
                 )
-                finished.append(job_id)
             # 2. executionTimeout ran out
-            for job_id, timeout_ms in db.execute(
+            for row in db.execute(
                 """SELECT id, execution_timeout_ms FROM jobs WHERE status = 'IN_PROGRESS'
                    AND exec_deadline <= ?""",
                 (now,),
             ).fetchall():
-                self._finalize(
-                    db,
-                    job_id,
-                    JobStatus.TIMED_OUT,
-                    now,
-                    error=f"The job ran longer than its executionTimeout of {timeout_ms} ms.",
-                    stop=True,
-                    keep_output=True,
+                self._isolated(
+                    db, row[0], now, report, lambda r=row: self._expire_exec(db, r, now, finished)
                 )
-                finished.append(job_id)
             # 3. lease lost: back to the queue, or FAILED past the retry limit
-            for job_id, retries, limit, worker_id in db.execute(
+            for row in db.execute(
                 """SELECT id, retries, retry_limit, worker_id FROM jobs
                    WHERE status = 'IN_PROGRESS' AND lease_until <= ?""",
                 (now,),
             ).fetchall():
-                if retries < limit:
-                    db.execute(
-                        """UPDATE jobs SET status = 'IN_QUEUE', retries = retries + 1,
-                               worker_id = NULL, started_at = NULL, lease_until = NULL,
-                               exec_deadline = NULL, output = NULL, stream_len = 0,
-                               stream_read = 0
-                           WHERE id = ?""",
-                        (job_id,),
-                    )
-                    db.execute("DELETE FROM stream WHERE job_id = ?", (job_id,))
-                    requeued.append(job_id)
-                else:
-                    self._finalize(
-                        db,
-                        job_id,
-                        JobStatus.FAILED,
-                        now,
-                        error=(
-                            f"The worker was lost (worker {worker_id} stopped sending "
-                            f"heartbeats) and the job was already retried {retries} times."
-                        ),
-                    )
-                    finished.append(job_id)
+                self._isolated(
+                    db,
+                    row[0],
+                    now,
+                    report,
+                    lambda r=row: self._expire_lease(db, r, now, finished, requeued),
+                )
             # 4. retention ran out: delete input, output and stream
             purge = [
                 r[0]
@@ -655,7 +737,7 @@ class SQLiteStore:
                 db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in purge])
                 db.executemany("DELETE FROM stream WHERE job_id = ?", [(i,) for i in purge])
             report.purged = len(purge)
-        for job_id in finished:
+        for job_id in [*finished, *report.quarantined]:
             job = self._get(job_id)
             if job is not None:
                 report.finished.append(job)
@@ -668,25 +750,118 @@ class SQLiteStore:
                 self._changed(job)
         return report
 
+    def _isolated(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        now: float,
+        report: ExpireReport,
+        step: Callable[[], None],
+    ) -> None:
+        db.execute("SAVEPOINT record")
+        try:
+            step()
+        except Exception as exc:
+            db.execute("ROLLBACK TO record")
+            log.error("reaper: job %s cannot be processed (%s); failing it", job_id, exc)
+            cause = f"{type(exc).__name__}: {exc}"[:300]
+            db.execute(
+                """UPDATE jobs SET status = 'FAILED', error = ?, finished_at = ?,
+                       purge_at = ? + retention_ms / 1000.0, lease_until = NULL,
+                       exec_deadline = NULL, ttl_deadline = NULL, stop_pending = 1
+                   WHERE id = ?""",
+                (REAPER_QUARANTINE_ERROR.format(cause=cause), now, now, job_id),
+            )
+            report.quarantined.append(job_id)
+        finally:
+            db.execute("RELEASE record")
+
+    def _expire_ttl(
+        self, db: sqlite3.Connection, row: sqlite3.Row, now: float, finished: list[str]
+    ) -> None:
+        job_id, status = row
+        self._finalize(
+            db,
+            job_id,
+            JobStatus.TIMED_OUT,
+            now,
+            error="The job's ttl ran out before it finished.",
+            stop=status == JobStatus.IN_PROGRESS.value,
+            keep_output=True,
+        )
+        finished.append(job_id)
+
+    def _expire_exec(
+        self, db: sqlite3.Connection, row: sqlite3.Row, now: float, finished: list[str]
+    ) -> None:
+        job_id, timeout_ms = row
+        self._finalize(
+            db,
+            job_id,
+            JobStatus.TIMED_OUT,
+            now,
+            error=f"The job ran longer than its executionTimeout of {timeout_ms} ms.",
+            stop=True,
+            keep_output=True,
+        )
+        finished.append(job_id)
+
+    def _expire_lease(
+        self,
+        db: sqlite3.Connection,
+        row: sqlite3.Row,
+        now: float,
+        finished: list[str],
+        requeued: list[str],
+    ) -> None:
+        job_id, retries, limit, worker_id = row
+        if retries < limit:
+            db.execute(
+                """UPDATE jobs SET status = 'IN_QUEUE', retries = retries + 1,
+                       worker_id = NULL, started_at = NULL, lease_until = NULL,
+                       exec_deadline = NULL, output = NULL, stream_len = 0,
+                       stream_read = 0, stream_bytes = 0
+                   WHERE id = ?""",
+                (job_id,),
+            )
+            db.execute("DELETE FROM stream WHERE job_id = ?", (job_id,))
+            requeued.append(job_id)
+            return
+        self._finalize(
+            db,
+            job_id,
+            JobStatus.FAILED,
+            now,
+            error=(
+                f"The worker was lost (worker {worker_id} stopped sending "
+                f"heartbeats) and the job was already retried {retries} times."
+            ),
+        )
+        finished.append(job_id)
+
     # --- endpoints, keys, settings -----------------------------------------------------
 
+    @_guarded
     async def put_endpoint(self, endpoint: Endpoint) -> None:
         with self._tx() as db:
             db.execute(
                 """INSERT INTO endpoints (id, token_hash, doc) VALUES (?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash,
                        doc = excluded.doc""",
-                (endpoint.id, endpoint.worker_token_hash, json.dumps(endpoint.to_doc())),
+                (endpoint.id, endpoint.worker_token_hash, codec.dumps_text(endpoint.to_doc())),
             )
 
+    @_guarded
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
         row = self._db.execute("SELECT doc FROM endpoints WHERE id = ?", (endpoint_id,)).fetchone()
-        return None if row is None else Endpoint.from_doc(json.loads(row[0]))
+        return None if row is None else Endpoint.from_doc(codec.loads_trusted(row[0]))
 
+    @_guarded
     async def list_endpoints(self) -> list[Endpoint]:
         rows = self._db.execute("SELECT doc FROM endpoints ORDER BY rowid").fetchall()
-        return [Endpoint.from_doc(json.loads(r[0])) for r in rows]
+        return [Endpoint.from_doc(codec.loads_trusted(r[0])) for r in rows]
 
+    @_guarded
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         with self._tx() as db:
             cur = db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
@@ -697,12 +872,14 @@ class SQLiteStore:
         self._notifier.notify("q:" + endpoint_id)
         return cur.rowcount > 0
 
+    @_guarded
     async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None:
         row = self._db.execute(
             "SELECT doc FROM endpoints WHERE token_hash = ?", (token_hash,)
         ).fetchone()
-        return None if row is None else Endpoint.from_doc(json.loads(row[0]))
+        return None if row is None else Endpoint.from_doc(codec.loads_trusted(row[0]))
 
+    @_guarded
     async def put_key(self, key: ApiKey) -> None:
         with self._tx() as db:
             db.execute(
@@ -711,18 +888,22 @@ class SQLiteStore:
                 (key.id, key.hash, key.to_doc()),
             )
 
+    @_guarded
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         row = self._db.execute("SELECT doc FROM api_keys WHERE hash = ?", (key_hash,)).fetchone()
         return None if row is None else ApiKey.from_doc(row[0])
 
+    @_guarded
     async def list_keys(self) -> list[ApiKey]:
         rows = self._db.execute("SELECT doc FROM api_keys ORDER BY rowid").fetchall()
         return [ApiKey.from_doc(r[0]) for r in rows]
 
+    @_guarded
     async def get_setting(self, name: str) -> str | None:
         row = self._db.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return None if row is None else row[0]
 
+    @_guarded
     async def set_setting_if_absent(self, name: str, value: str) -> bool:
         with self._tx() as db:
             cur = db.execute(
@@ -730,6 +911,7 @@ class SQLiteStore:
             )
         return cur.rowcount > 0
 
+    @_guarded
     async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
         now = self.clock.now()
         with self._tx() as db:
