@@ -25,6 +25,7 @@ from rich.console import Console
 
 from podium.fleet.quickstart import TUTORIAL_INPUT
 from podium.images import decode_status_file
+from podium.sd.weights import TINY_NOTE, sd15_available
 
 __all__ = ["main"]
 
@@ -59,6 +60,9 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     model = os.environ.get("PODIUM_SD_MODEL", "auto")
+    if model == "auto" and not sd15_available():
+        console.print(f"[yellow]note[/yellow]: {TINY_NOTE}")
+        model = "tiny"
     console.print(
         f"[bold]1.[/bold] podium up: gateway on {url}, supervisor, an sd15 endpoint "
         f"(model {model}); data and logs in {data}"
@@ -102,9 +106,6 @@ def main() -> int:
             f"{st['executionTime']} ms, seed {st['output'][0]['seed']}; saved output.json"
         )
         console.print(f"[bold]4.[/bold] {decode_status_file(Path('output.json'), IMAGE)}")
-        info = _worker_note(data)
-        if info:
-            console.print(f"[yellow]note[/yellow]: {info}")
         return 0
     finally:
         if up.poll() is None:
@@ -129,19 +130,6 @@ def _follow(client: httpx.Client, ep: str, job_id: str, up: subprocess.Popen[byt
             spinner.update(f"{job_id}: {line}")
             if st["status"] not in ("IN_QUEUE", "IN_PROGRESS"):
                 return st
-
-
-def _worker_note(data: Path) -> str | None:
-    """The worker's warning when it serves the offline tiny model (noise images)."""
-    for log in sorted((data / "logs").glob("*/*.log")):
-        for line in log.read_text(errors="replace").splitlines():
-            if "every image is noise" in line:
-                return (
-                    "no SD 1.5 weights were found (offline), so the worker served the "
-                    "tiny random model: the image is noise. Set PODIUM_SD_MODEL to a "
-                    "model id or folder for real pictures."
-                )
-    return None
 
 
 if __name__ == "__main__":

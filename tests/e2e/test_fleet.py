@@ -148,6 +148,9 @@ def fleet_gw(tmp_path_factory: pytest.TempPathFactory, fleet_home: Path) -> Iter
     gw = Gateway(data_dir=data, port=free_port(), extra_args=[*FLEET_ARGS, "--gpus", "none"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(fleet_home))
+        # No Stable Diffusion weights anywhere: an empty HF cache, and no hub
+        mp.setenv("HF_HOME", str(fleet_home / "hf"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
         gw.start()
     try:
         yield gw
@@ -241,6 +244,29 @@ def test_a_worker_that_crashes_at_start_up_ends_unhealthy(fleet: Fleet):
     r2 = fleet.http.patch(f"/v1/endpoints/{ep}", json={"command": SLEEPY})
     assert r2.status_code == 200
     wait_until(lambda: fleet.health(ep)["idle"] == 1, timeout=20, what="fixed worker ready")
+
+
+def test_sd15_auto_without_weights_refuses_to_start_and_says_why(fleet: Fleet):
+    """`auto` never serves random noise: no weights, no worker, and the reason shown."""
+    r = fleet.http.post(
+        "/v1/endpoints",
+        json={"name": "no-weights", "templateId": "sd15", "workersMin": 1, "workersMax": 1},
+    )
+    assert r.status_code == 200, r.text
+    ep = r.json()["id"]
+    fleet.created.append(ep)
+    r = fleet.http.post(f"/v2/{ep}/run", json={"input": {"prompt": "a dog"}})
+    job = r.json()["id"]
+    wait_until(lambda: fleet.health(ep)["unhealthy"] == 1, timeout=90, what="unhealthy")
+    (w,) = fleet.workers(ep)
+    assert w["phase"] == "unhealthy" and w["restarts"] == 0  # not restarted: it would not help
+    assert "found no Stable Diffusion 1.5 weights" in w["reason"]
+    assert "hf download" in w["reason"]
+    assert fleet.status(ep, job)["status"] == "IN_QUEUE"  # no image of noise was served
+    runner = CliRunner()
+    env = {"PODIUM_URL": fleet.gw.url, "PODIUM_API_KEY": fleet.gw.admin_key}
+    out = runner.invoke(app, ["logs", ep, "--tail", "5"], env=env)
+    assert out.exit_code == 0 and "found no Stable Diffusion 1.5 weights" in out.output
 
 
 def test_scale_down_never_kills_a_running_job(fleet: Fleet):

@@ -328,11 +328,16 @@ def test_kill9_mid_job_retries_on_another_worker(fleet: Fleet, api: Api, tmp_pat
 
 
 def test_sigterm_mid_job_finishes_it_and_exits_0(fleet: Fleet, api: Api, tmp_path: Path) -> None:
-    worker = fleet.start("tests.e2e.handlers.basic:sleeper")
-    job_id = api.run({"seconds": 1.5, "marker": str(tmp_path / "m")})
-    api.in_progress(job_id)
-    queued = api.run({"seconds": 0.1, "marker": str(tmp_path / "m")})
+    # The handler reports progress, then waits for the `go` file: it is surely running
+    # when the signal comes, and ends only after it.
+    worker = fleet.start("tests.e2e.handlers.basic:progress")
+    go = tmp_path / "go"
+    job_id = api.run({"go": str(go)})
+    wait_until(lambda: api.status(job_id).get("output"), what="the handler to report progress")
+    queued = api.run({"go": str(go)})
     worker.proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "taking no more jobs" in worker.log(), timeout=5, what="the SIGTERM")
+    go.write_text("go")
     assert worker.exit_code() == 0
     s = api.status(job_id)
     assert s["status"] == "COMPLETED" and s["retries"] == 0
@@ -341,8 +346,11 @@ def test_sigterm_mid_job_finishes_it_and_exits_0(fleet: Fleet, api: Api, tmp_pat
 
 def test_second_sigterm_hands_the_job_back(fleet: Fleet, api: Api, tmp_path: Path) -> None:
     worker = fleet.start("tests.e2e.handlers.basic:sleeper", worker_id="quitter")
-    job_id = api.run({"seconds": 30, "marker": str(tmp_path / "m")})
-    api.in_progress(job_id)
+    started = tmp_path / "started"
+    job_id = api.run({"seconds": 30, "marker": str(tmp_path / "m"), "started": str(started)})
+    # The handler runs: the worker holds the job (IN_PROGRESS alone is seen by the
+    # gateway before the take's answer has reached the worker).
+    wait_until(started.exists, timeout=10, what="the handler to start")
     worker.proc.send_signal(signal.SIGTERM)
     wait_until(lambda: "taking no more jobs" in worker.log(), timeout=5, what="first SIGTERM")
     worker.proc.send_signal(signal.SIGTERM)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
@@ -62,25 +61,26 @@ def test_tiny_weights_are_deterministic() -> None:
             assert torch.equal(wa[k], wb[k]), (part, k)
 
 
-def test_auto_falls_back_to_tiny_loudly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_auto_without_weights_refuses_never_serves_noise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     probes: list[float] = []
-    monkeypatch.setattr(models, "_hub_answers", lambda timeout: probes.append(timeout) or False)
+    monkeypatch.setattr(models, "hub_answers", lambda timeout: probes.append(timeout) or False)
     options = models.LoadOptions(data_dir=tmp_path, device="cpu", hf_cache_dir=tmp_path / "hf")
-    with caplog.at_level(logging.WARNING, logger="podium.sd.models"):
-        _, info = models.load_pipeline("auto", options)
+    with pytest.raises(models.ModelUnavailable) as refused:
+        models.load_pipeline("auto", options)
     assert probes == [2.0]
-    assert info["kind"] == "tiny" and info["model"] == "auto"
-    assert "fell back to 'tiny'" in info["warning"] and "noise" in info["warning"]
-    assert any("fell back to 'tiny'" in r.getMessage() for r in caplog.records)
+    assert "found no Stable Diffusion 1.5 weights" in str(refused.value)
+    assert "hf download" in str(refused.value) and "'tiny' by name" in str(refused.value)
 
 
 def test_hub_probe_respects_its_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
+    from podium.sd.weights import hub_answers
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert models._hub_answers(0.1) is False
+    assert hub_answers(0.1) is False
 
 
 def test_repo_id_not_in_cache_says_how_to_fix(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -28,14 +27,16 @@ MakeStore = Callable[[], Awaitable["redis_store.RedisStore"]]
 
 
 def new_job(clock: ManualClock) -> Job:
-    sub = Submission(input={"n": 1}, policy=Policy(600_000, 86_400_000, False))
+    sub = Submission(input_json='{"n":1}', policy=Policy(600_000, 86_400_000, False))
     return Job.new(EP, sub, clock.now(), retention_ms=60_000)
 
 
 @pytest.fixture
 async def stores(clock: ManualClock) -> AsyncIterator[MakeStore]:
-    """Stores on one fresh prefix (like gateways sharing one Redis); keys deleted after."""
-    url = f"{REDIS_URL}?prefix=t{uuid.uuid4().hex[:8]}"
+    """Stores on one fresh prefix (like gateways sharing one Redis); keys deleted after.
+    Their fallback poll (60 s) is longer than any wait here: whatever wakes a waiter in
+    these tests is a notification."""
+    url = f"{REDIS_URL}?prefix=t{uuid.uuid4().hex[:8]}&poll=60"
     opened: list[RedisStore] = []
 
     async def make() -> RedisStore:
@@ -59,16 +60,23 @@ async def stores(clock: ManualClock) -> AsyncIterator[MakeStore]:
             await store.close()
 
 
+async def watching(store, key: str) -> None:
+    """Until `store` has a wait loop on `key` (bounded)."""
+    for _ in range(500):
+        if key in store._watching:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"no wait loop on {key}")
+
+
 async def test_submit_on_one_instance_wakes_take_on_another(stores, clock):
     a, b = await stores(), await stores()
-    waiter = asyncio.create_task(b.take(EP, "w1", 1, hold=5, lease_s=LEASE))
-    await asyncio.sleep(0.2)
+    waiter = asyncio.create_task(b.take(EP, "w1", 1, hold=30, lease_s=LEASE))
+    await watching(b, "q:" + EP)
     assert not waiter.done()
     job = new_job(clock)
-    started = time.monotonic()
     await a.submit(job, retry_limit=2)
-    taken = await asyncio.wait_for(waiter, 2)
-    assert time.monotonic() - started < 0.5
+    taken = await asyncio.wait_for(waiter, 20)  # a poll (60 s) could not have done it
     assert [j.id for j in taken] == [job.id]
 
 
@@ -77,13 +85,11 @@ async def test_finish_on_one_instance_wakes_wait_on_another(stores, clock):
     job = new_job(clock)
     await a.submit(job, retry_limit=2)
     seen = await b.get(job.id)
-    waiter = asyncio.create_task(b.wait_for_change(job.id, seen, 5, final_only=True))
-    await asyncio.sleep(0.2)
+    waiter = asyncio.create_task(b.wait_for_change(job.id, seen, 30, final_only=True))
+    await watching(b, "j:" + job.id)
     await a.take(EP, "w1", 1, hold=0, lease_s=LEASE)
-    started = time.monotonic()
-    await a.finish(job.id, "w1", WorkerReport("final", JobStatus.COMPLETED, output=7))
-    got = await asyncio.wait_for(waiter, 2)
-    assert time.monotonic() - started < 0.5
+    await a.finish(job.id, "w1", WorkerReport("final", JobStatus.COMPLETED, output_json="7"))
+    got = await asyncio.wait_for(waiter, 20)
     assert got is not None and got.output == 7
 
 
@@ -94,9 +100,9 @@ async def test_final_jobs_keys_carry_a_ttl(stores, clock):
     r, job_key = store._redis, f"{store.prefix}:job:{job.id}"
     stream_key = f"{store.prefix}:stream:{job.id}"
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
-    await store.append_stream(job.id, "w1", ["a"])
+    await store.append_stream(job.id, "w1", ['"a"'], 1024)
     assert await r.pttl(job_key) == -1  # active jobs never expire on their own
-    await store.finish(job.id, "w1", WorkerReport("final", JobStatus.COMPLETED, output=[]))
+    await store.finish(job.id, "w1", WorkerReport("final", JobStatus.COMPLETED, output_json="[]"))
     for key in (job_key, stream_key):
         assert 60_000 < await r.pttl(key) <= 60_000 + redis_store.TTL_GRACE_MS
     await store.shorten_retention(job.id, 5_000)
@@ -120,14 +126,13 @@ async def test_prefix_comes_from_the_url(clock):
 async def test_unreachable_redis_raises_store_unavailable_promptly(clock):
     store = RedisStore("redis://127.0.0.1:1/0", clock)
     try:
-        started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="cannot be reached"):
             await store.ping()
         with pytest.raises(StoreUnavailable):
             await store.submit(new_job(clock), retry_limit=2)
+        # the take fails at once instead of holding its long-poll (60 s) on a dead store
         with pytest.raises(StoreUnavailable):
-            await store.take(EP, "w1", 1, hold=5, lease_s=LEASE)
-        assert time.monotonic() - started < 3
+            await asyncio.wait_for(store.take(EP, "w1", 1, hold=60, lease_s=LEASE), 30)
     finally:
         await store.close()
 
@@ -164,7 +169,7 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 async def test_survives_a_redis_restart(clock):
     port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0?prefix=restart"
+    url = f"redis://127.0.0.1:{port}/0?prefix=restart&poll=60"
     proc = await _start_redis(port)
     a, b = RedisStore(url, clock), RedisStore(url, clock)
     try:
@@ -179,13 +184,11 @@ async def test_survives_a_redis_restart(clock):
             if b._subscribed.is_set():
                 break
             await asyncio.sleep(0.05)
-        waiter = asyncio.create_task(b.take(EP, "w1", 1, hold=5, lease_s=LEASE))
-        await asyncio.sleep(0.1)
+        waiter = asyncio.create_task(b.take(EP, "w1", 1, hold=30, lease_s=LEASE))
+        await watching(b, "q:" + EP)
         job = new_job(clock)
-        started = time.monotonic()
-        await a.submit(job, retry_limit=2)
-        assert [j.id for j in await asyncio.wait_for(waiter, 2)] == [job.id]
-        assert time.monotonic() - started < 0.5
+        await a.submit(job, retry_limit=2)  # only the re-made subscription can wake b
+        assert [j.id for j in await asyncio.wait_for(waiter, 20)] == [job.id]
     finally:
         await a.close()
         await b.close()

@@ -50,6 +50,7 @@ from podium.fleet.status import FleetReport, WorkerStatus
 from podium.fleet.view import FleetEndpoint, FleetView
 from podium.settings import ENV as GATEWAY_ENV
 from podium.store.base import WorkerInfo
+from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
 __all__ = ["Process", "Supervisor", "spawn_process"]
 
@@ -411,7 +412,21 @@ class Supervisor:
             log.info("worker %s exited on its own (code 0)", w.id)
             self._forget(pool, w, now)
             return
+        if code == EXIT_CANNOT_START:  # restarting would not help: say why, stop here
+            w.phase, w.restart_at = Phase.UNHEALTHY, None
+            w.reason = self._cannot_start(w) + " (updating the endpoint retries)"
+            log.error("worker %s cannot start: %s", w.id, w.reason)
+            return
         self._crashed(w, f"exited with code {code}", now)
+
+    def _cannot_start(self, w: _Worker) -> str:
+        """The worker's own reason: the last `cannot start` line of its log."""
+        try:
+            lines = self._log(w).read_text(errors="replace").splitlines()[-50:]
+        except OSError:
+            lines = []
+        reasons = [line.split(CANNOT_START, 1)[1] for line in lines if CANNOT_START in line]
+        return reasons[-1] if reasons else f"exited with code {EXIT_CANNOT_START}"
 
     def _forget(self, pool: _Pool, w: _Worker, now: float) -> None:
         del pool.workers[w.id]

@@ -5,7 +5,8 @@
     sd15-random            the full SD 1.5 architecture with random weights, built in memory
                            (~4 GB in fp32, not cached): real compute cost for benchmarks
     auto                   the HF cache's stable-diffusion-v1-5/stable-diffusion-v1-5 if present,
-                           else the hub if it answers within ~2 s, else tiny (logged loudly)
+                           else the hub if it answers within ~2 s, else nothing: the worker
+                           refuses to start (ModelUnavailable), never serving noise
     a folder               a local diffusers folder (with model_index.json)
     a .safetensors/.ckpt   a single-file checkpoint (StableDiffusionPipeline.from_single_file;
                            diffusers takes the matching config from the HF cache, or downloads
@@ -26,7 +27,6 @@ import logging
 import math
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,9 +35,12 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from podium.sd.weights import NO_WEIGHTS, SD15_REPO, hub_answers, sd15_cached
+
 __all__ = [
     "SD15_REPO",
     "LoadOptions",
+    "ModelUnavailable",
     "build_sd15_random",
     "build_tiny",
     "byte_level_tokenizer",
@@ -47,7 +50,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 TINY_WARNING = (
     "Model 'tiny' has random weights: every image is noise. It exists to try Podium "
     "offline; serve a real model with --model / PODIUM_SD_MODEL (e.g. " + SD15_REPO + ")."
@@ -170,49 +172,23 @@ def _from_pretrained(
         ) from exc
 
 
-def _load_auto(options: LoadOptions, dtype: torch.dtype) -> _Loaded:
-    from huggingface_hub import try_to_load_from_cache
+class ModelUnavailable(RuntimeError):
+    """The model asked for cannot be served here; the message says why and what to do."""
 
-    cached = try_to_load_from_cache(SD15_REPO, "model_index.json", cache_dir=options.hf_cache_dir)
-    if isinstance(cached, str):
+
+def _load_auto(options: LoadOptions, dtype: torch.dtype) -> _Loaded:
+    if sd15_cached(options.hf_cache_dir):
         try:
             pipe = _from_pretrained(
                 SD15_REPO, dtype, local_only=True, cache_dir=options.hf_cache_dir
             )
             return _Loaded(pipe, "hub", SD15_REPO)
-        except OSError as exc:  # an incomplete cache: fall through to the hub or tiny
+        except OSError as exc:  # an incomplete cache: try the hub
             log.warning("The cached %s could not be loaded: %s", SD15_REPO, exc)
-    if _hub_answers(options.hub_probe_timeout_s):
+    if hub_answers(options.hub_probe_timeout_s):
         pipe = _from_pretrained(SD15_REPO, dtype, local_only=False, cache_dir=options.hf_cache_dir)
         return _Loaded(pipe, "hub", SD15_REPO)
-    warning = (
-        f"{SD15_REPO} is not in the HF cache and the hub did not answer, so 'auto' fell back "
-        f"to 'tiny'. {TINY_WARNING}"
-    )
-    return _load_tiny(options.data_dir, dtype)._replace(warning=warning)
-
-
-def _hub_answers(timeout_s: float) -> bool:
-    """True when the HF hub answers within `timeout_s` (a hard limit, DNS included)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return False
-    result: list[bool] = []
-
-    def probe() -> None:
-        import httpx
-
-        try:
-            url = f"{constants.ENDPOINT}/api/models/{SD15_REPO}"
-            result.append(httpx.head(url, timeout=timeout_s).status_code < 500)
-        except Exception:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name="hf-hub-probe", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return bool(result and result[0])
+    raise ModelUnavailable(NO_WEIGHTS)
 
 
 # --- device, dtype, speed-ups ---------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 
 from podium.worker.config import ConfigError, WorkerConfig
 from podium.worker.handlers import load_handler
-from podium.worker.runtime import run_worker
+from podium.worker.runtime import serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,23 +43,24 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
             batch_size=args.batch_size,
         )
-        handler: Any
-        if args.template == "sd15":
-            from podium.sd.handler import build
-
-            handler = build(args.model)  # None: PODIUM_SD_MODEL, else "auto"
-        else:
-            spec = args.handler or os.environ.get("PODIUM_WORKER_HANDLER")
-            if not spec:
-                raise ConfigError(
-                    "Give a handler as MODULE:FUNCTION (or set PODIUM_WORKER_HANDLER), "
-                    "or --template sd15."
-                )
-            handler = load_handler(spec)
+        spec = args.handler or os.environ.get("PODIUM_WORKER_HANDLER")
+        if args.template != "sd15" and not spec:
+            raise ConfigError(
+                "Give a handler as MODULE:FUNCTION (or set PODIUM_WORKER_HANDLER), "
+                "or --template sd15."
+            )
     except ConfigError as exc:
         print(f"podium.worker: {exc.message}", file=sys.stderr)
         return 2
-    return run_worker(config, handler)
+
+    def build() -> Any:
+        if args.template == "sd15":
+            from podium.sd.handler import build as build_sd
+
+            return build_sd(args.model)  # None: PODIUM_SD_MODEL, else "auto"
+        return load_handler(spec or "")
+
+    return serve(config, build)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,11 @@ class Heartbeat:
                 next_at = now
             self._stop.wait(next_at - now)
 
+    def report_unhealthy(self, check: str, reason: str) -> bool:
+        """One ping that marks this worker unhealthy, with why (as the runpod SDK does
+        before it exits); the gateway shows the reason."""
+        return self.beat({"status": "unhealthy", "check": check, "reason": reason[:1000]})
+
     def params(self) -> dict[str, str]:
         jobs = self.job_ids()
         params = {
@@ -90,11 +95,12 @@ class Heartbeat:
             params["job_id"] = ",".join(jobs)
         return params
 
-    def beat(self) -> bool:
+    def beat(self, extra: dict[str, str] | None = None) -> bool:
         """Send one ping; True when the gateway acknowledged it."""
         try:
             # Not `params=`: httpx would replace the URL's own query (gpu=...).
-            response = self._client.get(with_query(self.config.ping_url, self.params()))
+            params = {**self.params(), **(extra or {})}
+            response = self._client.get(with_query(self.config.ping_url, params))
             ok = response.is_success
             problem = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:

@@ -51,12 +51,22 @@ from podium.worker.results import (
 )
 from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transport
 
-__all__ = ["Worker", "WorkerConfig", "load_handler", "run_worker", "start"]
+__all__ = [
+    "Worker",
+    "WorkerConfig",
+    "load_handler",
+    "run_worker",
+    "serve",
+    "start",
+]
 
 log = logging.getLogger("podium.worker")
 
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the gateway refused this worker (token, endpoint)
+EXIT_CANNOT_START = 78  # the handler cannot be built (EX_CONFIG): restarting will not help
+CANNOT_START = "podium.worker: cannot start: "  # the log line that says why
+DRAIN_TAKE_GRACE_S = 2.0  # on stop: how long a take in flight may still bring jobs
 FAST_EMPTY_S = 0.5  # an empty answer faster than this: the server does not hold; slow down
 CHUNK_QUEUE = 64  # sync generator chunks buffered ahead of their posts
 
@@ -132,6 +142,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._filling = False
+        self._taking = False  # a job-take request is in flight
         self._signals = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transport: Transport | None = None
@@ -187,7 +198,14 @@ class Worker:
         self._slot_freed.set()
 
     async def _drain(self, take: asyncio.Task[None]) -> None:
-        """Wait for every job task, including ones a take in flight still brings."""
+        """Wait for every job task, including ones a take in flight still brings.
+
+        A take in flight when the stop came may already carry jobs the gateway counts as
+        this worker's (its answer is on the wire): it gets DRAIN_TAKE_GRACE_S to arrive,
+        and those jobs run to the end. A long-poll still empty by then is dropped; the
+        gateway stops holding it as the connection closes, so no job goes to it."""
+        if self._taking and not take.done():
+            await asyncio.wait({take}, timeout=DRAIN_TAKE_GRACE_S)
         while True:
             busy: set[asyncio.Task[Any]] = set(self._tasks)
             if self._filling and not take.done():
@@ -247,6 +265,7 @@ class Worker:
                 await self._slot_freed.wait()
                 continue
             started = time.monotonic()
+            self._taking = True
             try:
                 jobs = await self._take(free)
                 failures = 0
@@ -268,6 +287,8 @@ class Worker:
                 await self._pause(self.backoff.delay(failures))
                 failures += 1
                 continue
+            finally:
+                self._taking = False
             if jobs:
                 self._launch(jobs)
             elif time.monotonic() - started < FAST_EMPTY_S:
@@ -593,6 +614,25 @@ def _configure_logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
+    """Build the handler, then run the worker: what both worker entry points do. A
+    handler that cannot be built (a model that is not there, a module that does not
+    import) is reported to the gateway as unhealthy with the reason, written to stderr,
+    and the process exits EXIT_CANNOT_START, which the supervisor does not restart."""
+    try:
+        handler = build()
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(CANNOT_START + reason, file=sys.stderr, flush=True)
+        heartbeat = Heartbeat(config)
+        try:
+            heartbeat.report_unhealthy("handler", reason)
+        finally:
+            heartbeat.stop()
+        return EXIT_CANNOT_START
+    return run_worker(config, handler)
 
 
 def run_worker(config: WorkerConfig, handler: Any) -> int:

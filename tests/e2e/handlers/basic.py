@@ -41,8 +41,11 @@ def refresh(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def sleeper(job: dict[str, Any]) -> dict[str, Any]:
-    """Sleeps `seconds`, checking is_cancelled; writes `marker` when it notices a cancel."""
+    """Sleeps `seconds`, checking is_cancelled; writes `marker` when it notices a cancel
+    (and `started`, if given, as it starts)."""
     inp = job["input"]
+    if inp.get("started"):
+        Path(inp["started"]).write_text("started")
     started = time.time()
     while time.time() - started < inp.get("seconds", 1.0):
         if is_cancelled(job):
