@@ -268,8 +268,9 @@ def up(
 
     Prints the URL, the endpoint id, an API key for it and a curl line to try. On the next
     start the endpoint named "sd15" and its key are reused."""
+    from podium.endpoints import TEMPLATE_SD15
+    from podium.endpoints.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.fleet.gpus import discover
-    from podium.fleet.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.settings import Settings
 
     settings = Settings.from_env(host=host, port=port, data_dir=data_dir)
@@ -294,7 +295,7 @@ def up(
         existing = [
             e
             for e in await store.list_endpoints()
-            if e.spec.name == DEFAULT_NAME and e.spec.template_id == "sd15"
+            if e.spec.name == DEFAULT_NAME and e.spec.template_id == TEMPLATE_SD15
         ]
         if not existing:  # first start: defaults that suit this machine
             inventory = discover(fleet.gpus)
@@ -351,31 +352,24 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker that pulls jobs from a gateway (or from RunPod, by RUNPOD_* env vars)."""
+    from podium.worker.__main__ import start
     from podium.worker.config import ConfigError
-    from podium.worker.runtime import WorkerConfig, load_handler, run_worker
 
     try:
-        config = WorkerConfig.from_env(
+        code = start(
+            handler,
             gateway=gateway,
-            endpoint_id=endpoint,
+            endpoint=endpoint,
             token=token,
+            template=template,
+            model=model,
             concurrency=concurrency,
             batch_size=batch_size,
         )
     except ConfigError as exc:
         err.print(f"[red]error[/red]: {exc.message}")
         raise typer.Exit(2) from None
-    if template == "sd15":
-        from podium.sd.handler import build
-
-        fn: Any = build(model)
-    elif template is not None:
-        raise typer.BadParameter(f"Unknown template {template!r}; the built-in one is sd15.")
-    elif handler:
-        fn = load_handler(handler)
-    else:
-        raise typer.BadParameter("Give a handler as MODULE:FUNCTION, or --template sd15.")
-    raise typer.Exit(run_worker(config, fn))
+    raise typer.Exit(code)
 
 
 # --- client commands -----------------------------------------------------------------
@@ -637,7 +631,7 @@ def _settings_body(**given: Any) -> dict[str, Any]:
 
 
 def _curl(base: str, key: str = "$PODIUM_API_KEY") -> str:
-    from podium.fleet.quickstart import TUTORIAL_INPUT
+    from podium.endpoints.quickstart import TUTORIAL_INPUT
 
     payload = json.dumps({"input": TUTORIAL_INPUT})
     return (

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
+from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, NotFound
 from podium.fleet import logs
-from podium.fleet.templates import Template, new_template_id
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON
 from podium.gateway.input_schema import validate_schema

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from podium.clock import Clock
 from podium.endpoints import Endpoint
+from podium.endpoints.catalog import TemplateCatalog
 from podium.errors import NotFound
-from podium.fleet.catalog import TemplateCatalog
 from podium.fleet.gpus import Inventory, discover
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import FleetBoard
