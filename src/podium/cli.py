@@ -6,10 +6,7 @@ non-zero.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -146,7 +143,9 @@ def serve(
     fleet = _fleet_settings(
         enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
     )
-    _run_gateway(settings, fleet, log_level)
+    from podium.server import serve as run_server
+
+    run_server(settings, fleet, log_level)
 
 
 def _fleet_settings(**overrides: Any) -> Any:
@@ -160,84 +159,6 @@ def _fleet_settings(**overrides: Any) -> Any:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         err.print(f"[red]error[/red]: invalid supervisor settings: {problems}")
         raise typer.Exit(2) from None
-
-
-def _log_fleet(level: str) -> None:
-    """The supervisor's INFO lines (workers started, ready, drained) go to stderr."""
-    logger = logging.getLogger("podium.fleet")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        chosen = logging.getLevelName(level.upper())
-        logger.setLevel(chosen if isinstance(chosen, int) else logging.INFO)
-        logger.propagate = False
-
-
-def _run_gateway(settings: Any, fleet: Any, log_level: str, before: Any = None) -> None:
-    """Bootstrap the admin key (printed once), run `before(store, clock)` if given, then
-    serve until interrupted."""
-    import uvicorn
-
-    from podium.clock import SystemClock
-    from podium.gateway import create_app
-    from podium.gateway.auth import ensure_admin_key
-    from podium.store import open_store
-
-    clock = SystemClock()
-    if settings.insecure_no_auth:
-        err.print("[yellow]warning[/yellow]: --insecure-no-auth: every request is accepted.")
-    else:
-
-        async def bootstrap() -> str | None:
-            s = open_store(settings.store_url, clock)
-            try:
-                return await ensure_admin_key(s, settings.data_dir, clock.now())
-            finally:
-                await s.close()
-
-        admin_key = asyncio.run(bootstrap())
-        if admin_key:
-            err.print(
-                f"[bold]Admin API key[/bold] (shown once; also in "
-                f"{settings.data_dir / 'admin.key'}):"
-            )
-            print(admin_key, flush=True)
-    if before is not None:
-
-        async def prepare() -> None:
-            s = open_store(settings.store_url, clock)
-            try:
-                await before(s, clock)
-            finally:
-                await s.close()
-
-        asyncio.run(prepare())
-    _log_fleet(log_level)
-    supervisor = f"supervisor every {fleet.tick_s:g} s" if fleet.enabled else "no supervisor"
-    err.print(f"Podium gateway on {settings.base_url} (store: {settings.store_url}; {supervisor})")
-    gateway = create_app(settings, clock=clock, fleet=fleet)
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # Workers first: they stop long-polling, so the graceful shutdown that
-            # waits for open requests ends at once.
-            supervisor = getattr(gateway.state, "supervisor", None)
-            if supervisor is not None:
-                with contextlib.suppress(RuntimeError):
-                    asyncio.get_running_loop().call_soon_threadsafe(supervisor.begin_stop)
-            super().handle_exit(sig, frame)
-
-    config = uvicorn.Config(
-        gateway,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        # Workers elsewhere may hold 30 s long-polls open: do not wait for them to end.
-        timeout_graceful_shutdown=5,
-    )
-    Server(config).run()
 
 
 @app.command()
@@ -330,7 +251,9 @@ def up(
         out.print("Generate an image:", soft_wrap=True)
         print(_curl(base, quick.api_key), flush=True)
 
-    _run_gateway(settings, fleet, log_level, before=before)
+    from podium.server import serve as run_server
+
+    run_server(settings, fleet, log_level, before=before)
 
 
 # --- worker ------------------------------------------------------------------------
