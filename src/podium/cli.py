@@ -6,10 +6,7 @@ non-zero.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -155,7 +152,9 @@ def serve(
     fleet = _fleet_settings(
         enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
     )
-    _run_gateway(settings, fleet, log_level)
+    from podium.server import serve as run_server
+
+    run_server(settings, fleet, log_level)
 
 
 def _fleet_settings(**overrides: Any) -> Any:
@@ -169,87 +168,6 @@ def _fleet_settings(**overrides: Any) -> Any:
         problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         err.print(f"[red]error[/red]: invalid supervisor settings: {problems}")
         raise typer.Exit(2) from None
-
-
-def _log_fleet(level: str) -> None:
-    """The supervisor's INFO lines (workers started, ready, drained) go to stderr."""
-    logger = logging.getLogger("podium.fleet")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        chosen = logging.getLevelName(level.upper())
-        logger.setLevel(chosen if isinstance(chosen, int) else logging.INFO)
-        logger.propagate = False
-
-
-def _run_gateway(settings: Any, fleet: Any, log_level: str, before: Any = None) -> None:
-    """Bootstrap the admin key (printed once), run `before(store, clock)` if given, then
-    serve until interrupted."""
-    import uvicorn
-
-    from podium.clock import SystemClock
-    from podium.errors import PodiumError
-    from podium.gateway import create_app
-    from podium.gateway.bootstrap import bootstrap
-    from podium.store import open_store
-
-    clock = SystemClock()
-    if settings.insecure_no_auth:
-        err.print("[yellow]warning[/yellow]: --insecure-no-auth: every request is accepted.")
-
-    async def prepare_store() -> str | None:
-        s = open_store(settings.store_url, clock, sqlite_sync=settings.sqlite_sync)
-        try:
-            return (await bootstrap(s, settings, clock.now())).admin_key
-        finally:
-            await s.close()
-
-    try:
-        admin_key = asyncio.run(prepare_store())
-    except PodiumError as exc:
-        err.print(f"[red]error[/red]: {exc.message}")
-        raise typer.Exit(1) from None
-    if admin_key:
-        err.print(
-            f"[bold]Admin API key[/bold] (shown once; also in {settings.data_dir / 'admin.key'}):"
-        )
-        print(admin_key, flush=True)
-    if before is not None:
-
-        async def prepare() -> None:
-            s = open_store(settings.store_url, clock, sqlite_sync=settings.sqlite_sync)
-            try:
-                await before(s, clock)
-            finally:
-                await s.close()
-
-        asyncio.run(prepare())
-    _log_fleet(log_level)
-    supervisor = f"supervisor every {fleet.tick_s:g} s" if fleet.enabled else "no supervisor"
-    err.print(f"Podium gateway on {settings.base_url} (store: {settings.store_url}; {supervisor})")
-    gateway = create_app(settings, clock=clock, fleet=fleet)
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            # Workers first: they stop long-polling, so the graceful shutdown that
-            # waits for open requests ends at once.
-            supervisor = getattr(gateway.state, "supervisor", None)
-            if supervisor is not None:
-                with contextlib.suppress(RuntimeError):
-                    asyncio.get_running_loop().call_soon_threadsafe(supervisor.begin_stop)
-            super().handle_exit(sig, frame)
-
-    config = uvicorn.Config(
-        gateway,
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        # Workers elsewhere may hold 30 s long-polls open: do not wait for them to end.
-        timeout_graceful_shutdown=5,
-    )
-    Server(config).run()
 
 
 @app.command()
@@ -280,8 +198,9 @@ def up(
 
     Prints the URL, the endpoint id, an API key for it and a curl line to try. On the next
     start the endpoint named "sd15" and its key are reused."""
+    from podium.endpoints import TEMPLATE_SD15
+    from podium.endpoints.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.fleet.gpus import discover
-    from podium.fleet.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.sd.weights import TINY_NOTE, sd15_available
     from podium.settings import Settings
 
@@ -307,7 +226,7 @@ def up(
         existing = [
             e
             for e in await store.list_endpoints()
-            if e.spec.name == DEFAULT_NAME and e.spec.template_id == "sd15"
+            if e.spec.name == DEFAULT_NAME and e.spec.template_id == TEMPLATE_SD15
         ]
         model_now = wanted.get("model", existing[0].spec.model if existing else None)
         if model_now in (None, "auto") and not sd15_available():
@@ -346,7 +265,9 @@ def up(
         out.print("Generate an image:", soft_wrap=True)
         print(_curl(base, quick.api_key), flush=True)
 
-    _run_gateway(settings, fleet, log_level, before=before)
+    from podium.server import serve as run_server
+
+    run_server(settings, fleet, log_level, before=before)
 
 
 # --- worker ------------------------------------------------------------------------
@@ -368,33 +289,24 @@ def worker(
     ] = None,
 ) -> None:
     """Run a worker that pulls jobs from a gateway (or from RunPod, by RUNPOD_* env vars)."""
+    from podium.worker.__main__ import start
     from podium.worker.config import ConfigError
-    from podium.worker.runtime import WorkerConfig, load_handler, serve
 
     try:
-        config = WorkerConfig.from_env(
+        code = start(
+            handler,
             gateway=gateway,
-            endpoint_id=endpoint,
+            endpoint=endpoint,
             token=token,
+            template=template,
+            model=model,
             concurrency=concurrency,
             batch_size=batch_size,
         )
     except ConfigError as exc:
         err.print(f"[red]error[/red]: {exc.message}")
         raise typer.Exit(2) from None
-    if template is not None and template != "sd15":
-        raise typer.BadParameter(f"Unknown template {template!r}; the built-in one is sd15.")
-    if template is None and not handler:
-        raise typer.BadParameter("Give a handler as MODULE:FUNCTION, or --template sd15.")
-
-    def build() -> Any:
-        if template == "sd15":
-            from podium.sd.handler import build as build_sd
-
-            return build_sd(model)
-        return load_handler(handler or "")
-
-    raise typer.Exit(serve(config, build))
+    raise typer.Exit(code)
 
 
 # --- client commands -----------------------------------------------------------------
@@ -656,7 +568,7 @@ def _settings_body(**given: Any) -> dict[str, Any]:
 
 
 def _curl(base: str, key: str = "$PODIUM_API_KEY") -> str:
-    from podium.fleet.quickstart import TUTORIAL_INPUT
+    from podium.endpoints.quickstart import TUTORIAL_INPUT
 
     payload = json.dumps({"input": TUTORIAL_INPUT})
     return (

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from podium.fleet.quickstart import TUTORIAL_INPUT
+from podium.endpoints.quickstart import DEFAULT_NAME, TUTORIAL_INPUT
 from podium.images import decode_status_file
 from podium.sd.weights import TINY_NOTE, sd15_available
 
@@ -90,7 +90,7 @@ def main() -> int:
         endpoints = httpx.get(
             f"{url}/v1/endpoints", headers={"Authorization": f"Bearer {admin}"}, timeout=10
         ).json()
-        ep = next(e["id"] for e in endpoints if e["name"] == "sd15")
+        ep = next(e["id"] for e in endpoints if e["name"] == DEFAULT_NAME)
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         ) as client:

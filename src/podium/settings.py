@@ -82,6 +82,12 @@ class Settings(BaseModel):
         return self.ping_interval_ms * DEFAULT_LIMITS.lease_missed_pings / 1000.0
 
     @property
-    def base_url(self) -> str:
+    def local_url(self) -> str:
+        """This gateway as seen from its own machine (a wildcard bind means loopback)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return self.public_url or f"http://{host}:{self.port}"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """How clients and remote workers reach this gateway."""
+        return self.public_url or self.local_url

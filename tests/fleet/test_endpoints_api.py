@@ -54,7 +54,7 @@ async def test_validation_names_every_problem_at_once(api):
         workersMax=2,
         scalerType="FAST",
         idleTimeout=-1,
-        gpuIds="lots",
+        gpuIds="lots!",
         env={"RUNPOD_AI_API_KEY": "x", "1X": "y"},
     )
     assert r.status_code == 400

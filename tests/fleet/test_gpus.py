@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from podium.endpoints.gpu_ids import GpuRequest, parse_gpu_ids
 from podium.fleet import gpus as gpus_mod
 from podium.fleet.gpus import (
     Gpu,
-    GpuRequest,
     Inventory,
     assign,
     discover,
     eligible,
-    parse_gpu_ids,
     parse_nvidia_smi,
     why_throttled,
 )
@@ -53,13 +52,16 @@ def test_parse_nvidia_smi_skips_noise_and_keeps_commas_in_names():
         ("16GiB", GpuRequest(min_memory_mb=16384)),
         ("20000MB", GpuRequest(min_memory_mb=20000)),
         ("7.5G", GpuRequest(min_memory_mb=7500)),
+        ("A100", GpuRequest(names=("A100",))),
+        ("A100, RTX 4090", GpuRequest(names=("A100", "RTX 4090"))),
+        ("abc", GpuRequest(names=("abc",))),
     ],
 )
 def test_parse_gpu_ids(text, expected):
     assert parse_gpu_ids(text) == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "0,x", "24TB", "-1", "0;1"])
+@pytest.mark.parametrize("text", ["0,x", "24TB", "-1", "0;1", "A100!", "A100,,H100"])
 def test_parse_gpu_ids_rejects(text):
     with pytest.raises(ValueError, match="gpuIds"):
         parse_gpu_ids(text)
@@ -69,6 +71,12 @@ def test_24gb_matches_a_4090_as_nvidia_smi_reports_it():
     fit = eligible(MIXED, parse_gpu_ids("24GB"))
     assert [g.index for g in fit] == [0, 1]  # smallest first: keep the A100 for big jobs
     assert [g.index for g in eligible(MIXED, parse_gpu_ids("80GB"))] == [1]
+
+
+def test_type_names_match_part_of_the_gpu_name_case_insensitively():
+    assert [g.index for g in eligible(MIXED, parse_gpu_ids("a100,T4"))] == [2, 1]
+    assert [g.index for g in eligible(MIXED, parse_gpu_ids("RTX 4090"))] == [0]
+    assert eligible(MIXED, parse_gpu_ids("H100")) == []
 
 
 def test_assign_never_hands_one_gpu_to_two_workers():

@@ -11,13 +11,14 @@ import pytest
 
 from podium.clock import ManualClock
 from podium.endpoints import EndpointSpec
+from podium.endpoints.templates import launch_for
+from podium.endpoints.worker_env import worker_env
 from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.scaling import Phase, QueueStats
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import WorkerStatus
 from podium.fleet.supervisor import Supervisor
-from podium.fleet.templates import launch_for
-from podium.fleet.view import FleetEndpoint, worker_env
+from podium.fleet.view import FleetEndpoint
 from podium.store.base import WorkerInfo
 
 _pids = itertools.count(1000)

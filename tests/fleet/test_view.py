@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from podium.endpoints.worker_env import worker_env
 from podium.fleet.scaling import QueueStats
-from podium.fleet.view import queue_stats, worker_env
+from podium.fleet.view import queue_stats
 from podium.jobs import Job, Policy, Submission
 
 EP = "ep1"

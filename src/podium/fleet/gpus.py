@@ -9,8 +9,8 @@ Discovery asks, in order:
 4. nothing: workers run on the CPU, and the inventory carries a warning saying so.
 
 Assignment never hands one GPU to two workers: `assign` picks from the GPUs an endpoint
-allows (`gpuIds`: indices like "0,1" or a minimum memory like "24GB") that no worker
-holds, smallest memory first so that big GPUs stay free for endpoints that need them.
+allows (`gpuIds`, podium.endpoints.gpu_ids) that no worker holds, smallest memory first
+so that big GPUs stay free for endpoints that need them.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from podium.endpoints.gpu_ids import GpuRequest
+
 __all__ = [
     "Gpu",
-    "GpuRequest",
     "Inventory",
     "assign",
     "discover",
     "eligible",
-    "parse_gpu_ids",
     "parse_nvidia_smi",
+    "why_throttled",
 ]
 
 log = logging.getLogger("podium.fleet")
@@ -49,7 +50,6 @@ _TORCH_PROBE = (
     "        p = torch.cuda.get_device_properties(i)\n"
     "        print(f'{i}, {p.name}, {p.total_memory // (1024 * 1024)}')\n"
 )
-_MEMORY = re.compile(r"^(?P<n>\d+(\.\d+)?)\s*(?P<unit>GB|GiB|G|MB|MiB|M)$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,38 +71,6 @@ class Inventory:
     @property
     def cpu_only(self) -> bool:
         return not self.gpus
-
-
-@dataclass(frozen=True, slots=True)
-class GpuRequest:
-    """What `gpuIds` asks for: some indices, a minimum memory, or (both None) any GPU."""
-
-    indices: tuple[int, ...] | None = None
-    min_memory_mb: int | None = None
-
-
-def parse_gpu_ids(text: str | None) -> GpuRequest:
-    """`""` (any), `"0,1"` (these indices) or `"24GB"` / `"24 GB"` / `"80000MB"` (a minimum
-    memory: a unit is required, a bare number is an index).
-
-    ValueError with a message that names the value when it is neither."""
-    raw = (text or "").strip()
-    if not raw:
-        return GpuRequest()
-    parts = [p.strip() for p in raw.split(",")]
-    if all(p.isdigit() for p in parts):
-        return GpuRequest(indices=tuple(dict.fromkeys(int(p) for p in parts)))
-    match = _MEMORY.match(raw)
-    if match is None:
-        raise ValueError(
-            f"`gpuIds` must list GPU indices ('0,1') or a minimum memory ('24GB'), got {raw!r}"
-        )
-    n = float(match["n"])
-    unit = match["unit"].upper()
-    # GB as cards are sold: nvidia-smi shows a "24 GB" RTX 4090 as 24564 MiB and an
-    # "80 GB" H100 as 81559 MiB, so 1 GB counts as 1000 MiB here (GiB is 1024 MiB).
-    mb = n * {"GB": 1000, "G": 1000, "GIB": 1024}.get(unit, 1)
-    return GpuRequest(min_memory_mb=int(mb))
 
 
 def parse_nvidia_smi(text: str) -> list[Gpu]:
@@ -174,12 +142,7 @@ def discover(
 
 def eligible(inventory: Inventory, request: GpuRequest) -> list[Gpu]:
     """The GPUs an endpoint may use, smallest memory first (then by index)."""
-    gpus = list(inventory.gpus)
-    if request.indices is not None:
-        wanted = set(request.indices)
-        gpus = [g for g in gpus if g.index in wanted]
-    if request.min_memory_mb is not None:
-        gpus = [g for g in gpus if g.memory_mb >= request.min_memory_mb]
+    gpus = [g for g in inventory.gpus if request.matches(g.index, g.name, g.memory_mb)]
     return sorted(gpus, key=lambda g: (g.memory_mb, g.index))
 
 

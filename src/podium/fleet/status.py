@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from podium.fleet.gpus import Inventory
 from podium.fleet.scaling import Phase
 from podium.store.base import WorkerInfo
 
-__all__ = ["WORKER_STATES", "FleetBoard", "FleetReport", "WorkerStatus", "health_counts"]
+__all__ = [
+    "WORKER_STATES",
+    "FleetAccess",
+    "FleetBoard",
+    "FleetReport",
+    "WorkerStatus",
+    "health_counts",
+]
 
 WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
@@ -85,6 +92,14 @@ class FleetBoard:
     def gpu_holders(self) -> dict[int, str]:
         """GPU index -> the worker holding it."""
         return {g: w.id for ws in self.workers.values() for w in ws for g in w.gpus}
+
+
+class FleetAccess(Protocol):
+    """What the gateway's routes may ask of the fleet beside them (never to drive it)."""
+
+    async def inventory(self) -> Inventory:
+        """The GPUs workers can be placed on (discovered once)."""
+        ...
 
 
 def health_counts(

@@ -41,8 +41,9 @@ from typing import Protocol
 
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
+from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet import logs
-from podium.fleet.gpus import Inventory, assign, discover, parse_gpu_ids, why_throttled
+from podium.fleet.gpus import Inventory, assign, discover, why_throttled
 from podium.fleet.scaling import Phase, ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import ENV as FLEET_ENV
 from podium.fleet.settings import FleetSettings

@@ -11,20 +11,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlencode
 
 from podium.clock import Clock
-from podium.endpoints import EndpointSpec
-from podium.fleet.catalog import TemplateCatalog
+from podium.endpoints import BUILTIN_TEMPLATES, EndpointSpec
+from podium.endpoints.catalog import TemplateCatalog
+from podium.endpoints.templates import Launch, launch_for
+from podium.endpoints.worker_env import worker_env
 from podium.fleet.scaling import QueueStats
 from podium.fleet.status import FleetBoard, FleetReport
-from podium.fleet.templates import Launch, launch_for
 from podium.keys import derive_worker_token
 from podium.settings import Settings
 from podium.store import JobStore
 from podium.store.base import WorkerInfo
 
-__all__ = ["FleetEndpoint", "FleetView", "LocalFleetView", "queue_stats", "worker_env"]
+__all__ = ["FleetEndpoint", "FleetView", "LocalFleetView", "queue_stats"]
 
 log = logging.getLogger("podium.fleet")
 
@@ -59,32 +59,6 @@ class FleetView(Protocol):
         ...
 
 
-def worker_env(
-    gateway_url: str,
-    endpoint_id: str,
-    worker_id: str,
-    gpu: str,
-    token: str,
-    ping_interval_ms: int,
-) -> dict[str, str]:
-    """Every variable a RunPod SDK worker (or Podium's runtime) needs, PROTOCOL.md §2."""
-    base = f"{gateway_url.rstrip('/')}/v2/{endpoint_id}"
-    q = "?" + urlencode({"gpu": gpu})
-    return {
-        "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID{q}",
-        "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID{q}",
-        "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID{q}",
-        "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID{q}",
-        "RUNPOD_AI_API_KEY": token,
-        "RUNPOD_POD_ID": worker_id,
-        "RUNPOD_ENDPOINT_ID": endpoint_id,
-        "RUNPOD_PING_INTERVAL": str(ping_interval_ms),
-        "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
-        "RUNPOD_SKIP_GPU_CHECK": "true",
-        "PODIUM_WORKER_GPU": gpu,
-    }
-
-
 async def queue_stats(store: JobStore, endpoint_id: str, now: float) -> QueueStats:
     """Normal and lowPriority queued jobs, jobs in progress, the oldest normal wait."""
     c = await store.counts(endpoint_id)
@@ -114,9 +88,8 @@ class LocalFleetView:
         self.board = board
         self.clock = clock
         self.catalog = TemplateCatalog(store)
-        host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         # Local workers talk to this process directly, not through public_url's proxy.
-        self.gateway_url = f"http://{host}:{settings.port}"
+        self.gateway_url = settings.local_url
 
     async def endpoints(self) -> list[FleetEndpoint]:
         out: list[FleetEndpoint] = []
@@ -125,7 +98,7 @@ class LocalFleetView:
             if not spec.managed:
                 continue
             template = None
-            if spec.template_id not in ("sd15", "custom"):
+            if spec.template_id not in BUILTIN_TEMPLATES:
                 template = await self.catalog.get(spec.template_id or "")
                 if template is None:
                     problem = f"template {spec.template_id} no longer exists"

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
+from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, NotFound
 from podium.fleet import logs
-from podium.fleet.templates import Template, new_template_id
+from podium.fleet.gpus import Inventory
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.input_schema import validate_schema
@@ -21,6 +22,7 @@ from podium.keys import ApiKey, Scope, hash_secret, new_key
 
 __all__ = ["router"]
 
+NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere."
 LOG_TAIL_DEFAULT = 100
 LOG_TAIL_MAX = 10_000
 
@@ -256,7 +258,10 @@ async def delete_template(request: Request, template_id: str) -> JSON:
 @router.get("/gpus", summary="This machine's GPUs and which worker holds each")
 async def list_gpus(request: Request) -> JSON:
     state = _state(request)
-    inventory = await asyncio.to_thread(state.gpu_inventory)
+    if state.fleet_access is not None:
+        inventory = await state.fleet_access.inventory()
+    else:
+        inventory = state.fleet.inventory or Inventory((), "none", NO_FLEET)
     holders = state.fleet.gpu_holders()
     return JSON(
         {

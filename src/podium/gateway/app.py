@@ -1,11 +1,16 @@
-"""create_app: the gateway's composition root."""
+"""create_app: the gateway's composition root.
+
+The gateway runs no workers itself: what runs beside it (the fleet) is handed in as
+`services` by the server module (podium.server), which wires gateway and fleet together.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -13,9 +18,6 @@ from starlette.responses import Response
 
 from podium import __version__
 from podium.clock import Clock, SystemClock
-from podium.fleet.settings import FleetSettings
-from podium.fleet.supervisor import Supervisor
-from podium.fleet.view import LocalFleetView
 from podium.gateway import admin_api, client_api, console, me_api, ops_api, worker_api
 from podium.gateway.bootstrap import bootstrap
 from podium.gateway.errors import install_error_handlers
@@ -27,9 +29,22 @@ from podium.gateway.webhooks import WebhookSender
 from podium.settings import Settings
 from podium.store import JobStore, open_store
 
-__all__ = ["create_app"]
+__all__ = ["Service", "create_app"]
 
 log = logging.getLogger("podium.gateway")
+
+
+class Service(Protocol):
+    """Something that runs beside the gateway, started once its state exists (the fleet)."""
+
+    async def start(self, state: GatewayState) -> None: ...
+
+    def begin_stop(self) -> None:
+        """The server was told to stop: end at once what holds requests open (workers'
+        long-polls). Called on the event loop; `stop()` follows."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 def create_app(
@@ -38,11 +53,11 @@ def create_app(
     clock: Clock | None = None,
     *,
     run_background: bool = True,
-    fleet: FleetSettings | None = None,
+    services: Sequence[Service] = (),
 ) -> FastAPI:
     """Build the gateway. Tests pass their own store and clock and may turn off the
-    background reaper (then they call `reap_once` themselves). With `fleet` enabled (and
-    background tasks on) the supervisor runs here and starts managed endpoints' workers."""
+    background reaper (then they call `reap_once` themselves). `services` start with the
+    background tasks (podium.server passes the fleet) and stop before the store closes."""
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -68,27 +83,21 @@ def create_app(
             fleet_secret=boot.fleet_secret,
             decoder=BodyDecoder(settings.decode_off_loop_bytes),
         )
-        state.fleet_settings = fleet
         app.state.podium = state
         state.webhooks.start()
         tasks = []
-        supervisor = None
+        started: list[Service] = []
         if run_background:
             state.reaper = Reaper(state, settings.reaper_interval_s)
             tasks.append(asyncio.create_task(state.reaper.run()))
-            if fleet is not None and fleet.enabled:
-                view = LocalFleetView(store, settings, state.fleet_secret, state.fleet, clock)
-                supervisor = Supervisor(
-                    view, fleet, settings.data_dir, clock, discover_gpus=state.gpu_inventory
-                )
-                state.fleet.supervised = True
-                supervisor.start()
-        app.state.supervisor = supervisor  # for the server's signal handler (cli.serve)
+            for service in services:
+                await service.start(state)
+                started.append(service)
         try:
             yield
         finally:
-            if supervisor is not None:
-                await supervisor.stop()
+            for service in reversed(started):
+                await service.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -15,7 +15,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from podium.endpoints import Endpoint
+from podium.endpoints import TEMPLATE_SD15, Endpoint
 from podium.errors import BadRequest
 
 __all__ = ["check_input", "schema_for", "validate_schema"]
@@ -23,7 +23,7 @@ __all__ = ["check_input", "schema_for", "validate_schema"]
 
 @functools.cache
 def _template_schema(template_id: str) -> str | None:
-    if template_id == "sd15":
+    if template_id == TEMPLATE_SD15:
         from podium.sd.schema import json_schema
 
         return json.dumps(json_schema(), sort_keys=True)

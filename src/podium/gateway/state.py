@@ -7,11 +7,9 @@ from typing import TYPE_CHECKING
 
 from podium.clock import Clock
 from podium.endpoints import Endpoint
+from podium.endpoints.catalog import TemplateCatalog
 from podium.errors import NotFound
-from podium.fleet.catalog import TemplateCatalog
-from podium.fleet.gpus import Inventory, discover
-from podium.fleet.settings import FleetSettings
-from podium.fleet.status import FleetBoard
+from podium.fleet.status import FleetAccess, FleetBoard
 from podium.gateway.http import BodyDecoder
 from podium.gateway.instance import InstanceGuard
 from podium.gateway.lookups import Lookups
@@ -39,23 +37,17 @@ class GatewayState:
     decoder: BodyDecoder = field(default_factory=BodyDecoder)
     metrics: Metrics = field(default_factory=Metrics)
     limits: Limits = DEFAULT_LIMITS
-    # Workers: the supervisors' latest report (in memory; the embedded supervisor writes it
-    # here, a per-host agent would report it over HTTP) and the secret its tokens derive from.
+    # Workers: the fleet's latest report (in memory; the fleet beside this gateway writes it
+    # here), what routes may ask the fleet (None: no fleet runs beside this gateway), and
+    # the secret the fleet's worker tokens derive from.
     fleet: FleetBoard = field(default_factory=FleetBoard)
+    fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
-    fleet_settings: FleetSettings | None = None
     reaper: Reaper | None = None  # set when background tasks run
     lookups: Lookups = field(init=False)
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self.store)
-
-    def gpu_inventory(self) -> Inventory:
-        """This machine's GPUs, discovered once (blocking: call it in a thread)."""
-        if self.fleet.inventory is None:
-            configured = self.fleet_settings.gpus if self.fleet_settings else None
-            self.fleet.inventory = discover(configured)
-        return self.fleet.inventory
 
     @property
     def templates(self) -> TemplateCatalog:

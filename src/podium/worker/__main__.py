@@ -1,7 +1,8 @@
 """`python -m podium.worker [MODULE:FUNCTION]`: the same as `podium worker`, without Typer.
 
 The handler comes from the argument or PODIUM_WORKER_HANDLER; everything else from the
-flags below or the environment (podium.worker.config).
+flags below or the environment (podium.worker.config). `start` is the one entry point
+both share.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from podium.endpoints.templates import TEMPLATE_SD15
 from podium.worker.config import ConfigError, WorkerConfig
 from podium.worker.handlers import load_handler
 from podium.worker.runtime import serve
@@ -26,41 +28,70 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gateway", help="gateway URL (env PODIUM_GATEWAY)")
     p.add_argument("--endpoint", help="endpoint id (env RUNPOD_ENDPOINT_ID)")
     p.add_argument("--token", help="worker token (env RUNPOD_AI_API_KEY)")
-    p.add_argument("--template", choices=["sd15"], help="a built-in handler")
+    p.add_argument("--template", help="a built-in handler: sd15")
     p.add_argument("--model", help="model for --template (env PODIUM_SD_MODEL)")
     p.add_argument("--concurrency", type=int, help="jobs at once (env PODIUM_WORKER_CONCURRENCY)")
     p.add_argument("--batch-size", type=int, help="jobs per take (env PODIUM_WORKER_BATCH_SIZE)")
     return p
 
 
+def start(
+    handler: str | None = None,
+    *,
+    gateway: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    template: str | None = None,
+    model: str | None = None,
+    concurrency: int | None = None,
+    batch_size: int | None = None,
+) -> int:
+    """Build the config, load the handler, run until stopped; the exit code.
+    ConfigError (the message says what to fix) when it cannot start."""
+    config = WorkerConfig.from_env(
+        gateway=gateway,
+        endpoint_id=endpoint,
+        token=token,
+        concurrency=concurrency,
+        batch_size=batch_size,
+    )
+    spec = handler or os.environ.get("PODIUM_WORKER_HANDLER")
+    if template is not None and template != TEMPLATE_SD15:
+        raise ConfigError(f"Unknown template {template!r}; the built-in one is {TEMPLATE_SD15}.")
+    if template is None and not spec:
+        raise ConfigError(
+            "Give a handler as MODULE:FUNCTION (or set PODIUM_WORKER_HANDLER), "
+            f"or --template {TEMPLATE_SD15}."
+        )
+
+    def build() -> Any:
+        if template == TEMPLATE_SD15:
+            from podium.sd.handler import build as build_sd
+
+            return build_sd(model)  # None: PODIUM_SD_MODEL, else "auto"
+        return load_handler(spec or "")
+
+    # A handler that cannot be built is reported (unhealthy, with the reason) and the
+    # process exits EXIT_CANNOT_START: see runtime.serve.
+    return serve(config, build)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = WorkerConfig.from_env(
+        return start(
+            args.handler,
             gateway=args.gateway,
-            endpoint_id=args.endpoint,
+            endpoint=args.endpoint,
             token=args.token,
+            template=args.template,
+            model=args.model,
             concurrency=args.concurrency,
             batch_size=args.batch_size,
         )
-        spec = args.handler or os.environ.get("PODIUM_WORKER_HANDLER")
-        if args.template != "sd15" and not spec:
-            raise ConfigError(
-                "Give a handler as MODULE:FUNCTION (or set PODIUM_WORKER_HANDLER), "
-                "or --template sd15."
-            )
     except ConfigError as exc:
         print(f"podium.worker: {exc.message}", file=sys.stderr)
         return 2
-
-    def build() -> Any:
-        if args.template == "sd15":
-            from podium.sd.handler import build as build_sd
-
-            return build_sd(args.model)  # None: PODIUM_SD_MODEL, else "auto"
-        return load_handler(spec or "")
-
-    return serve(config, build)
 
 
 if __name__ == "__main__":

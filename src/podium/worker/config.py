@@ -49,21 +49,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from podium.endpoints.worker_env import WORKER_GPU_VAR, RunpodEnv, worker_urls
 from podium.errors import PodiumError
 
 __all__ = ["ENV", "ConfigError", "WorkerConfig", "with_query"]
 
+_READ_RUNPOD = tuple(
+    str(v)
+    for v in RunpodEnv
+    if v not in (RunpodEnv.SKIP_AUTO_SYSTEM_CHECKS, RunpodEnv.SKIP_GPU_CHECK)
+)
 ENV = (
-    "RUNPOD_WEBHOOK_GET_JOB",
-    "RUNPOD_WEBHOOK_POST_OUTPUT",
-    "RUNPOD_WEBHOOK_POST_STREAM",
-    "RUNPOD_WEBHOOK_PING",
-    "RUNPOD_AI_API_KEY",
-    "RUNPOD_POD_ID",
-    "RUNPOD_POD_HOSTNAME",
-    "RUNPOD_ENDPOINT_ID",
-    "RUNPOD_PING_INTERVAL",
-    "RUNPOD_DEBUG_LEVEL",
+    *_READ_RUNPOD,
     "PODIUM_GATEWAY",
     "PODIUM_WORKER_CONCURRENCY",
     "PODIUM_WORKER_BATCH_SIZE",
@@ -71,7 +68,7 @@ ENV = (
     "PODIUM_WORKER_RESULT_DEADLINE_S",
     "PODIUM_WORKER_REFRESH",
     "PODIUM_WORKER_AGGREGATE_STREAM",
-    "PODIUM_WORKER_GPU",
+    WORKER_GPU_VAR,
     "PODIUM_WORKER_LOG_LEVEL",
     "PODIUM_WORKER_HANDLER",
 )
@@ -139,18 +136,19 @@ class WorkerConfig:
         from a Podium gateway instead of the RUNPOD_WEBHOOK_* variables."""
         env = os.environ if env is None else env
         given = {k: v for k, v in overrides.items() if v is not None}
-        worker_id = given.pop("worker_id", None) or env.get("RUNPOD_POD_ID") or str(uuid.uuid4())
-        token = given.pop("token", None) or env.get("RUNPOD_AI_API_KEY") or None
-        endpoint_id = given.pop("endpoint_id", None) or env.get("RUNPOD_ENDPOINT_ID") or None
+        worker_id = given.pop("worker_id", None) or env.get(RunpodEnv.POD_ID) or str(uuid.uuid4())
+        token = given.pop("token", None) or env.get(RunpodEnv.API_KEY) or None
+        endpoint_id = given.pop("endpoint_id", None) or env.get(RunpodEnv.ENDPOINT_ID) or None
         gateway = given.pop("gateway", None) or env.get("PODIUM_GATEWAY") or None
-        gpu = given.pop("gpu", None) or env.get("PODIUM_WORKER_GPU") or "unknown"
+        gpu = given.pop("gpu", None) or env.get(WORKER_GPU_VAR) or "unknown"
         if gateway:
             if not endpoint_id:
                 raise ConfigError(
                     f"The gateway {gateway} needs an endpoint id: set RUNPOD_ENDPOINT_ID "
                     "or pass --endpoint."
                 )
-            urls = _gateway_urls(gateway, endpoint_id, worker_id, gpu)
+            derived = worker_urls(gateway, endpoint_id, gpu)
+            urls = _env_urls(derived, quote(worker_id, safe=""))
         else:
             urls = _env_urls(env, worker_id)
         values: dict[str, Any] = {
@@ -158,8 +156,8 @@ class WorkerConfig:
             "worker_id": worker_id,
             "token": token,
             "endpoint_id": endpoint_id,
-            "hostname": env.get("RUNPOD_POD_HOSTNAME") or socket.gethostname() or "unknown",
-            "ping_interval_s": _number(env, "RUNPOD_PING_INTERVAL", 10_000, int) / 1000.0,
+            "hostname": env.get(RunpodEnv.POD_HOSTNAME) or socket.gethostname() or "unknown",
+            "ping_interval_s": _number(env, RunpodEnv.PING_INTERVAL, 10_000, int) / 1000.0,
             "concurrency": _number(env, "PODIUM_WORKER_CONCURRENCY", 1, int),
             "batch_size": _number(env, "PODIUM_WORKER_BATCH_SIZE", 1, int),
             "take_hold_s": _number(env, "PODIUM_WORKER_TAKE_HOLD_S", None, float),
@@ -213,20 +211,10 @@ class WorkerConfig:
 # --- helpers -------------------------------------------------------------------------
 
 
-def _gateway_urls(gateway: str, endpoint_id: str, worker_id: str, gpu: str) -> dict[str, str]:
-    base = f"{gateway.rstrip('/')}/v2/{quote(endpoint_id, safe='')}"
-    wid = quote(worker_id, safe="")
-    query = "?" + urlencode({"gpu": gpu})
-    return {
-        "take_url": f"{base}/job-take/{wid}{query}",
-        "done_url": f"{base}/job-done/{wid}/$ID{query}",
-        "stream_url": f"{base}/job-stream/{wid}/$ID{query}",
-        "ping_url": f"{base}/ping/{wid}{query}",
-    }
-
-
 def _env_urls(env: Mapping[str, str], worker_id: str) -> dict[str, str]:
-    take = env.get("RUNPOD_WEBHOOK_GET_JOB")
+    """The four URLs from RUNPOD_WEBHOOK_* (a Podium-shaped take URL alone derives the
+    other three), placeholders replaced by the worker id."""
+    take = env.get(RunpodEnv.GET_JOB)
     if not take:
         raise ConfigError(
             "No job source: set RUNPOD_WEBHOOK_GET_JOB (and the other RUNPOD_WEBHOOK_* "
@@ -239,15 +227,15 @@ def _env_urls(env: Mapping[str, str], worker_id: str) -> dict[str, str]:
     if match:
         base, query = match["base"], match["query"] or ""
         derived = {
-            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID{query}",
-            "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID{query}",
-            "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID{query}",
+            RunpodEnv.POST_OUTPUT: f"{base}/job-done/$RUNPOD_POD_ID/$ID{query}",
+            RunpodEnv.POST_STREAM: f"{base}/job-stream/$RUNPOD_POD_ID/$ID{query}",
+            RunpodEnv.PING: f"{base}/ping/$RUNPOD_POD_ID{query}",
         }
     urls = {"take_url": take_url}
     for var, name in (
-        ("RUNPOD_WEBHOOK_POST_OUTPUT", "done_url"),
-        ("RUNPOD_WEBHOOK_POST_STREAM", "stream_url"),
-        ("RUNPOD_WEBHOOK_PING", "ping_url"),
+        (RunpodEnv.POST_OUTPUT, "done_url"),
+        (RunpodEnv.POST_STREAM, "stream_url"),
+        (RunpodEnv.PING, "ping_url"),
     ):
         template = env.get(var) or derived.get(var)
         if not template:
@@ -280,7 +268,7 @@ def _flag(env: Mapping[str, str], var: str) -> bool:
 
 
 def _log_level(env: Mapping[str, str]) -> str:
-    raw = (env.get("PODIUM_WORKER_LOG_LEVEL") or env.get("RUNPOD_DEBUG_LEVEL") or "INFO").upper()
+    raw = (env.get("PODIUM_WORKER_LOG_LEVEL") or env.get(RunpodEnv.DEBUG_LEVEL) or "INFO").upper()
     level = {"WARN": "WARNING"}.get(raw, raw)
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(

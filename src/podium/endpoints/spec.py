@@ -6,14 +6,13 @@ one place, for the admin API (create and PATCH), `public()` and the CLI.
 
 An endpoint without `templateId` has no managed workers: its workers are started by
 someone else (`podium worker`, a RunPod SDK program on another machine). With a
-template (`sd15`, `custom` or a created template's id) the supervisor starts and stops
-worker processes for it on this machine.
+template (`sd15`, `custom` or a created template's id) the fleet (podium.fleet) starts
+and stops worker processes for it, on this machine or on a Ray cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 import shlex
 import string
@@ -21,14 +20,15 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from podium.endpoints.gpu_ids import parse_gpu_ids
+from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
+from podium.endpoints.worker_env import env_errors
 from podium.errors import BadRequest
-from podium.fleet.gpus import parse_gpu_ids
 from podium.jobs import DEFAULT_LIMITS
 from podium.keys import hash_secret, new_worker_token
 
 __all__ = [
-    "BUILTIN_TEMPLATES",
-    "PROTECTED_ENV",
+    "MAX_GPU_COUNT",
     "SCALER_TYPES",
     "WIRE_NAMES",
     "Endpoint",
@@ -38,26 +38,8 @@ __all__ = [
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
-TEMPLATE_SD15 = "sd15"
-TEMPLATE_CUSTOM = "custom"
-BUILTIN_TEMPLATES = (TEMPLATE_SD15, TEMPLATE_CUSTOM)
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
-
-# Variables the supervisor sets for every worker; an endpoint's `env` may not override them.
-PROTECTED_ENV = frozenset(
-    {
-        "RUNPOD_WEBHOOK_GET_JOB",
-        "RUNPOD_WEBHOOK_POST_OUTPUT",
-        "RUNPOD_WEBHOOK_POST_STREAM",
-        "RUNPOD_WEBHOOK_PING",
-        "RUNPOD_AI_API_KEY",
-        "RUNPOD_POD_ID",
-        "RUNPOD_ENDPOINT_ID",
-        "RUNPOD_PING_INTERVAL",
-        "CUDA_VISIBLE_DEVICES",
-    }
-)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_GPU_COUNT = 16
 
 # wire name -> EndpointSpec field
 WIRE_NAMES: dict[str, str] = {
@@ -97,15 +79,15 @@ class EndpointSpec:
     retention_run_ms: int | None = None  # None: the gateway's default
     retention_sync_ms: int | None = None
     input_schema: dict[str, Any] | None = None
-    # Workers (the supervisor). None: workers are started elsewhere, not managed here.
+    # Workers (the fleet). None: workers are started elsewhere, not managed here.
     template_id: str | None = None
     workers_min: int = 0
     workers_max: int = 3
     idle_timeout: float = 5.0  # seconds an idle worker is kept
     scaler_type: str = "QUEUE_DELAY"
     scaler_value: float = 4.0  # QUEUE_DELAY: seconds; REQUEST_COUNT: jobs per worker
-    gpu_ids: str = ""  # "": any GPU; "0,1": these indices; "24GB": at least this memory
-    gpu_count: int = 1  # GPUs per worker
+    gpu_ids: str = ""  # see endpoints.gpu_ids: "", "0,1", "24GB" or "A100,H100"
+    gpu_count: int = 1  # GPUs per worker; 0: a CPU worker
     flashboot: bool = False  # keep loaded workers warm longer than idleTimeout
     env: dict[str, str] = field(default_factory=dict)
     model: str | None = None  # sd15: the model (None: "auto")
@@ -206,17 +188,12 @@ class EndpointSpec:
                     f"`gpuCount` {self.gpu_count} needs at least that many GPUs in `gpuIds` "
                     f"({self.gpu_ids!r})"
                 )
-        if not 1 <= self.gpu_count <= 16:
-            errors.append(f"`gpuCount` must be between 1 and 16, got {self.gpu_count}")
-        bad_names = sorted(k for k in self.env if not _ENV_NAME.match(k))
-        if bad_names:
-            errors.append(f"`env` has invalid variable names: {', '.join(bad_names)}")
-        protected = sorted(PROTECTED_ENV & set(self.env))
-        if protected:
+        if not 0 <= self.gpu_count <= MAX_GPU_COUNT:
             errors.append(
-                f"`env` may not set {', '.join(protected)}: the supervisor sets them per worker"
+                f"`gpuCount` must be between 0 (CPU workers) and {MAX_GPU_COUNT}, "
+                f"got {self.gpu_count}"
             )
-        return errors
+        return errors + env_errors(self.env)
 
 
 @dataclass(slots=True)

@@ -15,20 +15,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import shlex
 import string
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from podium.endpoints import PROTECTED_ENV, TEMPLATE_CUSTOM, TEMPLATE_SD15, EndpointSpec
+from podium.endpoints.worker_env import env_errors
 from podium.errors import BadRequest
 
-__all__ = ["BUILTINS", "Launch", "Template", "launch_for", "new_template_id"]
+if TYPE_CHECKING:
+    from podium.endpoints.spec import EndpointSpec
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+__all__ = [
+    "BUILTINS",
+    "BUILTIN_TEMPLATES",
+    "TEMPLATE_CUSTOM",
+    "TEMPLATE_SD15",
+    "Launch",
+    "Template",
+    "launch_for",
+    "new_template_id",
+]
+
+TEMPLATE_SD15 = "sd15"
+TEMPLATE_CUSTOM = "custom"
+BUILTIN_TEMPLATES = (TEMPLATE_SD15, TEMPLATE_CUSTOM)
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -56,12 +69,7 @@ class Template:
                 shlex.split(self.command or "")
             except ValueError as exc:
                 errors.append(f"`command` cannot be split into words: {exc}")
-        bad = sorted(k for k in self.env if not _ENV_NAME.match(k))
-        if bad:
-            errors.append(f"`env` has invalid variable names: {', '.join(bad)}")
-        protected = sorted(PROTECTED_ENV & set(self.env))
-        if protected:
-            errors.append(f"`env` may not set {', '.join(protected)}: the supervisor sets them")
+        errors += env_errors(self.env)
         if errors:
             raise BadRequest("Invalid template: " + "; ".join(errors) + ".")
 
@@ -132,7 +140,7 @@ def launch_for(
             "-m",
             "podium.worker",
             "--template",
-            "sd15",
+            TEMPLATE_SD15,
             "--model",
             spec.model or "auto",
         ]

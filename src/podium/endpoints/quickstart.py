@@ -15,7 +15,7 @@ from podium.store import JobStore
 
 __all__ = ["CLIENT_KEY_FILE", "DEFAULT_NAME", "TUTORIAL_INPUT", "QuickStart", "ensure_sd15"]
 
-DEFAULT_NAME = "sd15"
+DEFAULT_NAME = TEMPLATE_SD15  # the endpoint is named after its template
 CLIENT_KEY_FILE = "client.key"
 TUTORIAL_INPUT = {"prompt": "A cute fluffy white dog in the style of a Pixar animation 3D drawing."}
 

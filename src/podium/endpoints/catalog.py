@@ -14,8 +14,8 @@ template documents, only this module changes.
 
 from __future__ import annotations
 
+from podium.endpoints.templates import BUILTINS, Template
 from podium.errors import BadRequest, Conflict, NotFound
-from podium.fleet.templates import BUILTINS, Template
 from podium.store import JobStore
 
 __all__ = ["TemplateCatalog"]

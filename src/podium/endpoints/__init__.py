@@ -1,0 +1,36 @@
+"""Endpoint configuration: the domain that says what an endpoint's workers are. Imports no
+fleet: the fleet (podium.fleet) places what this package describes.
+
+    spec.py        Endpoint and EndpointSpec: settings (RunPod's wire names), validation
+    gpu_ids.py     `gpuIds`: GPU indices, a minimum memory or type names (GpuRequest)
+    templates.py   built-in and created templates -> the worker command line (Launch)
+    worker_env.py  the RUNPOD_* variables and worker URLs of PROTOCOL.md §2
+    catalog.py     created templates, kept through the store's settings (I/O)
+    quickstart.py  `podium up`'s default sd15 endpoint and its client key (I/O)
+
+The records are re-exported here; the I/O modules are imported directly.
+"""
+
+from podium.endpoints.spec import (
+    MAX_GPU_COUNT,
+    SCALER_TYPES,
+    WIRE_NAMES,
+    Endpoint,
+    EndpointSpec,
+    new_endpoint_id,
+)
+from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
+from podium.endpoints.worker_env import PROTECTED_ENV
+
+__all__ = [
+    "BUILTIN_TEMPLATES",
+    "MAX_GPU_COUNT",
+    "PROTECTED_ENV",
+    "SCALER_TYPES",
+    "TEMPLATE_CUSTOM",
+    "TEMPLATE_SD15",
+    "WIRE_NAMES",
+    "Endpoint",
+    "EndpointSpec",
+    "new_endpoint_id",
+]
