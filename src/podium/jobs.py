@@ -91,6 +91,16 @@ class Limits:
     ttl_max_ms: int = 7 * DAY_MS
     retention_run_ms: int = 30 * 60_000
     retention_sync_ms: int = 60_000
+    # `/status?ttl=` sets a job's retention to 0 … this (RunPod: a job lives at most 7 days)
+    retention_max_ms: int = 7 * DAY_MS
+    # How long a finished job's record (no input, no output) stays in the history after
+    # retention deleted its data; 0 keeps no history past retention.
+    history_ms: int = DAY_MS
+    history_page_default: int = 20
+    history_page_max: int = 100
+    # How long the OpenAI-compatible routes wait for a job (the openai client's default
+    # timeout is 600 s).
+    openai_wait_max_ms: int = 600_000
     runsync_wait_default_ms: int = 90_000
     runsync_wait_min_ms: int = 1_000
     runsync_wait_max_ms: int = 300_000
@@ -119,6 +129,8 @@ RATE_LIMITS: dict[str, int] = {
     "stream": 2000,
     "cancel": 100,
     "purge-queue": 2,
+    "openai": 2000,
+    "requests": 10,
 }
 
 
@@ -219,7 +231,7 @@ class Submission:
     input_json: str  # the input as compact JSON text (codec.split took it out of the body)
     policy: Policy
     webhook: str | None = None
-    s3_config: dict[str, Any] | None = None
+    s3_config_json: str | None = None  # the client's s3Config, as compact JSON text
 
 
 def parse_submission(
@@ -249,7 +261,7 @@ def parse_submission(
         input_json=input_json,
         policy=parse_policy(body.get("policy"), limits, execution_timeout_default_ms),
         webhook=webhook,
-        s3_config=s3,
+        s3_config_json=None if s3 is None else codec.dumps_text(s3),
     )
 
 
@@ -279,6 +291,9 @@ class Job:
     retries: int = 0
     lease_until: float | None = None
     stream_read: int = 0
+    # The client's s3Config (JSON text): handed to the worker with the job, as RunPod
+    # does (the SDK's upload helpers read job["s3Config"]); deleted with the job's data.
+    s3_config_json: str | None = None
 
     @property
     def input(self) -> Any:
@@ -307,6 +322,7 @@ class Job:
             low_priority=sub.policy.low_priority,
             retention_ms=retention_ms,
             created_at=now,
+            s3_config_json=sub.s3_config_json,
         )
 
     @property
@@ -340,6 +356,8 @@ class Job:
             "ttl": self.ttl_ms,
             "lowPriority": self.low_priority,
         }
+        if self.s3_config_json is not None:
+            item["s3Config"] = codec.fragment(self.s3_config_json)
         return item
 
 

@@ -9,6 +9,7 @@ import pytest
 from podium import codec
 from podium.endpoints import Endpoint, EndpointSpec
 from podium.errors import Conflict, NotFound
+from podium.history import HistoryQuery
 from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
 from podium.keys import ApiKey, Scope, hash_secret
 
@@ -279,15 +280,54 @@ async def test_retention_purges_final_jobs(store, clock):
     assert await store.get(job.id) is None
 
 
-async def test_shorten_retention(store, clock):
+async def test_set_retention_shortens(store, clock):
     job = await submit(store, clock)
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
     await store.finish(job.id, "w1", done(1))
-    await store.shorten_retention(job.id, 5_000)
-    await store.shorten_retention(job.id, 50_000)  # may only shorten
+    await store.set_retention(job.id, 5_000)
     clock.advance(6)
     await store.expire(clock.now())
     assert await store.get(job.id) is None
+
+
+async def test_set_retention_lengthens(store, clock):
+    job = await submit(store, clock)  # retention 60 s
+    await store.set_retention(job.id, 600_000)  # before it finishes: applies when it does
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.finish(job.id, "w1", done(1))
+    clock.advance(120)
+    await store.expire(clock.now())
+    assert (await store.get(job.id)).output == 1
+    await store.set_retention(job.id, 3_600_000)  # after: from its finish
+    clock.advance(600)
+    await store.expire(clock.now())
+    assert (await store.get(job.id)).output == 1
+    clock.advance(3_000)
+    await store.expire(clock.now())
+    assert await store.get(job.id) is None
+
+
+async def test_s3_config_is_kept_with_the_job_and_deleted_with_it(store, clock):
+    sub = Submission(
+        input_json='{"n":1}',
+        policy=Policy(600_000, 86_400_000),
+        s3_config_json='{"accessId":"a","accessSecret":"s","bucketName":"b","endpointUrl":"u"}',
+    )
+    job = Job.new(EP, sub, clock.now(), retention_ms=60_000)
+    await store.submit(job, retry_limit=2)
+    [taken] = await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    assert codec.loads_trusted(codec.dumps(taken.work_item()))["s3Config"] == {
+        "accessId": "a",
+        "accessSecret": "s",
+        "bucketName": "b",
+        "endpointUrl": "u",
+    }
+    await store.finish(job.id, "w1", done(1))
+    clock.advance(61)
+    await store.expire(clock.now())
+    assert await store.get(job.id) is None
+    [record] = (await store.history(EP, HistoryQuery())).jobs
+    assert record.s3_config_json is None and record.input_json is None
 
 
 async def test_wait_for_change_wakes_on_finish(store, clock):

@@ -14,6 +14,7 @@ import pytest
 
 from podium.clock import ManualClock
 from podium.errors import PodiumError
+from podium.history import HistoryQuery
 from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
 from podium.store.sqlite import SQLiteStore
 from tests.conftest import REDIS_URL
@@ -61,9 +62,22 @@ OPS = (
     + ["take"] * 3
     + ["finish"] * 3
     + ["progress", "append_stream", "read_stream", "cancel", "retry", "get", "heartbeat"]
-    + ["jobs_to_stop", "expire", "expire", "purge_queue", "shorten_retention", "counts"]
-    + ["workers"]
+    + ["jobs_to_stop", "expire", "expire", "purge_queue", "set_retention", "counts"]
+    + ["workers", "history", "history"]
 )
+
+
+def _history_query(rng: random.Random, clock: ManualClock, ids: list[str]) -> HistoryQuery:
+    after = None
+    if ids and rng.random() < 0.5:  # a cursor at a random job (existing or not)
+        after = (clock.now() - rng.choice([0.0, 2.0, 11.0]), rng.choice(ids))
+    return HistoryQuery(
+        status=rng.choice([None, None, *JobStatus]),
+        since=rng.choice([None, clock.now() - 20]),
+        until=rng.choice([None, clock.now() - 2]),
+        after=after,
+        limit=rng.choice([1, 3, 50]),
+    )
 
 
 async def _step(rng: random.Random, stores: list[Any], clock: ManualClock, ids: list[str]) -> None:
@@ -105,9 +119,10 @@ async def _step(rng: random.Random, stores: list[Any], clock: ManualClock, ids: 
             {"gpu": 0},
         ),
         "jobs_to_stop": lambda: (ep, worker),
-        "expire": lambda: (clock.now(),),
+        "expire": lambda: (clock.now(), rng.choice([0, 8_000, 60_000])),
         "purge_queue": lambda: (ep,),
-        "shorten_retention": lambda: (job_id, rng.choice([1_000, 50_000])),
+        "set_retention": lambda: (job_id, rng.choice([1_000, 50_000])),
+        "history": lambda: (ep, _history_query(rng, clock, ids)),
         "counts": lambda: (ep,),
         "workers": lambda: (ep, clock.now() - 5),
     }

@@ -105,7 +105,7 @@ async def test_final_jobs_keys_carry_a_ttl(stores, clock):
     await store.finish(job.id, "w1", WorkerReport("final", JobStatus.COMPLETED, output_json="[]"))
     for key in (job_key, stream_key):
         assert 60_000 < await r.pttl(key) <= 60_000 + redis_store.TTL_GRACE_MS
-    await store.shorten_retention(job.id, 5_000)
+    await store.set_retention(job.id, 5_000)
     assert await r.pttl(job_key) <= 5_000 + redis_store.TTL_GRACE_MS
 
 

@@ -12,13 +12,15 @@ from typing import Any, Protocol
 
 from podium.clock import Clock
 from podium.endpoints import Endpoint
-from podium.jobs import Job, WorkerReport
+from podium.history import HistoryPage, HistoryQuery
+from podium.jobs import DEFAULT_LIMITS, Job, WorkerReport
 from podium.keys import ApiKey
 
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
     "Appended",
     "FinishResult",
+    "JobHistory",
     "JobStore",
     "StoreCounts",
     "WorkerInfo",
@@ -92,7 +94,21 @@ class ExpireReport:
     quarantined: list[str] = field(default_factory=list)  # ids failed with the message above
 
 
-class JobStore(Protocol):
+class JobHistory(Protocol):
+    """The list of an endpoint's jobs (podium.history), one role of a store.
+
+    Every job is listed from submit on; when `expire` deletes a finished job's data it
+    keeps the job's record (no input, output or stream; its error cut by
+    history.cut_error) for `history_ms` more, then forgets it. A page costs a walk of an
+    index ordered by (created_at, id), whatever the number of jobs."""
+
+    async def history(self, endpoint_id: str, query: HistoryQuery) -> HistoryPage:
+        """Up to `query.limit` jobs, newest first (created_at desc, id desc), with their
+        errors cut; `next` is the last one's key when more follow."""
+        ...
+
+
+class JobStore(JobHistory, Protocol):
     clock: Clock
     where: str  # where the data lives, for messages (no credentials)
 
@@ -115,7 +131,11 @@ class JobStore(Protocol):
         ...
 
     async def purge_queue(self, endpoint_id: str) -> int: ...
-    async def shorten_retention(self, job_id: str, retention_ms: int) -> None: ...
+    async def set_retention(self, job_id: str, retention_ms: int) -> None:
+        """Keep the job's data `retention_ms` after it finishes (shorter or longer than
+        before); a job already past it is purged by the next `expire`."""
+        ...
+
     async def wait_for_change(
         self, job_id: str, seen: Job, timeout: float, final_only: bool = False
     ) -> Job | None:
@@ -164,8 +184,11 @@ class JobStore(Protocol):
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
 
     # reaper
-    async def expire(self, now: float) -> ExpireReport:
-        """One pass: ttl, executionTimeout, lost leases, retention. A record the pass
+    async def expire(
+        self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms
+    ) -> ExpireReport:
+        """One pass: ttl, executionTimeout, lost leases, retention (a purged job's record
+        stays in the history `history_ms` more), the history period. A record the pass
         cannot process ends FAILED (REAPER_QUARANTINE_ERROR) and the pass goes on."""
         ...
 

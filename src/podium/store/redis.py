@@ -17,6 +17,11 @@ Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
     {p}:fin:{STATUS}:{ep}          zset    final job ids per status, score purge_at
     {p}:retried:{ep}               zset    ids with retries > 0 (score purge_at or +inf)
     {p}:ix:ttl|exec|lease|purge    zset    deadlines, so expire() touches only due jobs
+    {p}:h:{ep}, {p}:h:{ep}:{STATUS} zset   the history (podium.history): every job of the
+                                           endpoint, and those of each status; score
+                                           created_at, member id (ties: id order)
+    {p}:hjob:{id}                  hash    a purged job's history record (no input or
+                                           output) until {p}:ix:forget says forget it
     {p}:stop:{ep}:{worker}         zset    jobs the worker must stop (checked on read)
     {p}:wseen:{ep}                 zset    worker -> last_seen;  {p}:wstate:{ep},
                                            {p}:winfo:{ep} hashes: worker -> state, info
@@ -68,7 +73,8 @@ from podium import codec
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
-from podium.jobs import MS, Job, JobStatus, WorkerReport
+from podium.history import HISTORY_ERROR_BYTES, HistoryPage, HistoryQuery
+from podium.jobs import DEFAULT_LIMITS, MS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
 from podium.store.base import (
     REAPER_QUARANTINE_ERROR,
@@ -94,6 +100,7 @@ MAX_CONNECTIONS = 64  # per store; `?max_connections=` in the URL overrides it
 LISTEN_TICK_S = 5.0  # the subscriber wakes this often to health-check its connection
 SUBSCRIBE_WAIT_S = 1.0  # how long a first waiter waits for the subscription
 BATCH = 500  # jobs per script call in expire() and purge_queue()
+HISTORY_EXAMINE_MAX = 2000  # index entries one history page may walk (stale ones skipped)
 
 _FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
 
@@ -113,6 +120,28 @@ local function fmt(x) return string.format('%.17g', x) end
 local function qkey(ep, low) if low == '1' then return key('ql', ep) end return key('q', ep) end
 local function id_of(member) return string.sub(member, string.find(member, ':', 1, true) + 1) end
 local function reply(...) return {notes, ...} end
+
+-- Move a job between the history's status sets (podium.history); `new` also (re)places
+-- it in the endpoint's set at `created`.
+local function hist(id, ep, created, old, new)
+  if old then redis.call('ZREM', key('h', ep, old), id) end
+  if new then
+    redis.call('ZADD', key('h', ep), created, id)
+    redis.call('ZADD', key('h', ep, new), created, id)
+  end
+end
+
+-- history.cut_error, byte for byte: at most n bytes, never splitting a UTF-8 character.
+local function cut(s, n)
+  if not s or #s <= n then return s end
+  local i = n - 3
+  while i > 0 do
+    local b = string.byte(s, i + 1)
+    if b < 128 or b >= 192 then break end
+    i = i - 1
+  end
+  return string.sub(s, 1, i) .. '\\226\\128\\166'  -- an ellipsis
+end
 
 local function note(k)
   if not noted[k] then
@@ -170,6 +199,7 @@ end
 -- SQLiteStore._finalize. output: nil keeps it, false clears it, a string sets it.
 local function finalize(id, j, status, err, output, stop)
   unindex(id, j)
+  hist(id, j.ep, j.created_at, j.status, status)
   local k = jkey(id)
   j.status = status
   j.purge_at = fmt(NOWN + tonumber(j.retention_ms) / 1000)
@@ -184,9 +214,13 @@ local function finalize(id, j, status, err, output, stop)
   note('j:' .. id)
 end
 
--- Delete a job and every index entry that names it.
-local function remove(id, j)
+-- Delete a job and every index entry that names it (but the history's, when kept).
+local function remove(id, j, keep_history)
   unindex(id, j)
+  if not keep_history then
+    redis.call('ZREM', key('h', j.ep), id)
+    redis.call('ZREM', key('h', j.ep, j.status), id)
+  end
   redis.call('ZREM', key('ix', 'purge'), id)
   redis.call('ZREM', key('fin', j.status, j.ep), id)
   redis.call('ZREM', key('retried', j.ep), id)
@@ -216,6 +250,7 @@ redis.call('HSET', jkey(id), 'seq', seq, 'qm', qm, 'status', 'IN_QUEUE', 'retrie
            unpack(ARGV, A + 5))
 redis.call('ZADD', qkey(ep, low), at, qm)
 redis.call('ZADD', key('ix', 'ttl'), ttl, id)
+hist(id, ep, at, nil, 'IN_QUEUE')
 note('q:' .. ep)
 return reply('ok')
 """,
@@ -235,6 +270,7 @@ for _, q in ipairs({key('q', ep), key('ql', ep)}) do
         redis.call('HSET', jkey(id), 'status', 'IN_PROGRESS', 'worker', worker,
                    'started_at', NOW, 'lease_until', lease, 'exec_deadline', exec)
         redis.call('ZADD', key('run', ep), j.seq, id)
+        hist(id, ep, j.created_at, 'IN_QUEUE', 'IN_PROGRESS')
         redis.call('ZADD', key('ix', 'lease'), lease, id)
         redis.call('ZADD', key('ix', 'exec'), exec, id)
         note('j:' .. id)
@@ -337,6 +373,7 @@ redis.call('HSET', k, 'status', 'IN_QUEUE', 'stop', '0', 'queued_at', NOW, 'crea
            'ttl_deadline', ttl, 'stream_len', '0', 'stream_read', '0', 'stream_bytes', '0')
 redis.call('ZADD', qkey(j.ep, j.low), NOW, j.qm)
 redis.call('ZADD', key('ix', 'ttl'), ttl, id)
+hist(id, j.ep, NOW, j.status, 'IN_QUEUE')
 note('q:' .. j.ep)
 note('j:' .. id)
 return reply('ok', redis.call('HGETALL', k))
@@ -363,11 +400,11 @@ end
 return reply(removed, scanned)
 """,
     # id, retention_ms
-    "shorten_retention": """
+    "set_retention": """
 local id = ARGV[A]
 local j = load(id)
 if not j then return reply() end
-local r = math.min(tonumber(j.retention_ms), tonumber(ARGV[A + 1]))
+local r = tonumber(ARGV[A + 1])
 j.retention_ms = string.format('%d', r)
 redis.call('HSET', jkey(id), 'retention_ms', j.retention_ms)
 if j.finished_at then
@@ -451,10 +488,11 @@ local first = redis.call('ZRANGE', key('q', ep), 0, 0, 'WITHSCORES')
 out[#out + 1] = first[2] or ''
 return reply(out)
 """,
-    # limit, quarantine message (before, after the cause) ->
+    # limit, quarantine message (before, after the cause), history ms, error bytes ->
     #   'more'|'done', finished jobs, requeued jobs, purged, quarantined ids
     "expire": """
 local limit, q_before, q_after = tonumber(ARGV[A]), ARGV[A + 1], ARGV[A + 2]
+local history_ms, error_bytes = tonumber(ARGV[A + 3]), tonumber(ARGV[A + 4])
 local finished, requeued, quarantined, purged = {}, {}, {}, 0
 local function due(ix)
   return redis.call('ZRANGEBYSCORE', key('ix', ix), '-inf', NOW, 'LIMIT', 0, limit)
@@ -492,6 +530,7 @@ local function quarantine(id, e)
                       retries = '0', stream_read = '0', created_at = NOW, id = id}
     for f, v in pairs(defaults) do redis.call('HSETNX', jkey(id), f, v) end
     local at = fmt(NOWN + (tonumber(j.retention_ms) or 60000) / 1000)
+    if j.ep then hist(id, j.ep, redis.call('HGET', jkey(id), 'created_at'), j.status, 'FAILED') end
     redis.call('HSET', jkey(id), 'status', 'FAILED', 'error',
                q_before .. string.sub(cause, 1, 300) .. q_after,
                'finished_at', NOW, 'purge_at', at, 'stop', '1')
@@ -556,6 +595,7 @@ each(ids, function(id)
       redis.call('ZADD', qkey(j.ep, j.low), j.queued_at, j.qm)
       redis.call('ZADD', key('ix', 'ttl'), j.ttl_deadline, id)
       redis.call('ZADD', key('retried', j.ep), '+inf', id)
+      hist(id, j.ep, j.created_at, 'IN_PROGRESS', 'IN_QUEUE')
       note('q:' .. j.ep)
       note('j:' .. id)
       requeued[#requeued + 1] = id
@@ -570,19 +610,95 @@ each(ids, function(id)
   end
 end)
 if #ids == limit then return done('more') end
--- 4. retention ran out: delete input, output and stream
+-- 4. retention ran out: delete input, output and stream; keep the job's record in the
+--    history for history_ms
 ids = due('purge')
 each(ids, function(id)
   local j = load(id)
   if j then
-    remove(id, j)
+    local keep = history_ms > 0 and j.ep and j.created_at
+    if keep then
+      local hk = key('hjob', id)
+      redis.call('DEL', hk)
+      redis.call('HSET', hk, 'id', id, 'ep', j.ep, 'status', j.status,
+                 'created_at', j.created_at, 'retries', j.retries or '0')
+      for _, f in ipairs({'started_at', 'finished_at', 'worker'}) do
+        if j[f] then redis.call('HSET', hk, f, j[f]) end
+      end
+      if j.error then redis.call('HSET', hk, 'error', cut(j.error, error_bytes)) end
+      redis.call('PEXPIRE', hk, history_ms + GRACE_MS)
+      redis.call('ZADD', key('ix', 'forget'), fmt(NOWN + history_ms / 1000), id)
+    end
+    remove(id, j, keep)
     purged = purged + 1
   else
     redis.call('ZREM', key('ix', 'purge'), id)
   end
 end)
 if #ids == limit then return done('more') end
+-- 5. the history period ran out: forget the record
+ids = redis.call('ZRANGEBYSCORE', key('ix', 'forget'), '-inf', NOW, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', key('hjob', id), 'ep', 'status')
+  if f[1] then
+    redis.call('ZREM', key('h', f[1]), id)
+    redis.call('ZREM', key('h', f[1], f[2]), id)
+  end
+  redis.call('DEL', key('hjob', id))
+  redis.call('ZREM', key('ix', 'forget'), id)
+end
+if #ids == limit then return done('more') end
 return done('done')
+""",
+    # ep, status ('' any), upper score ('+inf' or a number), upper id ('': the score is
+    # exclusive), lower score ('-inf' or a number, inclusive), limit, error bytes, most
+    # entries to examine -> {rows}, last examined score, last examined id (capped: ~= '')
+    "history": """
+local ep, status, hi, hi_id, lo = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
+local limit, error_bytes = tonumber(ARGV[A + 5]), tonumber(ARGV[A + 6])
+local most = tonumber(ARGV[A + 7])
+local FIELDS = {'id', 'status', 'created_at', 'started_at', 'finished_at', 'worker', 'retries',
+                'error'}
+-- a < b as Redis orders members (bytes), whatever the locale Lua compares strings in
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local set = key('h', ep)
+if status ~= '' then set = key('h', ep, status) end
+local max, hi_n = hi, tonumber(hi)
+if hi_id == '' and hi ~= '+inf' then max = '(' .. hi end
+local out, offset, examined, last_score, last_id = {}, 0, 0, '', ''
+while #out <= limit and examined < most do
+  local batch = redis.call('ZREVRANGEBYSCORE', set, max, lo, 'WITHSCORES', 'LIMIT', offset,
+                           limit + 1)
+  if #batch == 0 then break end
+  offset = offset + #batch / 2
+  for i = 1, #batch, 2 do
+    local id, score = batch[i], batch[i + 1]
+    examined = examined + 1
+    last_score, last_id = score, id
+    if hi_id == '' or tonumber(score) ~= hi_n or below(id, hi_id) then
+      local f = redis.call('HMGET', jkey(id), unpack(FIELDS))
+      if not f[2] then f = redis.call('HMGET', key('hjob', id), unpack(FIELDS)) end
+      if not f[2] then  -- its keys expired with no reaper to remove it: a stale entry
+        redis.call('ZREM', key('h', ep), id)
+        if status ~= '' then redis.call('ZREM', set, id) end
+        offset = offset - 1
+      elseif status == '' or f[2] == status then
+        f[8] = cut(f[8], error_bytes)
+        out[#out + 1] = f
+        if #out > limit then break end
+      end
+    end
+    if examined >= most then break end
+  end
+end
+if #out > limit or examined < most then last_score, last_id = '', '' end
+return reply(out, last_score, last_id)
 """,
     # kind, id, lookup value, doc
     "put_doc": """
@@ -676,6 +792,25 @@ def _job(flat: list[str] | dict[str, str]) -> Job:
         retries=int(h["retries"]),
         lease_until=_float(h.get("lease_until")),
         stream_read=int(h["stream_read"]),
+        s3_config_json=h.get("s3_config"),
+    )
+
+
+def _history_job(endpoint_id: str, row: list[str | None]) -> Job:
+    """A row of the history script: id, status, created_at, started_at, finished_at,
+    worker, retries, error (cut)."""
+    job_id, status, created, started, finished, worker, retries, error = row
+    return Job(
+        id=str(job_id),
+        endpoint_id=endpoint_id,
+        input_json=None,
+        status=JobStatus(status),
+        created_at=float(created or 0.0),
+        started_at=_float(started),
+        finished_at=_float(finished),
+        worker_id=worker,
+        retries=int(retries or 0),
+        error=error,
     )
 
 
@@ -923,6 +1058,7 @@ class RedisStore:
             "created_at": queued_at,
             "queued_at": queued_at,
             "ttl_deadline": ttl_deadline,
+            "s3_config": job.s3_config_json,
         }
         pairs = [x for k, v in fields.items() if v is not None for x in (k, v)]
         res = await self._run(
@@ -962,8 +1098,8 @@ class RedisStore:
                 return total
 
     @_guarded
-    async def shorten_retention(self, job_id: str, retention_ms: int) -> None:
-        await self._run("shorten_retention", job_id, str(int(retention_ms)))
+    async def set_retention(self, job_id: str, retention_ms: int) -> None:
+        await self._run("set_retention", job_id, str(int(retention_ms)))
 
     @_guarded
     async def wait_for_change(
@@ -1116,12 +1252,18 @@ class RedisStore:
     # --- reaper ------------------------------------------------------------------------
 
     @_guarded
-    async def expire(self, now: float) -> ExpireReport:
+    async def expire(self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms) -> ExpireReport:
         report = ExpireReport()
         before, after = REAPER_QUARANTINE_ERROR.split("{cause}")
         while True:
             state, finished, requeued, purged, quarantined = await self._run(
-                "expire", str(BATCH), before, after, now=now
+                "expire",
+                str(BATCH),
+                before,
+                after,
+                str(int(history_ms)),
+                str(HISTORY_ERROR_BYTES),
+                now=now,
             )
             for flat in finished:
                 job = _decoded(flat)
@@ -1135,6 +1277,29 @@ class RedisStore:
             report.quarantined += list(quarantined)
             if state == "done":
                 return report
+
+    # --- history -----------------------------------------------------------------------
+
+    @_guarded
+    async def history(self, endpoint_id: str, query: HistoryQuery) -> HistoryPage:
+        upper = query.upper()
+        rows, last_score, last_id = await self._run(
+            "history",
+            endpoint_id,
+            "" if query.status is None else query.status.value,
+            "+inf" if upper is None else _num(upper[0]),
+            "" if upper is None or upper[1] is None else upper[1],
+            "-inf" if query.since is None else _num(query.since),
+            str(int(query.limit)),
+            str(HISTORY_ERROR_BYTES),
+            str(HISTORY_EXAMINE_MAX),
+        )
+        jobs = [_history_job(endpoint_id, row) for row in rows]
+        if len(jobs) > query.limit:
+            jobs = jobs[: query.limit]
+            return HistoryPage(jobs, (jobs[-1].created_at, jobs[-1].id))
+        # The walk stopped at its bound (stale entries): the next page goes on from there.
+        return HistoryPage(jobs, (float(last_score), last_id) if last_id else None)
 
     # --- endpoints, keys, settings -----------------------------------------------------
 

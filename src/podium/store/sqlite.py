@@ -34,7 +34,8 @@ from podium import codec
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
-from podium.jobs import MS, Job, JobStatus, WorkerReport
+from podium.history import HISTORY_ERROR_BYTES, HistoryPage, HistoryQuery, cut_error
+from podium.jobs import DEFAULT_LIMITS, MS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
 from podium.store.base import (
     REAPER_QUARANTINE_ERROR,
@@ -81,7 +82,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     stop_pending INTEGER NOT NULL DEFAULT 0,
     stream_len INTEGER NOT NULL DEFAULT 0,
     stream_read INTEGER NOT NULL DEFAULT 0,
-    stream_bytes INTEGER NOT NULL DEFAULT 0
+    stream_bytes INTEGER NOT NULL DEFAULT 0,
+    s3_config TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (endpoint_id, low_priority, queued_at)
     WHERE status = 'IN_QUEUE';
@@ -92,7 +94,24 @@ CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (lease_until) WHERE status = 'IN_P
 CREATE INDEX IF NOT EXISTS jobs_purge ON jobs (purge_at) WHERE purge_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_worker ON jobs (endpoint_id, worker_id)
     WHERE worker_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS jobs_endpoint_status ON jobs (endpoint_id, status);
+CREATE INDEX IF NOT EXISTS jobs_status_history ON jobs (endpoint_id, status, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_history ON jobs (endpoint_id, created_at, id);
+CREATE TABLE IF NOT EXISTS job_history (
+    id TEXT PRIMARY KEY,
+    endpoint_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    worker_id TEXT,
+    retries INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    forget_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_history_list ON job_history (endpoint_id, created_at, id);
+CREATE INDEX IF NOT EXISTS job_history_status
+    ON job_history (endpoint_id, status, created_at, id);
+CREATE INDEX IF NOT EXISTS job_history_forget ON job_history (forget_at);
 CREATE TABLE IF NOT EXISTS stream (
     job_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -126,12 +145,21 @@ CREATE TABLE IF NOT EXISTS locks (
 _JOB_COLUMNS = (
     "id, endpoint_id, status, input, webhook, execution_timeout_ms, ttl_ms, low_priority, "
     "retention_ms, created_at, started_at, finished_at, worker_id, output, error, retries, "
-    "lease_until, stream_read"
+    "lease_until, stream_read, s3_config"
+)
+# What the history lists of a retained job (its error cut as HISTORY_ERROR_BYTES allows).
+_HISTORY_COLUMNS = (
+    "id, endpoint_id, status, created_at, started_at, finished_at, worker_id, retries"
 )
 
 
 # Columns added after the first release: (name, definition), added on open when missing.
-_MIGRATIONS = (("jobs", "stream_bytes", "INTEGER NOT NULL DEFAULT 0"),)
+_MIGRATIONS = (
+    ("jobs", "stream_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "s3_config", "TEXT"),
+)
+# Indexes that later ones made redundant: dropped on open.
+_DROPPED_INDEXES = ("jobs_endpoint_status",)
 _FILE_MODE = 0o600
 
 _P = ParamSpec("_P")
@@ -180,6 +208,23 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         retries=row["retries"],
         lease_until=row["lease_until"],
         stream_read=row["stream_read"],
+        s3_config_json=row["s3_config"],
+    )
+
+
+def _history_job(row: sqlite3.Row) -> Job:
+    """A slim job of the history: no input, output or stream."""
+    return Job(
+        id=row["id"],
+        endpoint_id=row["endpoint_id"],
+        input_json=None,
+        status=JobStatus(row["status"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        worker_id=row["worker_id"],
+        error=cut_error(row["error"]),
+        retries=row["retries"],
     )
 
 
@@ -222,11 +267,13 @@ class SQLiteStore:
         self._db.execute(f"PRAGMA synchronous={sync}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
         for table, column, definition in _MIGRATIONS:
             have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
+            if have and column not in have:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._db.executescript(_SCHEMA)
+        for index in _DROPPED_INDEXES:
+            self._db.execute(f"DROP INDEX IF EXISTS {index}")
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -298,8 +345,8 @@ class SQLiteStore:
 
     _INSERT_JOB = """INSERT INTO jobs (id, endpoint_id, status, input, webhook,
                execution_timeout_ms, ttl_ms, low_priority, retention_ms, retry_limit,
-               created_at, queued_at, ttl_deadline)
-           VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+               created_at, queued_at, ttl_deadline, s3_config)
+           VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
     @staticmethod
     def _job_row(job: Job, retry_limit: int) -> tuple[Any, ...]:
@@ -316,6 +363,7 @@ class SQLiteStore:
             job.created_at,
             job.created_at,
             job.created_at + job.ttl_ms / MS,
+            job.s3_config_json,
         )
 
     @_guarded
@@ -416,12 +464,12 @@ class SQLiteStore:
         return len(ids)
 
     @_guarded
-    async def shorten_retention(self, job_id: str, retention_ms: int) -> None:
+    async def set_retention(self, job_id: str, retention_ms: int) -> None:
         with self._tx() as db:
             db.execute(
-                """UPDATE jobs SET retention_ms = MIN(retention_ms, ?),
+                """UPDATE jobs SET retention_ms = ?,
                        purge_at = CASE WHEN finished_at IS NULL THEN NULL
-                           ELSE finished_at + MIN(retention_ms, ?) / 1000.0 END
+                           ELSE finished_at + ? / 1000.0 END
                    WHERE id = ?""",
                 (retention_ms, retention_ms, job_id),
             )
@@ -690,7 +738,7 @@ class SQLiteStore:
     # --- reaper ------------------------------------------------------------------------
 
     @_guarded
-    async def expire(self, now: float) -> ExpireReport:
+    async def expire(self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms) -> ExpireReport:
         """One transaction; each record is processed under its own savepoint, so one that
         fails is rolled back alone and failed with REAPER_QUARANTINE_ERROR."""
         report = ExpireReport()
@@ -728,15 +776,25 @@ class SQLiteStore:
                     report,
                     lambda r=row: self._expire_lease(db, r, now, finished, requeued),
                 )
-            # 4. retention ran out: delete input, output and stream
-            purge = [
-                r[0]
-                for r in db.execute("SELECT id FROM jobs WHERE purge_at <= ?", (now,)).fetchall()
-            ]
+            # 4. retention ran out: delete input, output and stream; keep the job's
+            #    record in the history for history_ms
+            rows = db.execute(
+                f"SELECT {_HISTORY_COLUMNS}, error FROM jobs WHERE purge_at <= ?", (now,)
+            ).fetchall()
+            purge = [r["id"] for r in rows]
             if purge:
+                if history_ms > 0:
+                    forget_at = now + history_ms / MS
+                    db.executemany(
+                        f"""INSERT OR REPLACE INTO job_history ({_HISTORY_COLUMNS}, error,
+                                forget_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        [(*r[:8], cut_error(r["error"]), forget_at) for r in rows],
+                    )
                 db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in purge])
                 db.executemany("DELETE FROM stream WHERE job_id = ?", [(i,) for i in purge])
             report.purged = len(purge)
+            # 5. the history period ran out: forget the record
+            db.execute("DELETE FROM job_history WHERE forget_at <= ?", (now,))
         for job_id in [*finished, *report.quarantined]:
             job = self._get(job_id)
             if job is not None:
@@ -838,6 +896,40 @@ class SQLiteStore:
             ),
         )
         finished.append(job_id)
+
+    # --- history -----------------------------------------------------------------------
+
+    @_guarded
+    async def history(self, endpoint_id: str, query: HistoryQuery) -> HistoryPage:
+        """Retained jobs (table jobs) and archived records (job_history), merged in the
+        order (created_at desc, id desc); each side walks its own index."""
+        where = ["endpoint_id = ?"]
+        params: list[Any] = [endpoint_id]
+        if query.status is not None:
+            where.append("status = ?")
+            params.append(query.status.value)
+        if query.since is not None:
+            where.append("created_at >= ?")
+            params.append(query.since)
+        upper = query.upper()
+        if upper is not None and upper[1] is None:
+            where.append("created_at < ?")
+            params.append(upper[0])
+        elif upper is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend(upper)
+        cond = " AND ".join(where)
+        rows = self._db.execute(
+            f"""SELECT {_HISTORY_COLUMNS}, substr(error, 1, {HISTORY_ERROR_BYTES + 1}) AS error
+                    FROM jobs WHERE {cond}
+                UNION ALL
+                SELECT {_HISTORY_COLUMNS}, error FROM job_history WHERE {cond}
+                ORDER BY created_at DESC, id DESC LIMIT ?""",
+            [*params, *params, query.limit + 1],
+        ).fetchall()
+        jobs = [_history_job(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return HistoryPage(jobs, (jobs[-1].created_at, jobs[-1].id) if more else None)
 
     # --- endpoints, keys, settings -----------------------------------------------------
 
