@@ -129,9 +129,7 @@ def _status(raw: str | None) -> JobStatus | None:
         raise BadRequest(f"`status` must be one of {names}, got {raw[:40]!r}.") from None
 
 
-def parse_history_query(
-    params: Mapping[str, str], limits: Limits = DEFAULT_LIMITS
-) -> HistoryQuery:
+def parse_history_query(params: Mapping[str, str], limits: Limits = DEFAULT_LIMITS) -> HistoryQuery:
     """The query string of `GET /requests`: status, since, until (ISO 8601 or epoch
     milliseconds), limit, cursor."""
     since = parse_time(params["since"], "since") if params.get("since") else None
@@ -153,4 +151,8 @@ def history_entry(job: Job, now: float) -> dict[str, Any]:
     workerId, retries, error — the status object's fields, never input or output."""
     obj = status_object(job, now)
     obj.pop("output", None)
-    return {"id": obj.pop("id"), "status": obj.pop("status"), "createdAt": iso_time(job.created_at)} | obj
+    return {
+        "id": obj.pop("id"),
+        "status": obj.pop("status"),
+        "createdAt": iso_time(job.created_at),
+    } | obj

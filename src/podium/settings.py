@@ -24,6 +24,7 @@ ENV = {
     "PODIUM_PUBLIC_URL": "public_url",
     "PODIUM_RETENTION_RUN_MS": "retention_run_ms",
     "PODIUM_RETENTION_SYNC_MS": "retention_sync_ms",
+    "PODIUM_HISTORY_MS": "history_ms",
     "PODIUM_PING_INTERVAL_MS": "ping_interval_ms",
     "PODIUM_TAKE_HOLD_S": "take_hold_s",
     "PODIUM_ALLOW_PRIVATE_WEBHOOKS": "allow_private_webhooks",
@@ -44,6 +45,8 @@ class Settings(BaseModel):
     insecure_no_auth: bool = False
     retention_run_ms: int = DEFAULT_LIMITS.retention_run_ms
     retention_sync_ms: int = DEFAULT_LIMITS.retention_sync_ms
+    # How long a finished job's record stays in the history after its data was deleted.
+    history_ms: int = Field(default=DEFAULT_LIMITS.history_ms, ge=0)
     ping_interval_ms: int = DEFAULT_LIMITS.ping_interval_ms
     take_hold_s: float = DEFAULT_LIMITS.take_hold_s
     allow_private_webhooks: bool = False

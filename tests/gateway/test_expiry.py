@@ -75,11 +75,25 @@ async def test_runsync_retention_is_1_minute(api):
     assert (await api.status(job_id)).status_code == 404
 
 
-async def test_status_ttl_only_shortens_retention(api):
+async def test_status_ttl_shortens_retention(api):
     job = (await api.run()).json()
     await _complete(api, job["id"])
     assert (await api.status(job["id"], ttl=10_000)).status_code == 200
-    assert (await api.status(job["id"], ttl=10_000_000)).status_code == 200
     api.clock.advance(11)
+    await api.reap()
+    assert (await api.status(job["id"])).status_code == 404
+
+
+async def test_status_ttl_lengthens_retention_up_to_7_days(api):
+    job = (await api.run()).json()
+    await _complete(api, job["id"])
+    week = 7 * 86_400_000
+    r = await api.status(job["id"], ttl=week + 1)
+    assert r.status_code == 400 and "604800000" in r.json()["error"]
+    assert (await api.status(job["id"], ttl=2 * 3_600_000)).status_code == 200
+    api.clock.advance(3_600)  # past the 30 minutes /run keeps a job by default
+    await api.reap()
+    assert (await api.status(job["id"])).json()["output"] == {"private": True}
+    api.clock.advance(3_601)
     await api.reap()
     assert (await api.status(job["id"])).status_code == 404

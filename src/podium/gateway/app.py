@@ -18,7 +18,15 @@ from starlette.responses import Response
 
 from podium import __version__
 from podium.clock import Clock, SystemClock
-from podium.gateway import admin_api, client_api, console, me_api, ops_api, worker_api
+from podium.gateway import (
+    admin_api,
+    client_api,
+    console,
+    history_api,
+    me_api,
+    ops_api,
+    worker_api,
+)
 from podium.gateway.bootstrap import bootstrap
 from podium.gateway.errors import install_error_handlers
 from podium.gateway.http import BodyDecoder
@@ -115,6 +123,7 @@ def create_app(
     app.add_middleware(ops_api.RefuseWhileStoreLost)
     app.include_router(ops_api.router)
     app.include_router(client_api.router)
+    app.include_router(history_api.router)
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
     app.include_router(admin_api.router)

@@ -77,22 +77,22 @@ async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -
 
 @router.get("/status/{job_id}", summary="A job's status", response_class=JSON)
 async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
-    """`?ttl=ms` shortens the job's retention (run scope: it changes the job); `?wait=ms`
-    long-polls until it changes. (Query values are read directly: this is the hottest
-    read route.)"""
+    """`?ttl=ms` sets the job's retention, shorter or longer, up to 7 days (run scope: it
+    changes the job); `?wait=ms` long-polls until it changes. (Query values are read
+    directly: this is the hottest read route.)"""
     state = _state(request)
     query = request.query_params
     ttl = query.get("ttl")
     await authorize_client(request, Scope.READ if ttl is None else Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "status")
     if ttl is not None:
-        retention_ms = parse_query_ms(ttl, "ttl", 0, state.limits.ttl_max_ms)
+        retention_ms = parse_query_ms(ttl, "ttl", 0, state.limits.retention_max_ms)
     wait = query.get("wait")
     if wait is not None:
         wait_ms = clamp_wait_ms(wait, 0, 0, state.limits.status_wait_max_ms)
     job = await state.job(endpoint_id, job_id)
     if ttl is not None:
-        await state.store.shorten_retention(job_id, retention_ms)
+        await state.store.set_retention(job_id, retention_ms)
     if wait is not None and not job.final:
         job = await state.store.wait_for_change(job_id, job, wait_ms / 1000) or job
     return JSON(status_object(job, state.clock.now()))

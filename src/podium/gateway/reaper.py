@@ -26,7 +26,7 @@ log = logging.getLogger("podium.reaper")
 
 
 async def reap_once(state: GatewayState) -> None:
-    report = await state.store.expire(state.clock.now())
+    report = await state.store.expire(state.clock.now(), state.settings.history_ms)
     for job in report.finished:
         await state.announce_final(job)
     if report.requeued:

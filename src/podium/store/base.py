@@ -184,9 +184,7 @@ class JobStore(JobHistory, Protocol):
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
 
     # reaper
-    async def expire(
-        self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms
-    ) -> ExpireReport:
+    async def expire(self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms) -> ExpireReport:
         """One pass: ttl, executionTimeout, lost leases, retention (a purged job's record
         stays in the history `history_ms` more), the history period. A record the pass
         cannot process ends FAILED (REAPER_QUARANTINE_ERROR) and the pass goes on."""

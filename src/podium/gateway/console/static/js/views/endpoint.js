@@ -8,6 +8,8 @@ import { JOBS_EVENT, isFinal, recentJobs, updateJob } from "../jobs.js";
 import { curlLine, runUrl } from "../snippets.js";
 import { templateLabel } from "./endpoints.js";
 import { playground } from "./playground.js";
+import { requestsPanel } from "./requests.js";
+import { tabs } from "../tabs.js";
 
 const REFRESH_MS = 2000;
 
@@ -55,11 +57,21 @@ export async function endpointView(ctx, id) {
   );
 
   const play = ctx.can("run") ? playground(ctx, endpoint) : null;
+  const playPanel = [
+    play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."),
+    jobsSection,
+  ];
+  // Admins also get the endpoint's job history (the list shows every caller's job ids).
+  const requests = admin ? requestsPanel(ctx, id) : null;
   const main = h(
     "div",
     { class: "col-main" },
-    play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."),
-    jobsSection,
+    requests
+      ? tabs([
+          { key: "playground", label: play ? "Playground" : "Jobs", panel: playPanel },
+          { key: "requests", label: "Requests", panel: requests.element, onShow: () => requests.show(), onHide: () => requests.hide() },
+        ])
+      : playPanel,
   );
   const aside = h("div", { class: "col-side" }, healthSection, usage, admin ? adminSections(ctx, endpoint) : null);
 
