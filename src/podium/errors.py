@@ -8,7 +8,9 @@
     ├── Conflict            409    transition not allowed from the job's current state
     ├── PayloadTooLarge     413    request body over the route's limit
     ├── RateLimited         429    per-endpoint rate limit; `retry_after` seconds
-    └── StoreUnavailable    503    the job store cannot be reached
+    ├── StoreUnavailable    503    the job store cannot be reached
+    └── JobFailed         4xx/5xx  a job a route waited on for its answer ended without one
+                                   (the OpenAI routes): the worker's status when it named one
 
 Domain code raises these; the gateway translates them to `{"error": message}` with
 `status` in exactly one place (gateway/errors.py). Messages say what was wrong and
@@ -21,6 +23,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "JobFailed",
     "NotFound",
     "PayloadTooLarge",
     "PodiumError",
@@ -72,3 +75,19 @@ class RateLimited(PodiumError):
 
 class StoreUnavailable(PodiumError):
     status = 503
+
+
+class JobFailed(PodiumError):
+    """The job a route ran for its answer failed, timed out or answered an error object.
+    `status`: the worker's (an OpenAI error's 4xx/5xx code), else 500; `kind` and `code`
+    fill OpenAI's error object."""
+
+    status = 500
+
+    def __init__(
+        self, message: str, status: int = 500, kind: str = "server_error", code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.code = code

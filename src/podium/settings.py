@@ -25,6 +25,7 @@ ENV = {
     "PODIUM_RETENTION_RUN_MS": "retention_run_ms",
     "PODIUM_RETENTION_SYNC_MS": "retention_sync_ms",
     "PODIUM_HISTORY_MS": "history_ms",
+    "PODIUM_OPENAI_WAIT_MS": "openai_wait_ms",
     "PODIUM_PING_INTERVAL_MS": "ping_interval_ms",
     "PODIUM_TAKE_HOLD_S": "take_hold_s",
     "PODIUM_ALLOW_PRIVATE_WEBHOOKS": "allow_private_webhooks",
@@ -47,6 +48,8 @@ class Settings(BaseModel):
     retention_sync_ms: int = DEFAULT_LIMITS.retention_sync_ms
     # How long a finished job's record stays in the history after its data was deleted.
     history_ms: int = Field(default=DEFAULT_LIMITS.history_ms, ge=0)
+    # How long the OpenAI-compatible routes wait for a job's answer (or first chunk).
+    openai_wait_ms: int = Field(default=DEFAULT_LIMITS.openai_wait_max_ms, ge=1000)
     ping_interval_ms: int = DEFAULT_LIMITS.ping_interval_ms
     take_hold_s: float = DEFAULT_LIMITS.take_hold_s
     allow_private_webhooks: bool = False

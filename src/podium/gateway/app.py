@@ -24,6 +24,7 @@ from podium.gateway import (
     console,
     history_api,
     me_api,
+    openai_api,
     ops_api,
     worker_api,
 )
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(ops_api.router)
     app.include_router(client_api.router)
     app.include_router(history_api.router)
+    app.include_router(openai_api.router)
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
     app.include_router(admin_api.router)

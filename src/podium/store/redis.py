@@ -1124,7 +1124,23 @@ class RedisStore:
                     await self._notifier.wait(key, min(remaining, self._poll_s))
 
     @_guarded
-    async def read_stream(self, job_id: str) -> tuple[Job | None, list[str]]:
+    async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
+        if wait <= 0:
+            return await self._read_stream_now(job_id)
+        deadline = time.monotonic() + wait
+        key = "j:" + job_id
+        await self._ensure_listening()
+        with self._watch(key) as generation:
+            while True:
+                before = generation()
+                job, chunks = await self._read_stream_now(job_id)
+                remaining = deadline - time.monotonic()
+                if chunks or job is None or job.final or remaining <= 0:
+                    return job, chunks
+                if generation() == before:
+                    await self._notifier.wait(key, min(remaining, self._poll_s))
+
+    async def _read_stream_now(self, job_id: str) -> tuple[Job | None, list[str]]:
         res = await self._run("read_stream", job_id)
         if res[0] == "notfound":
             return None, []

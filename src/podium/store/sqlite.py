@@ -491,7 +491,16 @@ class SQLiteStore:
             await self._notifier.wait("j:" + job_id, min(remaining, FALLBACK_POLL_S))
 
     @_guarded
-    async def read_stream(self, job_id: str) -> tuple[Job | None, list[str]]:
+    async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
+        deadline = time.monotonic() + wait
+        while True:
+            job, chunks = self._read_stream_now(job_id)
+            remaining = deadline - time.monotonic()
+            if chunks or job is None or job.final or remaining <= 0:
+                return job, chunks
+            await self._notifier.wait("j:" + job_id, min(remaining, FALLBACK_POLL_S))
+
+    def _read_stream_now(self, job_id: str) -> tuple[Job | None, list[str]]:
         with self._tx() as db:
             job = self._get(job_id)
             if job is None:
