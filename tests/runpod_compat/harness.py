@@ -239,6 +239,7 @@ class SdkDriver:
                 "HOME": str(home),
                 "PYTHONUNBUFFERED": "1",
                 "RUNPOD_ENDPOINT_BASE_URL": f"{self.gw.url}/v2",
+                "RUNPOD_API_BASE_URL": self.gw.url,  # the SDK's GraphQL calls: {this}/graphql
             }
         )
         self.lines = queue.Queue()

@@ -122,6 +122,42 @@ def op_async_stream(a):
     return asyncio.run(_async_stream(a))
 
 
+# --- the management API: the SDK speaks GraphQL to RUNPOD_API_BASE_URL/graphql ----------
+
+
+def op_manage(a):
+    """create_template, create_endpoint, get_endpoints, update_endpoint_template."""
+    runpod.api_key = a["key"]
+    template = runpod.create_template(
+        name=a["template_name"],
+        image_name="runpod/base:0.6.2",
+        docker_start_cmd=a["command"],
+        env={"GREETING": "hi"},
+        is_serverless=True,
+    )
+    endpoint = runpod.create_endpoint(
+        name=a["endpoint_name"], template_id=template["id"], workers_max=2
+    )
+    listed = runpod.get_endpoints()
+    other = runpod.create_template(
+        name=a["template_name"] + "-2", image_name="x", docker_start_cmd=a["command"]
+    )
+    updated = runpod.update_endpoint_template(endpoint["id"], other["id"])
+    return {
+        "template": template,
+        "endpoint": endpoint,
+        "listed": listed,
+        "other": other,
+        "updated": updated,
+    }
+
+
+def op_graphql_error(a):
+    """A call the SDK makes that Podium does not serve, or with a wrong key."""
+    runpod.api_key = a["key"]
+    return getattr(runpod, a["call"])(*a.get("args", []))
+
+
 OPS = {name[3:]: fn for name, fn in globals().items() if name.startswith("op_")}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GpuRequest", "parse_gpu_ids"]
+__all__ = ["GpuRequest", "gpu_ids_from_types", "gpu_type_ids", "parse_gpu_ids"]
 
 _MEMORY = re.compile(r"^(?P<n>\d+(\.\d+)?)\s*(?P<unit>[A-Za-z]+)$")
 _UNITS_MB = {"GB": 1000, "G": 1000, "GIB": 1024, "MB": 1, "MIB": 1, "M": 1}
@@ -65,3 +65,23 @@ def parse_gpu_ids(text: str | None) -> GpuRequest:
         "`gpuIds` must list GPU indices ('0,1'), a minimum memory ('24GB') or GPU type "
         f"names ('A100,H100'), got {raw!r}"
     )
+
+
+# RunPod's REST API names GPU types in a list, `gpuTypeIds` (["NVIDIA GeForce RTX 4090"]);
+# Podium's `gpuIds` holds the same as comma-separated type names.
+
+
+def gpu_type_ids(gpu_ids: str | None) -> list[str]:
+    """`gpuTypeIds` of an endpoint: its type names ([] for indices, a memory or any GPU)."""
+    try:
+        return list(parse_gpu_ids(gpu_ids).names or ())
+    except ValueError:
+        return []
+
+
+def gpu_ids_from_types(names: list[str]) -> str:
+    """`gpuIds` for RunPod's `gpuTypeIds`; ValueError naming a type that cannot be one."""
+    for name in names:
+        if not name.strip() or "," in name or not _NAME.match(name.strip()):
+            raise ValueError(f"`gpuTypeIds` holds {name!r}, which is not a GPU type name")
+    return ",".join(n.strip() for n in names)

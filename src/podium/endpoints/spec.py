@@ -20,7 +20,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from podium.endpoints.gpu_ids import parse_gpu_ids
+from podium.clock import iso_time
+from podium.endpoints.gpu_ids import gpu_type_ids, parse_gpu_ids
 from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
 from podium.endpoints.worker_env import env_errors
 from podium.errors import BadRequest
@@ -236,5 +237,6 @@ class Endpoint:
         for wire, name in WIRE_NAMES.items():
             if name != "input_schema":
                 body[wire] = getattr(s, name)
-        body["createdAt"] = self.created_at
+        body["gpuTypeIds"] = gpu_type_ids(s.gpu_ids)  # RunPod's REST name for GPU types
+        body["createdAt"] = iso_time(self.created_at)  # ISO 8601, as RunPod's REST API
         return {**body, **self.extra}

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from podium.clock import iso_time
 from podium.endpoints.worker_env import env_errors
 from podium.errors import BadRequest
 
@@ -57,6 +58,7 @@ class Template:
     env: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
     created_at: float = 0.0
+    image_name: str | None = None  # RunPod's container image: recorded, not run by Podium
 
     def validate(self) -> None:
         errors: list[str] = []
@@ -80,7 +82,11 @@ class Template:
             "command": self.command,
             "env": dict(self.env),
             "builtin": self.builtin,
-            "createdAt": self.created_at,
+            "createdAt": iso_time(self.created_at) if self.created_at else None,
+            # RunPod's REST names (the command split like a shell would split it)
+            "imageName": self.image_name,
+            "dockerStartCmd": shlex.split(self.command or ""),
+            "isServerless": True,
         }
 
     def to_doc(self) -> str:
@@ -91,6 +97,7 @@ class Template:
                 "command": self.command,
                 "env": self.env,
                 "created_at": self.created_at,
+                "image_name": self.image_name,
             }
         )
 
@@ -103,6 +110,7 @@ class Template:
             d.get("command"),
             dict(d.get("env") or {}),
             created_at=d.get("created_at", 0.0),
+            image_name=d.get("image_name"),
         )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shlex
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
+from podium.endpoints.gpu_ids import gpu_ids_from_types
 from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, NotFound
 from podium.fleet import logs
@@ -64,6 +66,8 @@ class EndpointUpdate(BaseModel):
     retentionRunMs: int | None = None
     retentionSyncMs: int | None = None
     inputSchema: dict[str, Any] | None = None
+    # RunPod's REST name: GPU type names as a list (Podium keeps them in gpuIds)
+    gpuTypeIds: list[str] | None = None
 
 
 class EndpointCreate(EndpointUpdate):
@@ -71,11 +75,34 @@ class EndpointCreate(EndpointUpdate):
 
 
 class TemplateCreate(BaseModel):
+    """Podium's {name, command, env}, or RunPod's REST body: `dockerStartCmd` (and
+    `dockerEntrypoint`) give the command; `imageName` is recorded; the container fields
+    Podium has no use for are accepted and ignored."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=191)
-    command: str
+    command: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    imageName: str | None = Field(default=None, max_length=1000)
+    dockerStartCmd: list[str] | None = None
+    dockerEntrypoint: list[str] | None = None
+    # RunPod's, accepted and ignored: Podium runs commands, not containers
+    category: str | None = None
+    containerDiskInGb: int | None = None
+    containerRegistryAuthId: str | None = None
+    isPublic: bool | None = None
+    isServerless: bool | None = None
+    ports: list[str] | None = None
+    readme: str | None = None
+    volumeInGb: int | None = None
+    volumeMountPath: str | None = None
+
+    def command_line(self) -> str:
+        argv = [*(self.dockerEntrypoint or []), *(self.dockerStartCmd or [])]
+        if self.command is not None and argv:
+            raise BadRequest("Invalid template: give `command` or `dockerStartCmd`, not both.")
+        return self.command if self.command is not None else shlex.join(argv)
 
 
 class KeyCreate(BaseModel):
@@ -99,8 +126,19 @@ _NULLABLE = {
 
 def _changes(body: EndpointUpdate) -> dict[str, Any]:
     """Wire names given in the body -> EndpointSpec fields. An explicit null clears the
-    optional ones (templateId, model, command, retention, inputSchema)."""
-    return {WIRE_NAMES[k]: v for k, v in body.model_dump(exclude_unset=True).items()}
+    optional ones (templateId, model, command, retention, inputSchema). RunPod's
+    `gpuTypeIds` (a list of GPU type names) sets gpuIds."""
+    given = body.model_dump(exclude_unset=True)
+    types = given.pop("gpuTypeIds", None)
+    changes = {WIRE_NAMES[k]: v for k, v in given.items()}
+    if types is not None:
+        if "gpu_ids" in changes:
+            raise BadRequest("Invalid endpoint: give `gpuIds` or `gpuTypeIds`, not both.")
+        try:
+            changes["gpu_ids"] = gpu_ids_from_types(types)
+        except ValueError as exc:
+            raise BadRequest(f"Invalid endpoint: {exc}.") from None
+    return changes
 
 
 async def _validate(state: GatewayState, spec: EndpointSpec) -> None:
@@ -112,50 +150,44 @@ async def _validate(state: GatewayState, spec: EndpointSpec) -> None:
         validate_schema(spec.input_schema)
 
 
+async def _shown(
+    state: GatewayState, endpoint: Endpoint, workers: bool, template: bool
+) -> dict[str, Any]:
+    """An endpoint as /v1 shows it; RunPod's `includeWorkers` / `includeTemplate` add its
+    supervised workers and its template."""
+    body = endpoint.public()
+    if workers:
+        body["workers"] = [w.public() for w in state.fleet.of(endpoint.id)]
+    if template:
+        tid = endpoint.spec.template_id
+        found = None if tid is None else await state.templates.get(tid)
+        body["template"] = None if found is None else found.public()
+    return body
+
+
 def _with_fleet(state: GatewayState, endpoint: Endpoint) -> dict[str, Any]:
     workers = state.fleet.of(endpoint.id)
     return {**endpoint.public(), "workers": [w.public() for w in workers]}
 
 
-# --- endpoints -----------------------------------------------------------------------
-
-
-@router.post("/endpoints", summary="Create an endpoint; returns its worker token once")
-async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
-    state = _state(request)
-    changes = _changes(body)
+async def create_endpoint_record(
+    state: GatewayState, changes: dict[str, Any]
+) -> tuple[Endpoint, str]:
+    """Validate and store a new endpoint (EndpointSpec field names); (endpoint, token)."""
     changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
     spec = EndpointSpec(**changes)
     await _validate(state, spec)
     endpoint, token = Endpoint.create(spec, state.clock.now())
     await state.store.put_endpoint(endpoint)
-    return JSON(
-        {
-            **endpoint.public(),
-            "workerToken": token,
-            "webhookSecret": endpoint.webhook_secret,
-            "url": f"{state.settings.base_url}/v2/{endpoint.id}",
-        }
-    )
+    return endpoint, token
 
 
-@router.get("/endpoints", summary="List endpoints")
-async def list_endpoints(request: Request) -> JSON:
-    state = _state(request)
-    return JSON([e.public() for e in await state.store.list_endpoints()])
-
-
-@router.get("/endpoints/{endpoint_id}", summary="One endpoint, with its supervised workers")
-async def get_endpoint(request: Request, endpoint_id: str) -> JSON:
-    state = _state(request)
-    return JSON(_with_fleet(state, await state.endpoint(endpoint_id, fresh=True)))
-
-
-@router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
-async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
-    state = _state(request)
+async def update_endpoint_record(
+    state: GatewayState, endpoint_id: str, changes: dict[str, Any]
+) -> Endpoint:
+    """Apply changes (EndpointSpec field names) to an endpoint: PATCH, its POST alias and
+    GraphQL's updateEndpointTemplate."""
     endpoint = await state.endpoint(endpoint_id, fresh=True)
-    changes = _changes(body)
     bad_nulls = sorted(
         wire
         for wire, name in WIRE_NAMES.items()
@@ -172,7 +204,75 @@ async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpda
     endpoint.spec = spec
     await state.store.put_endpoint(endpoint)
     state.lookups.forget_endpoint(endpoint_id)
+    return endpoint
+
+
+async def create_template_record(
+    state: GatewayState, name: str, command: str, env: dict[str, str], image_name: str | None
+) -> Template:
+    template = Template(
+        id=new_template_id(),
+        name=name,
+        command=command,
+        env=env,
+        created_at=state.clock.now(),
+        image_name=image_name,
+    )
+    return await state.templates.add(template)
+
+
+# --- endpoints -----------------------------------------------------------------------
+
+
+@router.post("/endpoints", summary="Create an endpoint; returns its worker token once")
+async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
+    state = _state(request)
+    endpoint, token = await create_endpoint_record(state, _changes(body))
+    return JSON(
+        {
+            **endpoint.public(),
+            "workerToken": token,
+            "webhookSecret": endpoint.webhook_secret,
+            "url": f"{state.settings.base_url}/v2/{endpoint.id}",
+        }
+    )
+
+
+@router.get("/endpoints", summary="List endpoints")
+async def list_endpoints(
+    request: Request, includeWorkers: bool = False, includeTemplate: bool = False
+) -> JSON:
+    state = _state(request)
+    return JSON(
+        [
+            await _shown(state, e, includeWorkers, includeTemplate)
+            for e in await state.store.list_endpoints()
+        ]
+    )
+
+
+@router.get("/endpoints/{endpoint_id}", summary="One endpoint, with its supervised workers")
+async def get_endpoint(
+    request: Request, endpoint_id: str, includeWorkers: bool = True, includeTemplate: bool = False
+) -> JSON:
+    """Workers are shown unless `includeWorkers=false` (RunPod: only with true)."""
+    state = _state(request)
+    endpoint = await state.endpoint(endpoint_id, fresh=True)
+    return JSON(await _shown(state, endpoint, includeWorkers, includeTemplate))
+
+
+@router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
+async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
+    state = _state(request)
+    endpoint = await update_endpoint_record(state, endpoint_id, _changes(body))
     return JSON(_with_fleet(state, endpoint))
+
+
+@router.post(
+    "/endpoints/{endpoint_id}/update", summary="Change an endpoint (RunPod's alias of PATCH)"
+)
+async def update_endpoint_post(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
+    return await update_endpoint(request, endpoint_id, body)
 
 
 @router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint, its queue and workers")
@@ -222,14 +322,9 @@ async def list_templates(request: Request) -> JSON:
 @router.post("/templates", summary="Create a template: a command and env for endpoints")
 async def create_template(request: Request, body: TemplateCreate) -> JSON:
     state = _state(request)
-    template = Template(
-        id=new_template_id(),
-        name=body.name,
-        command=body.command,
-        env=body.env,
-        created_at=state.clock.now(),
+    template = await create_template_record(
+        state, body.name, body.command_line(), body.env, body.imageName
     )
-    await state.templates.add(template)
     return JSON(template.public())
 
 

@@ -22,6 +22,7 @@ from podium.gateway import (
     admin_api,
     client_api,
     console,
+    graphql_api,
     history_api,
     me_api,
     openai_api,
@@ -129,6 +130,7 @@ def create_app(
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
     app.include_router(admin_api.router)
+    app.include_router(graphql_api.router)
     console.mount(app)
 
     @app.get("/", include_in_schema=False)
