@@ -32,6 +32,7 @@ from podium.gateway import (
 from podium.gateway.bootstrap import bootstrap
 from podium.gateway.errors import install_error_handlers
 from podium.gateway.http import BodyDecoder
+from podium.gateway.metrics import Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.reaper import Reaper
 from podium.gateway.state import GatewayState
@@ -79,6 +80,7 @@ def create_app(
         app.state.new_admin_key = boot.admin_key
         if boot.admin_key:
             log.warning("Created the admin API key; it is in %s", settings.data_dir / "admin.key")
+        metrics = Metrics()
         state = GatewayState(
             settings=settings,
             store=store,
@@ -88,7 +90,9 @@ def create_app(
                 allow_private=settings.allow_private_webhooks,
                 max_attempts=settings.webhook_max_attempts,
                 backoff_s=settings.webhook_backoff_s,
+                on_outcome=metrics.webhook,
             ),
+            metrics=metrics,
             guard=boot.guard,
             fleet_secret=boot.fleet_secret,
             decoder=BodyDecoder(settings.decode_off_loop_bytes),

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 
+from podium.fleet.status import FleetBoard, FleetReport, WorkerStatus
 from podium.jobs import Job
 from podium.store import JobStore
 
-__all__ = ["Metrics"]
+__all__ = ["MeteredFleetBoard", "Metrics"]
 
+# Job delay and execution: about 1.5x apart from 1 ms to an hour, so that the percentiles
+# RunPod's console shows (P70, P90, P98) come out of /metrics within one bucket:
+#   histogram_quantile(0.9, sum by (le, endpoint) (rate(podium_job_delay_seconds_bucket[5m])))
+# Histograms (unlike summaries) add up across gateways.
 _BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    30,
-    60,
-    120,
-    300,
-    600,
-)
+    0.001, 0.0015, 0.0022, 0.0033, 0.005, 0.0075, 0.011, 0.017, 0.025, 0.038, 0.057,
+    0.085, 0.13, 0.19, 0.29, 0.43, 0.65, 0.97, 1.5, 2.2, 3.3, 4.9, 7.4, 11, 17, 25, 37,
+    56, 84, 130, 190, 280, 430, 640, 960, 1400, 2200, 3300,
+)  # fmt: skip
+# Cold starts: from a worker's start to its first contact with the gateway.
+_COLD_BUCKETS = tuple(b for b in _BUCKETS if b >= 0.19)
+WEBHOOK_OUTCOMES = ("delivered", "failed", "refused")
 
 
 class Metrics:
@@ -76,6 +70,27 @@ class Metrics:
             ["endpoint", "state"],
             registry=r,
         )
+        self.cold_starts = Counter(
+            "podium_cold_starts",
+            "Workers the fleet started that became ready (each start of a worker counts)",
+            ["endpoint"],
+            registry=r,
+        )
+        self.cold_start = Histogram(
+            "podium_cold_start_seconds",
+            "Time from a worker's start to it being ready (its first contact)",
+            ["endpoint"],
+            buckets=_COLD_BUCKETS,
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "podium_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered (2xx), failed (every attempt failed), "
+            "refused (a private or loopback address)",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
+        self._cold_seen: set[tuple[str, float]] = set()  # (worker, started_at) counted
 
     def started(self, job: Job) -> None:
         if job.started_at is not None:
@@ -87,6 +102,24 @@ class Metrics:
             self.execution.labels(job.endpoint_id).observe(
                 max(0.0, job.finished_at - job.started_at)
             )
+
+    def webhook(self, endpoint_id: str, outcome: str) -> None:
+        self.webhooks.labels(endpoint_id, outcome).inc()
+
+    def fleet_report(self, workers: Mapping[str, Iterable[WorkerStatus]]) -> None:
+        """Count the cold starts a fleet report shows: workers that became ready since the
+        last report (a restarted worker starts anew: it counts again)."""
+        current: set[tuple[str, float]] = set()
+        for endpoint_id, statuses in workers.items():
+            for w in statuses:
+                if w.started_at is None or w.ready_at is None:
+                    continue
+                key = (w.id, w.started_at)
+                current.add(key)
+                if key not in self._cold_seen:
+                    self.cold_starts.labels(endpoint_id).inc()
+                    self.cold_start.labels(endpoint_id).observe(max(0.0, w.ready_at - w.started_at))
+        self._cold_seen = current
 
     async def render(
         self, store: JobStore, alive_since: float, visible: set[str] | None = None
@@ -132,3 +165,16 @@ class _Only:
                 s for s in metric.samples if s.labels.get("endpoint") in self._endpoints
             ]
             yield kept
+
+
+@dataclass
+class MeteredFleetBoard(FleetBoard):
+    """The fleet's board (what supervisors publish), also feeding the cold-start metrics:
+    the fleet publishes here as on any FleetBoard."""
+
+    metrics: Metrics | None = field(default=None, repr=False)
+
+    def publish(self, report: FleetReport, now: float) -> None:
+        super().publish(report, now)
+        if self.metrics is not None:
+            self.metrics.fleet_report(report.workers)

@@ -13,7 +13,7 @@ from podium.fleet.status import FleetAccess, FleetBoard
 from podium.gateway.http import BodyDecoder
 from podium.gateway.instance import InstanceGuard
 from podium.gateway.lookups import Lookups
-from podium.gateway.metrics import Metrics
+from podium.gateway.metrics import MeteredFleetBoard, Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.webhooks import WebhookSender
 from podium.jobs import DEFAULT_LIMITS, Job, Limits, status_object
@@ -40,7 +40,7 @@ class GatewayState:
     # Workers: the fleet's latest report (in memory; the fleet beside this gateway writes it
     # here), what routes may ask the fleet (None: no fleet runs beside this gateway), and
     # the secret the fleet's worker tokens derive from.
-    fleet: FleetBoard = field(default_factory=FleetBoard)
+    fleet: FleetBoard = field(default=None)  # type: ignore[assignment]
     fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
     reaper: Reaper | None = None  # set when background tasks run
@@ -48,6 +48,8 @@ class GatewayState:
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self.store)
+        if self.fleet is None:  # the board the fleet publishes on counts cold starts
+            self.fleet = MeteredFleetBoard(metrics=self.metrics)
 
     @property
     def templates(self) -> TemplateCatalog:
@@ -79,5 +81,8 @@ class GatewayState:
             endpoint = await self.lookups.endpoint(job.endpoint_id)
             if endpoint is not None:
                 self.webhooks.send(
-                    job.webhook, status_object(job, self.clock.now()), endpoint.webhook_secret
+                    job.webhook,
+                    status_object(job, self.clock.now()),
+                    endpoint.webhook_secret,
+                    endpoint_id=job.endpoint_id,
                 )

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -25,12 +26,20 @@ def sign(secret: str, body: bytes) -> str:
 
 class WebhookSender:
     def __init__(
-        self, *, allow_private: bool, max_attempts: int = 5, backoff_s: float = 1.0
+        self,
+        *,
+        allow_private: bool,
+        max_attempts: int = 5,
+        backoff_s: float = 1.0,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`on_outcome(endpoint_id, outcome)`: each delivery's end, delivered | failed |
+        refused (the metrics count them)."""
         self._allow_private = allow_private
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
-        self._queue: asyncio.Queue[tuple[str, bytes, str]] = asyncio.Queue()
+        self._on_outcome = on_outcome
+        self._queue: asyncio.Queue[tuple[str, bytes, str, str]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -52,33 +61,43 @@ class WebhookSender:
         if self._client:
             await self._client.aclose()
 
-    def send(self, url: str, payload: dict[str, Any], secret: str) -> None:
+    def send(
+        self, url: str, payload: dict[str, Any], secret: str, *, endpoint_id: str = ""
+    ) -> None:
         body = codec.dumps(payload)
-        self._queue.put_nowait((url, body, secret))
+        self._queue.put_nowait((url, body, secret, endpoint_id))
+
+    def _ended(self, endpoint_id: str, outcome: str) -> None:
+        if outcome == "delivered":
+            self.delivered += 1
+        else:
+            self.failed += 1
+        if self._on_outcome is not None:
+            self._on_outcome(endpoint_id, outcome)
 
     async def _run(self) -> None:
         while True:
-            url, body, secret = await self._queue.get()
-            task = asyncio.create_task(self._deliver(url, body, secret))
+            url, body, secret, endpoint_id = await self._queue.get()
+            task = asyncio.create_task(self._deliver(url, body, secret, endpoint_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, url: str, body: bytes, secret: str) -> None:
+    async def _deliver(self, url: str, body: bytes, secret: str, endpoint_id: str = "") -> None:
         assert self._client is not None
         if not self._allow_private and not await resolve_public(url):
             log.warning("webhook refused: %s is not a public address", url)
-            self.failed += 1
+            self._ended(endpoint_id, "refused")
             return
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)}
         for attempt in range(self._max_attempts):
             try:
                 response = await self._client.post(url, content=body, headers=headers)
                 if 200 <= response.status_code < 300:
-                    self.delivered += 1
+                    self._ended(endpoint_id, "delivered")
                     return
                 log.info("webhook %s answered %s", url, response.status_code)
             except httpx.HTTPError as exc:
                 log.info("webhook %s failed: %s", url, exc)
             await asyncio.sleep(self._backoff_s * 2**attempt)
-        self.failed += 1
+        self._ended(endpoint_id, "failed")
         log.warning("webhook %s given up after %d attempts", url, self._max_attempts)
