@@ -264,6 +264,12 @@ class SseWriter:
             return "".join(self.feed(item) for item in chunk)
         return self._out(f"data: {codec.dumps_text(chunk)}\n\n")
 
+    def fail(self, message: str) -> str:
+        """End the stream with an error event (the job is abandoned), then [DONE]."""
+        exc = JobFailed(message)
+        out = self._out(f"data: {codec.dumps_text(error_body(exc.status, exc.message, exc))}\n\n")
+        return out + ("" if self.done else self._out(DONE))
+
     def finish(self, job: Job) -> str:
         """What ends the stream once the job is final: its answer when it streamed nothing
         (a handler that returned instead of yielding), an error event when it failed,

@@ -254,3 +254,27 @@ async def test_an_answer_not_there_in_time_cancels_the_job(tmp_path, clock):
             assert "cancelled" in err["message"]
             [entry] = (await http.get(f"/v2/{ep['id']}/requests", headers=auth)).json()["requests"]
             assert entry["status"] == "CANCELLED"
+
+
+async def test_a_stream_whose_worker_is_lost_ends_with_an_error_and_cancels(api):
+    call = asyncio.create_task(
+        _call(api, "POST", "/chat/completions", json={**CHAT, "stream": True})
+    )
+    job = await _worker_job(api)
+    r = await api.http.post(
+        f"/v2/{api.ep}/job-stream/w1/{job['id']}",
+        json={"output": 'data: {"t": 1}\n\n'},
+        headers=api.worker(),
+    )
+    assert r.status_code == 200
+    for _ in range(200):  # bounded: until the client's stream has read the chunk
+        if (await api.state.store.get(job["id"])).stream_read == 1:
+            break
+        await asyncio.sleep(0.01)
+    api.clock.advance(api.state.settings.lease_s + 1)  # no heartbeat: the lease runs out
+    await api.reap()  # back to the queue (a retry would stream from the start again)
+    events = [e for e in (await asyncio.wait_for(call, 10)).text.split("\n\n") if e]
+    assert events[0] == 'data: {"t": 1}'
+    assert "lost mid-stream" in json.loads(events[1].removeprefix("data: "))["error"]["message"]
+    assert events[2] == "data: [DONE]"
+    assert (await api.status(job["id"])).json()["status"] == "CANCELLED"

@@ -30,3 +30,13 @@ async def test_no_wait_and_unknown_jobs_answer_at_once(store, clock):
     job = await submit(store, clock)
     got, chunks = await asyncio.wait_for(store.read_stream(job.id), 2)
     assert got.id == job.id and chunks == []
+
+
+async def test_a_waiting_reader_wakes_when_the_status_changes(store, clock):
+    job = await submit(store, clock)
+    reader = asyncio.create_task(store.read_stream(job.id, wait=10))
+    await asyncio.sleep(0.05)
+    assert not reader.done()
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    got, chunks = await asyncio.wait_for(reader, 5)
+    assert got.status.value == "IN_PROGRESS" and chunks == []

@@ -32,13 +32,15 @@ def error_response(
 
 
 async def _podium_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PodiumError)
+    if not isinstance(exc, PodiumError):  # registered for PodiumError only
+        return await _unexpected(request, exc)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     return error_response(exc.status, exc.message, headers, request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        return await _unexpected(request, exc)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = "No such route; see /docs for the API."
@@ -48,7 +50,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for it only
+        return await _unexpected(request, exc)
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))

@@ -27,7 +27,7 @@ from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute, read_body
 from podium.gateway.input_schema import check_input, schema_for
 from podium.gateway.state import GatewayState
-from podium.jobs import Job, Submission, parse_policy
+from podium.jobs import Job, JobStatus, Submission, parse_policy
 from podium.keys import Scope
 from podium.openai_compat import (
     BULKY_FIELD,
@@ -154,7 +154,7 @@ async def _stream(request: Request, state: GatewayState, job: Job) -> Response:
             status=504,
             kind="timeout",
         )
-    if not first and current.status.value != "COMPLETED":
+    if not first and current.status is not JobStatus.COMPLETED:
         raise job_error(current)  # failed before streaming anything: a plain HTTP error
     return StreamingResponse(
         _events(state, job, current, writer, first),
@@ -177,6 +177,11 @@ async def _events(
                 finished = True
                 return
             current, chunks = read
+            if current.status is JobStatus.IN_QUEUE:
+                # Its worker was lost and the job went back to the queue: a new run would
+                # stream from the start again, after what this client already has.
+                yield writer.fail("The worker was lost mid-stream; the job was cancelled.")
+                return  # not finished: the finally cancels the job
             if not chunks and not current.final:
                 yield ": keep-alive\n\n"
             for chunk in chunks:

@@ -83,7 +83,8 @@ class WebhookSender:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, body: bytes, secret: str, endpoint_id: str = "") -> None:
-        assert self._client is not None
+        if self._client is None:
+            raise RuntimeError("WebhookSender.start() was not called")
         if not self._allow_private and not await resolve_public(url):
             log.warning("webhook refused: %s is not a public address", url)
             self._ended(endpoint_id, "refused")

@@ -146,8 +146,8 @@ class JobStore(JobHistory, Protocol):
 
     async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
         """Chunks (JSON text) not yet delivered to a reader; each is delivered once. With
-        `wait`, wait up to that many seconds for one while the job is not final (the job
-        as it is then, and [] when none came: its status may have changed)."""
+        `wait`, wait up to that many seconds for one, or for the job's status to change
+        (final, requeued, ...): the job as it is then, and [] when no chunk came."""
         ...
 
     async def counts(self, endpoint_id: str) -> StoreCounts: ...

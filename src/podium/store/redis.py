@@ -1129,13 +1129,16 @@ class RedisStore:
             return await self._read_stream_now(job_id)
         deadline = time.monotonic() + wait
         key = "j:" + job_id
+        first: JobStatus | None = None
         await self._ensure_listening()
         with self._watch(key) as generation:
             while True:
                 before = generation()
                 job, chunks = await self._read_stream_now(job_id)
                 remaining = deadline - time.monotonic()
-                if chunks or job is None or job.final or remaining <= 0:
+                if first is None and job is not None:
+                    first = job.status
+                if chunks or job is None or job.final or job.status is not first or remaining <= 0:
                     return job, chunks
                 if generation() == before:
                     await self._notifier.wait(key, min(remaining, self._poll_s))

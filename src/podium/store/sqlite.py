@@ -493,10 +493,13 @@ class SQLiteStore:
     @_guarded
     async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
         deadline = time.monotonic() + wait
+        first: JobStatus | None = None  # the status when the wait began
         while True:
             job, chunks = self._read_stream_now(job_id)
             remaining = deadline - time.monotonic()
-            if chunks or job is None or job.final or remaining <= 0:
+            if first is None and job is not None:
+                first = job.status
+            if chunks or job is None or job.final or job.status is not first or remaining <= 0:
                 return job, chunks
             await self._notifier.wait("j:" + job_id, min(remaining, FALLBACK_POLL_S))
 
