@@ -40,3 +40,13 @@ async def test_a_waiting_reader_wakes_when_the_status_changes(store, clock):
     await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
     got, chunks = await asyncio.wait_for(reader, 5)
     assert got.status.value == "IN_PROGRESS" and chunks == []
+
+
+async def test_a_reader_that_knew_another_status_answers_at_once(store, clock):
+    from podium.jobs import JobStatus
+
+    job = await submit(store, clock)  # IN_QUEUE; the reader last saw it IN_PROGRESS
+    got, chunks = await asyncio.wait_for(
+        store.read_stream(job.id, wait=10, seen=JobStatus.IN_PROGRESS), 2
+    )
+    assert got.status is JobStatus.IN_QUEUE and chunks == []

@@ -142,7 +142,7 @@ async def _stream(request: Request, state: GatewayState, job: Job) -> Response:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        read = state.store.read_stream(job.id, wait=min(left, KEEPALIVE_S))
+        read = state.store.read_stream(job.id, min(left, KEEPALIVE_S), current.status)
         current, chunks = await _unless_gone(request, read)
         first = [writer.feed(codec.loads_trusted(c)) for c in chunks]
     if current is None:
@@ -171,7 +171,7 @@ async def _events(
         for text in first:
             yield text
         while not current.final:
-            read = await state.store.read_stream(job.id, wait=KEEPALIVE_S)
+            read = await state.store.read_stream(job.id, KEEPALIVE_S, current.status)
             if read[0] is None:
                 yield writer.finish(job)  # gone (purged): end the stream as failed
                 finished = True

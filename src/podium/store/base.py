@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.history import HistoryPage, HistoryQuery
-from podium.jobs import DEFAULT_LIMITS, Job, WorkerReport
+from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
 
 __all__ = [
@@ -144,10 +144,13 @@ class JobStore(JobHistory, Protocol):
         (None when it is gone)."""
         ...
 
-    async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
+    async def read_stream(
+        self, job_id: str, wait: float = 0.0, seen: JobStatus | None = None
+    ) -> tuple[Job | None, list[str]]:
         """Chunks (JSON text) not yet delivered to a reader; each is delivered once. With
-        `wait`, wait up to that many seconds for one, or for the job's status to change
-        (final, requeued, ...): the job as it is then, and [] when no chunk came."""
+        `wait`, wait up to that many seconds for one, or for the job's status to differ
+        from `seen` (default: its status when the wait begins) or be final: the job as it
+        is then, and [] when no chunk came."""
         ...
 
     async def counts(self, endpoint_id: str) -> StoreCounts: ...

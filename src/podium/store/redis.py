@@ -1124,12 +1124,14 @@ class RedisStore:
                     await self._notifier.wait(key, min(remaining, self._poll_s))
 
     @_guarded
-    async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
+    async def read_stream(
+        self, job_id: str, wait: float = 0.0, seen: JobStatus | None = None
+    ) -> tuple[Job | None, list[str]]:
         if wait <= 0:
             return await self._read_stream_now(job_id)
         deadline = time.monotonic() + wait
         key = "j:" + job_id
-        first: JobStatus | None = None
+        first = seen  # the status the caller knows (None: the one the wait begins with)
         await self._ensure_listening()
         with self._watch(key) as generation:
             while True:

@@ -491,9 +491,11 @@ class SQLiteStore:
             await self._notifier.wait("j:" + job_id, min(remaining, FALLBACK_POLL_S))
 
     @_guarded
-    async def read_stream(self, job_id: str, wait: float = 0.0) -> tuple[Job | None, list[str]]:
+    async def read_stream(
+        self, job_id: str, wait: float = 0.0, seen: JobStatus | None = None
+    ) -> tuple[Job | None, list[str]]:
         deadline = time.monotonic() + wait
-        first: JobStatus | None = None  # the status when the wait began
+        first = seen  # the status the caller knows (None: the one the wait begins with)
         while True:
             job, chunks = self._read_stream_now(job_id)
             remaining = deadline - time.monotonic()
