@@ -8,13 +8,15 @@ TORCH_VERSION := 2.13.0
 RUNPOD_VERSION := 1.12.0
 REDIS_PORT ?= 6379
 
-.PHONY: demo up test lint bench redis clean help deb-packages venv
+.PHONY: demo up test lint bench soak fuzz redis clean help deb-packages venv
 
 help:
 	@echo "make demo   - set up, start a gateway and a worker, generate an image, save it"
 	@echo "make test   - set up and run the whole test suite (unit, contract, API, e2e, compat)"
 	@echo "make up     - start the gateway (foreground)"
 	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make soak   - ~10 minutes of mixed load with kill -9, on SQLite and Redis"
+	@echo "make fuzz   - the schemathesis fuzz with 500 examples per operation"
 	@echo "make lint   - ruff check + format check"
 
 # The main venv. torch is installed first and pinned, so that no other package pulls a
@@ -60,6 +62,13 @@ up: $(VENV)/.installed
 bench: $(VENV)/.installed
 	@$(MAKE) --no-print-directory redis
 	$(PY) bench/control_plane.py
+
+soak: $(VENV)/.installed
+	@$(MAKE) --no-print-directory redis
+	cd bench && ../$(PY) soak.py
+
+fuzz: $(VENV)/.installed
+	PODIUM_FUZZ_EXAMPLES=500 $(PY) -m pytest -q -o timeout=3600 tests/e2e/test_fuzz.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

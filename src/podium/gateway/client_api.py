@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from podium import codec
 from podium.errors import BadRequest, NotFound
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON, CodecRoute, read_body
+from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.input_schema import check_input, schema_for
 from podium.gateway.state import GatewayState
 from podium.jobs import Job, clamp_wait_ms, parse_query_ms, parse_submission, status_object
@@ -19,6 +19,29 @@ from podium.net import resolve_public
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v2/{endpoint_id}", tags=["client"], route_class=CodecRoute)
+
+_SUBMISSION = json_body(
+    {
+        "type": "object",
+        "required": ["input"],
+        "properties": {
+            "input": {"description": "Anything JSON; handed to the worker as is."},
+            "webhook": {"type": "string", "format": "uri"},
+            "policy": {
+                "type": "object",
+                "properties": {
+                    "executionTimeout": {"type": "integer"},
+                    "ttl": {"type": "integer"},
+                    "lowPriority": {"type": "boolean"},
+                },
+                "additionalProperties": False,
+            },
+            "s3Config": {"type": "object"},
+        },
+    },
+    "Parsed as JSON whatever the Content-Type (RunPod clients mislabel it); see the limits "
+    "in docs/api.md.",
+)
 
 
 def _state(request: Request) -> GatewayState:
@@ -58,13 +81,18 @@ async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[Gatew
     return state, job
 
 
-@router.post("/run", summary="Queue a job", response_class=JSON)
+@router.post("/run", summary="Queue a job", response_class=JSON, openapi_extra=_SUBMISSION)
 async def run(request: Request, endpoint_id: str) -> JSON:
     _, job = await _submit(request, endpoint_id, sync=False)
     return JSON({"id": job.id, "status": job.status.value})
 
 
-@router.post("/runsync", summary="Run a job and wait for its result", response_class=JSON)
+@router.post(
+    "/runsync",
+    summary="Run a job and wait for its result",
+    response_class=JSON,
+    openapi_extra=_SUBMISSION,
+)
 async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -> JSON:
     lim = _state(request).limits
     wait_ms = clamp_wait_ms(
@@ -75,7 +103,29 @@ async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -
     return JSON(status_object(current or job, state.clock.now()))
 
 
-@router.get("/status/{job_id}", summary="A job's status", response_class=JSON)
+_STATUS_QUERY = {
+    "parameters": [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in (
+            ("ttl", "Shorten the job's retention to this many ms (run scope)."),
+            ("wait", "Long-poll up to this many ms until the status changes (extension)."),
+        )
+    ]
+}
+
+
+@router.get(
+    "/status/{job_id}",
+    summary="A job's status",
+    response_class=JSON,
+    openapi_extra=_STATUS_QUERY,
+)
 async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
     """`?ttl=ms` sets the job's retention, shorter or longer, up to 7 days (run scope: it
     changes the job); `?wait=ms` long-polls until it changes. (Query values are read

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
-from podium.gateway.http import JSON, CodecRoute, read_body
+from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.state import GatewayState
 from podium.jobs import JobStatus, WorkerReport, parse_worker_report
 
@@ -25,6 +25,19 @@ log = logging.getLogger("podium.gateway")
 router = APIRouter(prefix="/v2/{endpoint_id}", tags=["worker"], route_class=CodecRoute)
 
 STOP_POLL_S = 0.25
+_RESULT = json_body(
+    {
+        "type": "object",
+        "properties": {
+            "output": {},
+            "error": {"type": "string"},
+            "status": {"type": "string"},
+            "stopPod": {"type": "boolean"},
+        },
+    },
+    "The raw body is JSON whatever its Content-Type (the runpod SDK labels it form-urlencoded).",
+)
+_CHUNK = json_body({"type": "object", "properties": {"output": {}}}, "One stream chunk.")
 
 
 def _state(request: Request) -> GatewayState:
@@ -113,7 +126,11 @@ async def job_stop(request: Request, endpoint_id: str, worker_id: str) -> Respon
         await asyncio.sleep(STOP_POLL_S)
 
 
-@router.post("/job-done/{worker_id}/{job_id}", summary="Post a job's result or progress")
+@router.post(
+    "/job-done/{worker_id}/{job_id}",
+    summary="Post a job's result or progress",
+    openapi_extra=_RESULT,
+)
 async def job_done(
     request: Request, endpoint_id: str, worker_id: str, job_id: str, isStream: str = "false"
 ) -> Response:
@@ -150,7 +167,11 @@ async def job_done(
     return JSON({"id": job_id, "status": result.job.status.value, "applied": result.applied})
 
 
-@router.post("/job-stream/{worker_id}/{job_id}", summary="Append stream chunks to a job")
+@router.post(
+    "/job-stream/{worker_id}/{job_id}",
+    summary="Append stream chunks to a job",
+    openapi_extra=_CHUNK,
+)
 async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id: str) -> Response:
     state = _state(request)
     await authorize_worker(request, endpoint_id)
