@@ -113,7 +113,7 @@ _STATUS_QUERY = {
             "schema": {"type": "string"},
         }
         for name, text in (
-            ("ttl", "Shorten the job's retention to this many ms (run scope)."),
+            ("ttl", "Set the job's retention to this many ms, 0 … 7 days (run scope)."),
             ("wait", "Long-poll up to this many ms until the status changes (extension)."),
         )
     ]

@@ -43,7 +43,7 @@ from podium.gateway.admin_api import (
     update_endpoint_record,
 )
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON, ROUTE_BODY_BYTES, read_body
+from podium.gateway.http import JSON, ROUTE_BODY_BYTES, json_body, read_body
 from podium.gateway.state import GatewayState
 from podium.keys import Scope
 
@@ -274,7 +274,19 @@ def _errors(status: int, message: str) -> JSON:
     return JSON({"errors": [{"message": message}]}, status_code=status)
 
 
-@router.post("/graphql", summary="The GraphQL operations of the runpod SDK 1.12 (admin key)")
+@router.post(
+    "/graphql",
+    summary="The GraphQL operations of the runpod SDK 1.12 (admin key)",
+    openapi_extra=json_body(
+        {
+            "type": "object",
+            "required": ["query"],
+            "properties": {"query": {"type": "string"}, "variables": {"type": "object"}},
+        },
+        "A GraphQL document: saveTemplate, saveEndpoint, updateEndpointTemplate or "
+        "myself { endpoints }.",
+    ),
+)
 async def graphql_route(request: Request) -> JSON:
     state: GatewayState = request.app.state.podium
     try:

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from podium import codec
 from podium.errors import BadRequest, JobFailed
 from podium.gateway.auth import authorize_client
-from podium.gateway.http import JSON, CodecRoute, read_body
+from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.input_schema import check_input, schema_for
 from podium.gateway.state import GatewayState
 from podium.jobs import Job, JobStatus, Submission, parse_policy
@@ -46,6 +46,14 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v2/{endpoint_id}/openai/v1", tags=["openai"], route_class=CodecRoute)
 
 KEEPALIVE_S = 15.0  # an SSE comment this often while a stream waits for its next chunk
+_BODY = json_body(
+    {
+        "type": "object",
+        "properties": {"model": {"type": "string"}, "stream": {"type": "boolean"}},
+        "description": "OpenAI's request, handed to the worker as `openai_input`.",
+    },
+    "OpenAI's request body (e.g. model, messages, max_tokens, stream); the worker reads it.",
+)
 _T = TypeVar("_T")
 
 
@@ -208,12 +216,18 @@ async def _post(request: Request, endpoint_id: str, route: str) -> Response:
     return await _run(request, endpoint_id, parse_body(route, rest, bulky_json))
 
 
-@router.post("/chat/completions", summary="OpenAI chat completions, as a job (worker-vllm)")
+@router.post(
+    "/chat/completions",
+    summary="OpenAI chat completions, as a job (worker-vllm)",
+    openapi_extra=_BODY,
+)
 async def chat_completions(request: Request, endpoint_id: str) -> Response:
     return await _post(request, endpoint_id, "/v1/chat/completions")
 
 
-@router.post("/completions", summary="OpenAI completions, as a job (worker-vllm)")
+@router.post(
+    "/completions", summary="OpenAI completions, as a job (worker-vllm)", openapi_extra=_BODY
+)
 async def completions(request: Request, endpoint_id: str) -> Response:
     return await _post(request, endpoint_id, "/v1/completions")
 
@@ -229,7 +243,11 @@ async def models(request: Request, endpoint_id: str) -> Response:
     )
 
 
-@router.post("/{path:path}", summary="Any other OpenAI POST route, passed to the worker")
+@router.post(
+    "/{path:path}",
+    summary="Any other OpenAI POST route, passed to the worker",
+    openapi_extra=_BODY,
+)
 async def other(request: Request, endpoint_id: str, path: str) -> Response:
     """e.g. /v1/responses or /v1/embeddings: worker-vllm proxies any route to vLLM."""
     return await _post(request, endpoint_id, route_of(path))
