@@ -3,7 +3,7 @@
 killed together, like a machine that dies), ended by their process ids.
 
 Every node runs this checkout's code (PYTHONPATH), declares fake GPUs (`--num-gpus`) and
-a small object store; the head detects a dead node within about two seconds (its health
+a small object store; the head detects a dead node within about five seconds (its health
 check settings), so node-loss tests do not wait for Ray's production defaults.
 """
 
@@ -101,9 +101,11 @@ class RayCluster:
     port: int = 0
     temp_dir: Path | None = None
 
+    ip: str = ""
+
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.ip}:{self.port}"
 
     @property
     def gpu_resource(self) -> str:
@@ -116,23 +118,25 @@ class RayCluster:
                 [str(REPO / "src"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
             "RAY_USAGE_STATS_ENABLED": "0",
-            # A lost node is declared dead after ~3 missed checks of 0.5 s.
-            "RAY_health_check_initial_delay_ms": "0",
-            "RAY_health_check_period_ms": "500",
-            "RAY_health_check_timeout_ms": "500",
-            "RAY_health_check_failure_threshold": "3",
+            # A lost node is declared dead after 5 missed checks of 1 s (Ray's default
+            # waits ~30 s); slower answers than that only come from a dead node.
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "5",
         }
 
     def start(self) -> RayCluster:
         # Unix socket paths must stay short: a temp dir of our own, not pytest's.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="pray", dir="/tmp"))
         self.port = _free_port()
+        import ray.util
+
+        self.ip = ray.util.get_node_ip_address()  # where Ray's nodes listen (not loopback)
         self._node(
             "head",
             [
                 "--head",
                 f"--port={self.port}",
-                f"--ray-client-server-port={_free_port()}",
                 "--num-cpus=1",
                 "--num-gpus=0",
                 "--include-dashboard=false",
@@ -140,10 +144,23 @@ class RayCluster:
             ],
             gpus=0,
         )
-        for i in range(self.workers):
-            self.add_worker(f"worker{i + 1}")
+        self._wait_started(self.nodes[0])
+        for i in range(self.workers):  # one at a time: a 2-core machine chokes otherwise
+            self._wait_started(self.add_worker(f"worker{i + 1}"))
         self.wait_nodes(1 + self.workers)
         return self
+
+    @staticmethod
+    def _wait_started(node: Node) -> None:
+        """`ray start` says so once the node runs (asking the cluster before would block)."""
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if node.proc.poll() is not None:
+                raise AssertionError(f"ray node {node.name} exited: {node.log.read_text()}")
+            if "Ray runtime started" in node.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"ray node {node.name} did not start: {node.log.read_text()}")
 
     def add_worker(self, name: str) -> Node:
         return self._node(
@@ -166,7 +183,6 @@ class RayCluster:
                 "start",
                 "--block",
                 "--disable-usage-stats",
-                "--node-ip-address=127.0.0.1",
                 f"--object-store-memory={OBJECT_STORE_BYTES}",
                 *args,
             ],
@@ -185,12 +201,12 @@ class RayCluster:
             [
                 sys.executable,
                 "-c",
-                "import ray; ray.init(address=%r, logging_level='ERROR'); "
+                "import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
                 "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address,
             ],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=30,
             env=self.env(),
             check=False,
         )

@@ -45,6 +45,7 @@ class Gateway:
     port: int
     store: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -76,7 +77,7 @@ class Gateway:
         ]
         if self.store:
             args += ["--store", self.store]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             args, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=env
         )
