@@ -82,3 +82,19 @@ async def store(request, tmp_path, clock) -> AsyncIterator[JobStore]:
     finally:
         await s.close()
         drop_redis_prefix(s)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster (head + 2 worker nodes of 2 fake GPUs) for every `ray`
+    test of the session: starting one costs ~30 s on a small machine."""
+    from tests.ray_cluster import RayCluster, ray_available
+
+    why = ray_available()
+    if why is not None:
+        pytest.skip(why)
+    cluster = RayCluster(workers=2, gpus_per_node=2)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

@@ -51,6 +51,7 @@ class Node:
     proc: subprocess.Popen[bytes]
     log: Path
     gpus: int
+    killed: bool = False  # on purpose (kill9): its exit is no failure
 
     def pids(self) -> list[int]:
         """Every process of this node's session: ray start, raylet, its workers and the
@@ -72,6 +73,7 @@ class Node:
 
     def kill9(self) -> None:
         """kill -9 every process of the node at once: the machine is gone."""
+        self.killed = True
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -82,10 +84,8 @@ class Node:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill9()
 
 
@@ -169,7 +169,7 @@ class RayCluster:
                 f"--address={self.address}",
                 "--num-cpus=2",
                 f"--num-gpus={self.gpus_per_node}",
-                f"--resources={{\"{self.gpu_resource}\": {self.gpus_per_node}}}",
+                f'--resources={{"{self.gpu_resource}": {self.gpus_per_node}}}',
             ],
             gpus=self.gpus_per_node,
         )
@@ -201,8 +201,8 @@ class RayCluster:
             [
                 sys.executable,
                 "-c",
-                "import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-                "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address,
+                f"import ray; ray.init(address={self.address!r}, logging_level='ERROR', "
+                "log_to_driver=False); print(sum(1 for n in ray.nodes() if n['Alive']))",
             ],
             capture_output=True,
             text=True,
@@ -219,7 +219,7 @@ class RayCluster:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             for node in self.nodes:
-                if node.proc.poll() is not None:
+                if node.proc.poll() is not None and not node.killed:
                     raise AssertionError(f"ray node {node.name} exited: {node.log.read_text()}")
             if self.alive_nodes() >= count:
                 return

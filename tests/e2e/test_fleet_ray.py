@@ -3,24 +3,25 @@ two fake GPUs each, on 127.0.0.1): `podium serve --fleet ray` gateways on one Re
 the workers of `custom` endpoints as Ray actors, scale them, survive the loss of a node
 and of the gateway driving the fleet.
 
-One cluster serves the whole module (starting one costs ~20 s); every test deletes its
-endpoints, so the next starts from an empty cluster.
+One cluster serves the whole session (tests/conftest.py `ray_cluster`); every test deletes
+its endpoints, so the next starts from an empty cluster, and the node-loss test adds a
+node back.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.conftest import REDIS_URL, drop_redis_prefix
 from tests.e2e.conftest import Gateway, free_port, wait_until
-from tests.e2e.test_fleet import FINAL, SLEEPY, Fleet, Sampler
+from tests.e2e.test_fleet import Fleet, Sampler
 from tests.ray_cluster import RayCluster, ray_available
 
 pytestmark = [
@@ -38,33 +39,34 @@ TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RayCluster]:
-    c = RayCluster(workers=2, gpus_per_node=2)
-    try:
-        yield c.start()
-    finally:
-        c.stop()
+def cluster(ray_cluster: RayCluster) -> RayCluster:
+    return ray_cluster  # tests/conftest.py: one cluster for the session
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> str:
-    import redis
-
-    try:
-        redis.Redis(port=6379, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        pytest.skip("no Redis on 127.0.0.1:6379 (make redis)")
-    # A key prefix of our own on the shared Redis (db 0 is shared with other tests).
-    return f"redis://127.0.0.1:6379/0?prefix=raytest-{uuid.uuid4().hex[:8]}"
+def redis_url() -> Iterator[str]:
+    url = f"{REDIS_URL}?prefix=ray{uuid.uuid4().hex[:8]}"  # keys of our own
+    yield url
+    drop_redis_prefix(url)
 
 
-def _gateway(tmp: Path, cluster: RayCluster, store: str, public_url: str | None = None) -> Gateway:
+def _gateway(
+    tmp: Path,
+    cluster: RayCluster,
+    store: str,
+    public_url: str | None = None,
+    namespace: str = "podium-test",
+) -> Gateway:
     gw = Gateway(
         data_dir=tmp,
         port=free_port(),
         store=store,
         extra_args=list(RAY_ARGS),
-        env={"RAY_ADDRESS": cluster.address, "PODIUM_FLEET_LOCK_S": "3"},
+        env={
+            "RAY_ADDRESS": cluster.address,
+            "PODIUM_FLEET_LOCK_S": "3",
+            "PODIUM_RAY_NAMESPACE": namespace,
+        },
     )
     if public_url:
         gw.env["PODIUM_PUBLIC_URL"] = public_url
@@ -128,7 +130,145 @@ def test_a_burst_spreads_over_the_nodes_one_gpu_each_and_scales_back_to_zero(
     assert len({node for node, _ in holders}) == 2
     # Each worker saw the GPU Ray gave it.
     for r in results:
-        node, gpus = seen[r["output"]["worker"]]
+        _, gpus = seen[r["output"]["worker"]]
         assert r["output"]["cuda"] == ",".join(map(str, gpus))
         assert r["output"]["home"].endswith(r["output"]["worker"])
     assert fleet.health(ep) == dict.fromkeys(fleet.health(ep), 0)
+
+
+def test_gpus_lists_every_nodes_gpus_and_their_holders(fleet: Fleet, cluster: RayCluster):
+    ep = fleet.deploy(workersMin=1, workersMax=1)
+    wait_until(lambda: fleet.health(ep)["idle"] == 1, timeout=TIMEOUT, what="worker ready")
+    body = fleet.http.get("/v1/gpus").json()
+    assert body["source"] == "ray" and body["supervisor"] is True
+    gpus = body["gpus"]
+    assert len(gpus) == 4 and len({g["node"] for g in gpus}) == 2
+    assert {g["name"] for g in gpus} == {cluster.gpu_type}
+    assert {g["memoryMb"] for g in gpus} == {cluster.gpu_memory_mb}
+    (w,) = fleet.workers(ep)
+    held = [g for g in gpus if g["worker"] is not None]
+    assert [(g["node"], g["index"], g["worker"]) for g in held] == [
+        (w["node"], w["gpus"][0], w["id"])
+    ]
+
+
+def test_more_gpus_than_the_cluster_has_throttles_the_extras_and_all_jobs_complete(
+    fleet: Fleet,
+):
+    ep = fleet.deploy(workersMax=6, idleTimeout=1, scalerType="REQUEST_COUNT", scalerValue=1)
+    jobs = [fleet.run(ep, seconds=3.0, value=i) for i in range(6)]
+    reasons: list[str] = []
+
+    def throttled() -> bool:
+        ws = fleet.workers(ep)
+        reasons[:] = [w["reason"] for w in ws if w["phase"] == "throttled"]
+        return len(_placed(fleet, ep)) == 4 and len(reasons) == 2
+
+    wait_until(throttled, timeout=TIMEOUT, what="four placed, two throttled")
+    assert fleet.health(ep)["throttled"] == 2
+    assert all("GPU" in r and "waits" in r for r in reasons), reasons
+    results = [fleet.final(ep, j, timeout=TIMEOUT) for j in jobs]
+    assert [r["status"] for r in results] == ["COMPLETED"] * 6
+    wait_until(lambda: not fleet.workers(ep), timeout=TIMEOUT, what="scale to zero")
+
+
+def test_a_worker_that_cannot_start_is_unhealthy_with_its_reason(fleet: Fleet):
+    cannot = (
+        f'{sys.executable} -c "import sys; '
+        "print('podium.worker: cannot start: no model here', file=sys.stderr); "
+        'sys.exit(78)"'
+    )
+    ep = fleet.deploy(command=cannot, workersMin=1, workersMax=1)
+    wait_until(lambda: fleet.health(ep)["unhealthy"] == 1, timeout=TIMEOUT, what="unhealthy")
+    (w,) = fleet.workers(ep)
+    assert w["restarts"] == 0 and w["exitCode"] == 78
+    assert "no model here" in w["reason"]
+
+
+def test_kill_9_of_a_node_mid_job_the_job_completes_elsewhere(fleet: Fleet, cluster: RayCluster):
+    ep = fleet.deploy(workersMin=1, workersMax=1)
+    wait_until(lambda: fleet.health(ep)["idle"] == 1, timeout=TIMEOUT, what="worker ready")
+    (before,) = fleet.workers(ep)
+    job = fleet.run(ep, seconds=4.0, value="survives")
+    wait_until(lambda: fleet.status(ep, job)["status"] == "IN_PROGRESS", what="job running")
+    (node,) = [n for n in cluster.worker_nodes() if _parent(before["pid"]) in n.pids()]
+    node.kill9()
+    try:
+        result = fleet.final(ep, job, timeout=TIMEOUT)
+        assert result["status"] == "COMPLETED" and result["output"]["echo"] == "survives"
+        assert result["retries"] == 1
+        (after,) = fleet.workers(ep)
+        assert after["restarts"] == 1 and after["node"] != before["node"]
+    finally:  # the next tests get two worker nodes again
+        cluster.add_worker(f"{node.name}-again")
+        cluster.wait_nodes(3)
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.runpod
+def test_an_unmodified_runpod_sdk_worker_serves_jobs_on_ray(fleet: Fleet, tmp_path: Path):
+    if not RUNPOD_PY.exists():
+        pytest.skip(f"the runpod SDK venv is missing ({RUNPOD_PY})")
+    ep = fleet.deploy(
+        command=f"{RUNPOD_PY} {RUNPOD_HANDLER}",
+        workersMax=1,
+        env={"PODIUM_TEST_MARKERS": str(tmp_path)},
+    )
+    job = fleet.http.post(f"/v2/{ep}/run", json={"input": {"mode": "echo", "value": 42}}).json()
+    result = fleet.final(ep, job["id"], timeout=TIMEOUT)
+    assert result["status"] == "COMPLETED", result
+    (w,) = fleet.workers(ep)
+    assert result["output"] == {"echo": 42, "jobId": job["id"], "worker": w["id"]}
+    assert w["node"] and w["gpus"]
+
+
+def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(
+    tmp_path: Path, cluster: RayCluster
+):
+    """Two gateways on one Redis (a store and a Ray namespace of their own, apart from
+    `ray_gw`): the first drives the fleet, the second stands by. Workers reach the
+    gateways through the public URL: a load balancer in production, here the standby
+    (which stays up)."""
+    store = f"{REDIS_URL}?prefix=ray2{uuid.uuid4().hex[:8]}"
+    standby_port = free_port()
+    public = f"http://127.0.0.1:{standby_port}"
+    first = _gateway(tmp_path / "a", cluster, store, public, namespace="podium-two")
+    second = _gateway(tmp_path / "b", cluster, store, public, namespace="podium-two")
+    second.port = standby_port
+    for gw in (first, second):
+        gw.data_dir.mkdir()
+    first.start()
+    shutil.copy(first.data_dir / "admin.key", second.data_dir / "admin.key")
+    second.start()
+    fa, fb = Fleet(first), Fleet(second)
+    ep = ""
+    try:
+        ep = fa.deploy(workersMin=2, workersMax=2)
+        wait_until(lambda: fb.health(ep)["idle"] == 2, timeout=TIMEOUT, what="two workers")
+        before = {w["id"]: w["pid"] for w in _placed(fa, ep)}
+        assert len(before) == 2 and fb.workers(ep) == []  # the standby runs nothing
+        jobs = [fb.run(ep, seconds=1.0, value=i) for i in range(4)]
+        first.kill9()
+        wait_until(
+            lambda: {w["id"]: w["pid"] for w in _placed(fb, ep)} == before,
+            timeout=TIMEOUT,
+            what="the standby adopted the same workers",
+        )
+        jobs += [fb.run(ep, seconds=0.2, value=i) for i in range(4, 8)]
+        results = [fb.final(ep, j, timeout=TIMEOUT) for j in jobs]
+        assert [r["status"] for r in results] == ["COMPLETED"] * 8
+        assert {r["output"]["worker"] for r in results} <= set(before)
+        assert {w["id"] for w in fb.workers(ep)} == set(before)  # no duplicates
+    finally:
+        if ep:
+            fb.cleanup()
+            wait_until(lambda: not fb.workers(ep), timeout=TIMEOUT, what="workers gone")
+        fb.http.close()
+        fa.http.close()
+        second.stop()
+        first.stop()
+        drop_redis_prefix(store)

@@ -2,7 +2,7 @@
 
 Imported only when the fleet is `ray` (this module imports `ray`).
 
-- Naming: `<endpoint id>.<slot>` in the Ray namespace `podium` (settings.RAY_NAMESPACE):
+- Naming: `<endpoint id>.<slot>` in the Ray namespace `podium` (PODIUM_RAY_NAMESPACE):
   at most workersMax actors per endpoint even with two controllers, and a new controller
   finds every running worker by listing the namespace (`adopt`).
 - Resources: `num_gpus` = gpuCount (a CPU worker asks for one CPU instead); Ray picks the
@@ -36,7 +36,7 @@ from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot
 from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.rayslot import WorkerSlot
-from podium.fleet.settings import RAY_NAMESPACE, FleetSettings
+from podium.fleet.settings import FleetSettings
 
 __all__ = ["GPU_RESOURCE_PREFIX", "RayBackend", "RaySlot", "actor_name", "parse_actor_name"]
 
@@ -161,7 +161,7 @@ class RayBackend:
         await asyncio.to_thread(
             ray.init,
             address=address,
-            namespace=RAY_NAMESPACE,
+            namespace=settings.ray_namespace,
             log_to_driver=False,
             logging_level=logging.WARNING,
             ignore_reinit_error=True,
@@ -202,7 +202,7 @@ class RayBackend:
                 label = kind.name
         options: dict[str, Any] = {
             "name": actor_name(p.endpoint_id, p.slot),
-            "namespace": RAY_NAMESPACE,
+            "namespace": self.settings.ray_namespace,
             "lifetime": "detached",
             "num_gpus": p.gpu_count,
             "num_cpus": 0 if p.gpu_count else 1,
@@ -316,7 +316,7 @@ class RayBackend:
             if parsed is None:
                 continue
             try:
-                found.append((*parsed, ray.get_actor(name, namespace=RAY_NAMESPACE)))
+                found.append((*parsed, ray.get_actor(name, namespace=self.settings.ray_namespace)))
             except ValueError:  # ended meanwhile
                 continue
         refs = [h.describe.remote() for _, _, h in found]

@@ -10,6 +10,8 @@ passed to create_app. Every environment variable it reads is named here and only
                                `ray.init(address="auto")`), or `ray://HOST:PORT` (Ray Client)
     PODIUM_FLEET_LOCK_S        with Ray, the lease of the store lock whose holder drives
                                the fleet (default 5 s): how soon another gateway takes over
+    PODIUM_RAY_NAMESPACE       the Ray namespace of the worker actors (default `podium`): one
+                               per Podium installation sharing a Ray cluster
     RAY_ADDRESS                Ray's own variable: the cluster `ray` joins (instead of auto)
 """
 
@@ -22,7 +24,7 @@ from pydantic import BaseModel, field_validator
 
 from podium.fleet.gpus import discover
 
-__all__ = ["ENV", "RAY_NAMESPACE", "FleetSettings"]
+__all__ = ["ENV", "FleetSettings"]
 
 ENV = {
     "PODIUM_SUPERVISOR": "enabled",
@@ -30,10 +32,9 @@ ENV = {
     "PODIUM_GPUS": "gpus",
     "PODIUM_FLEET": "backend",
     "PODIUM_FLEET_LOCK_S": "lock_lease_s",
+    "PODIUM_RAY_NAMESPACE": "ray_namespace",
     "RAY_ADDRESS": "ray_address",
 }
-
-RAY_NAMESPACE = "podium"  # the Ray namespace of the slot actors
 
 
 class FleetSettings(BaseModel):
@@ -51,6 +52,7 @@ class FleetSettings(BaseModel):
     backend: str = "local"  # local | ray | ray://HOST:PORT
     lock_lease_s: float = 5.0  # shared (Ray) fleets: the fleet lock's lease
     ray_address: str | None = None  # RAY_ADDRESS
+    ray_namespace: str = "podium"  # the slot actors' Ray namespace
 
     @field_validator("backend")
     @classmethod
