@@ -42,6 +42,7 @@ class WorkerStatus:
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
     log: str | None = None  # the log file (on the supervisor's host)
+    node: str = ""  # the machine it runs on ("" when unknown)
 
     def public(self) -> dict[str, Any]:
         return {
