@@ -49,8 +49,8 @@ class WorkerStatus:
     ready_at: float | None = None
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
-    log: str | None = None  # the log file (on the supervisor's host)
-    node: str = ""  # the machine it runs on ("" when unknown)
+    log: str | None = None  # the log file (on its node)
+    node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -63,6 +63,7 @@ class WorkerStatus:
             "readyAt": self.ready_at,
             "exitCode": self.exit_code,
             "reason": self.reason,
+            "node": self.node,
         }
 
 
