@@ -82,8 +82,13 @@ def test_entry_fields():
         ready_at=NOW - 20,
         node="gpu-box-2",
     )
+    startup = {"execAt": NOW - 39.99, "bootedAt": NOW - 39, "loadedAt": NOW - 31}
     [entry, hand] = worker_entries(
-        [busy], [seen("busy", "j1", "j2"), seen("hand", state="unhealthy", info={"reason": "x"})]
+        [busy],
+        [
+            seen("busy", "j1", "j2", info=startup),
+            seen("hand", state="unhealthy", info={"reason": "x"}),
+        ],
     )
     assert entry.public(NOW) == {
         "id": "busy",
@@ -100,6 +105,11 @@ def test_entry_fields():
         "reason": None,
         "managed": True,
         "lastSeen": "2023-11-14T22:13:20.000Z",
+        "startup": {
+            "execAt": "2023-11-14T22:12:40.010Z",
+            "bootedAt": "2023-11-14T22:12:41.000Z",
+            "loadedAt": "2023-11-14T22:12:49.000Z",
+        },
         "phase": "ready",
         "pid": 41,
         "exitCode": None,
@@ -110,6 +120,7 @@ def test_entry_fields():
     assert shown["managed"] is False and shown["node"] is None and shown["phase"] is None
     assert shown["reason"] == "x"  # the worker's own report of why it is unhealthy
     assert shown["startedAt"] is None and shown["uptimeSeconds"] is None
+    assert shown["startup"] is None  # it did not say (a runpod SDK worker does not)
 
 
 def test_a_worker_the_fleet_saw_exit_is_left_out_until_it_pings_again():

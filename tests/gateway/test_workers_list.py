@@ -171,3 +171,25 @@ async def test_store_failure_is_503_naming_the_cause(api, monkeypatch):
     monkeypatch.setattr(api.state.store, "workers", unavailable)
     r = await api.http.get(f"/v1/endpoints/{api.ep}/workers", headers=api.auth())
     assert r.status_code == 503 and "cannot be reached" in r.json()["error"]
+
+
+async def test_podium_workers_report_when_they_came_up(api):
+    at = api.clock.now()
+    query = f"&exec_ms={int(at * 1000) - 2500}&boot_ms={int(at * 1000) - 2000}"
+    await _ping(api, "w1", query + f"&load_ms={int(at * 1000) - 500}")
+    [w] = (await api.http.get(f"/v1/endpoints/{api.ep}/workers", headers=api.auth())).json()[
+        "workers"
+    ]
+    assert w["startup"] == {
+        "execAt": "2023-11-14T22:13:17.500Z",
+        "bootedAt": "2023-11-14T22:13:18.000Z",
+        "loadedAt": "2023-11-14T22:13:19.500Z",
+    }
+    # Later pings carry the same times; a bad one is refused, naming the parameter.
+    r = await api.http.get(f"/v2/{api.ep}/ping/w1?gpu=cpu&load_ms=soon", headers=api.worker())
+    assert r.status_code == 400 and "`load_ms`" in r.json()["error"]
+    # An unhealthy report keeps them beside its reason.
+    await _ping(api, "w2", query + "&load_ms=1&status=unhealthy&check=cuda&reason=gone")
+    listed = (await api.http.get(f"/v1/endpoints/{api.ep}/workers", headers=api.auth())).json()
+    w2 = next(w for w in listed["workers"] if w["id"] == "w2")
+    assert w2["reason"] == "gone" and w2["startup"]["loadedAt"] == "1970-01-01T00:00:00.001Z"

@@ -153,11 +153,24 @@ class WorkerEntry:
             "reason": reason,
             "managed": s is not None,
             "lastSeen": None if seen is None else iso_time(seen.last_seen),
+            "startup": _startup(seen),
             "phase": None if s is None else s.phase.value,
             "pid": None if s is None else s.pid,
             "exitCode": None if s is None else s.exit_code,
         }
         return body
+
+
+def _startup(seen: WorkerInfo | None) -> dict[str, str | None] | None:
+    """When the worker's process began, its runtime was up and its handler built, as
+    Podium's runtime reports them on its pings (worker/startup.py); None for workers that
+    do not (the runpod SDK's)."""
+    if seen is None or "loadedAt" not in seen.info:
+        return None
+    return {
+        name: None if seen.info.get(name) is None else iso_time(float(seen.info[name]))
+        for name in ("execAt", "bootedAt", "loadedAt")
+    }
 
 
 def _status(supervised: WorkerStatus | None, seen: WorkerInfo | None) -> str:
