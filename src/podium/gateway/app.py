@@ -134,6 +134,7 @@ def create_app(
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
     app.include_router(admin_api.router)
+    app.include_router(admin_api.reader)
     app.include_router(graphql_api.router)
     console.mount(app)
 
