@@ -197,12 +197,19 @@ class RayCluster:
         return node
 
     def alive_nodes(self) -> int:
+        return self._ask("sum(1 for n in ray.nodes() if n['Alive'])")
+
+    def free_gpus(self) -> int:
+        """GPUs no actor holds (a short-lived driver asks the cluster)."""
+        return self._ask("int(ray.available_resources().get('GPU', 0))")
+
+    def _ask(self, expression: str) -> int:
         out = subprocess.run(
             [
                 sys.executable,
                 "-c",
                 f"import ray; ray.init(address={self.address!r}, logging_level='ERROR', "
-                "log_to_driver=False); print(sum(1 for n in ray.nodes() if n['Alive']))",
+                f"log_to_driver=False); print({expression})",
             ],
             capture_output=True,
             text=True,

@@ -85,24 +85,30 @@ def ray_gw(
 
 
 @pytest.fixture
-def fleet(ray_gw: Gateway) -> Iterator[Fleet]:
+def fleet(ray_gw: Gateway, cluster: RayCluster) -> Iterator[Fleet]:
     f = Fleet(ray_gw)
     try:
         yield f
     finally:
-        f.cleanup()
-        wait_until(lambda: not _actors(f), timeout=TIMEOUT, what="every worker gone")
+        f.cleanup()  # deletes the endpoints: their workers drain and their actors end
         f.http.close()
+        _all_gpus_free(cluster)
 
 
-def _actors(f: Fleet) -> list[dict[str, Any]]:
-    """Every worker the controller reports, of every endpoint it ever ran here."""
-    body = f.http.get("/v1/endpoints").json()
-    return [w for e in body for w in f.workers(e["id"])] if isinstance(body, list) else []
+def _all_gpus_free(cluster: RayCluster) -> None:
+    total = cluster.gpus_per_node * cluster.workers
+    wait_until(
+        lambda: cluster.free_gpus() == total, timeout=TIMEOUT, interval=0.5, what="GPUs free"
+    )
+
+
+def _managed(f: Fleet, ep: str) -> list[dict[str, Any]]:
+    """The workers this gateway's fleet runs (not those it only saw pinging)."""
+    return [w for w in f.workers(ep) if w["managed"]]
 
 
 def _placed(f: Fleet, ep: str) -> list[dict[str, Any]]:
-    return [w for w in f.workers(ep) if w["pid"] is not None]
+    return [w for w in _managed(f, ep) if w["pid"] is not None]
 
 
 def test_a_burst_spreads_over_the_nodes_one_gpu_each_and_scales_back_to_zero(
@@ -121,7 +127,7 @@ def test_a_burst_spreads_over_the_nodes_one_gpu_each_and_scales_back_to_zero(
 
         wait_until(all_placed, timeout=TIMEOUT, what="four workers placed")
         results = [fleet.final(ep, j, timeout=TIMEOUT) for j in jobs]
-        wait_until(lambda: not fleet.workers(ep), timeout=TIMEOUT, what="scale to zero")
+        wait_until(lambda: not _managed(fleet, ep), timeout=TIMEOUT, what="scale to zero")
     assert [r["status"] for r in results] == ["COMPLETED"] * 8
     assert sampler.most_workers() == 4  # never above workersMax
     # Spread over both worker nodes, never two workers on one GPU of a node.
@@ -145,7 +151,7 @@ def test_gpus_lists_every_nodes_gpus_and_their_holders(fleet: Fleet, cluster: Ra
     assert len(gpus) == 4 and len({g["node"] for g in gpus}) == 2
     assert {g["name"] for g in gpus} == {cluster.gpu_type}
     assert {g["memoryMb"] for g in gpus} == {cluster.gpu_memory_mb}
-    (w,) = fleet.workers(ep)
+    (w,) = _managed(fleet, ep)
     held = [g for g in gpus if g["worker"] is not None]
     assert [(g["node"], g["index"], g["worker"]) for g in held] == [
         (w["node"], w["gpus"][0], w["id"])
@@ -160,7 +166,7 @@ def test_more_gpus_than_the_cluster_has_throttles_the_extras_and_all_jobs_comple
     reasons: list[str] = []
 
     def throttled() -> bool:
-        ws = fleet.workers(ep)
+        ws = _managed(fleet, ep)
         reasons[:] = [w["reason"] for w in ws if w["phase"] == "throttled"]
         return len(_placed(fleet, ep)) == 4 and len(reasons) == 2
 
@@ -169,7 +175,7 @@ def test_more_gpus_than_the_cluster_has_throttles_the_extras_and_all_jobs_comple
     assert all("GPU" in r and "waits" in r for r in reasons), reasons
     results = [fleet.final(ep, j, timeout=TIMEOUT) for j in jobs]
     assert [r["status"] for r in results] == ["COMPLETED"] * 6
-    wait_until(lambda: not fleet.workers(ep), timeout=TIMEOUT, what="scale to zero")
+    wait_until(lambda: not _managed(fleet, ep), timeout=TIMEOUT, what="scale to zero")
 
 
 def test_a_worker_that_cannot_start_is_unhealthy_with_its_reason(fleet: Fleet):
@@ -180,7 +186,7 @@ def test_a_worker_that_cannot_start_is_unhealthy_with_its_reason(fleet: Fleet):
     )
     ep = fleet.deploy(command=cannot, workersMin=1, workersMax=1)
     wait_until(lambda: fleet.health(ep)["unhealthy"] == 1, timeout=TIMEOUT, what="unhealthy")
-    (w,) = fleet.workers(ep)
+    (w,) = _managed(fleet, ep)
     assert w["restarts"] == 0 and w["exitCode"] == 78
     assert "no model here" in w["reason"]
 
@@ -188,7 +194,7 @@ def test_a_worker_that_cannot_start_is_unhealthy_with_its_reason(fleet: Fleet):
 def test_kill_9_of_a_node_mid_job_the_job_completes_elsewhere(fleet: Fleet, cluster: RayCluster):
     ep = fleet.deploy(workersMin=1, workersMax=1)
     wait_until(lambda: fleet.health(ep)["idle"] == 1, timeout=TIMEOUT, what="worker ready")
-    (before,) = fleet.workers(ep)
+    (before,) = _managed(fleet, ep)
     job = fleet.run(ep, seconds=4.0, value="survives")
     wait_until(lambda: fleet.status(ep, job)["status"] == "IN_PROGRESS", what="job running")
     (node,) = [n for n in cluster.worker_nodes() if _parent(before["pid"]) in n.pids()]
@@ -197,7 +203,7 @@ def test_kill_9_of_a_node_mid_job_the_job_completes_elsewhere(fleet: Fleet, clus
         result = fleet.final(ep, job, timeout=TIMEOUT)
         assert result["status"] == "COMPLETED" and result["output"]["echo"] == "survives"
         assert result["retries"] == 1
-        (after,) = fleet.workers(ep)
+        (after,) = _managed(fleet, ep)
         assert after["restarts"] == 1 and after["node"] != before["node"]
     finally:  # the next tests get two worker nodes again
         cluster.add_worker(f"{node.name}-again")
@@ -221,7 +227,7 @@ def test_an_unmodified_runpod_sdk_worker_serves_jobs_on_ray(fleet: Fleet, tmp_pa
     job = fleet.http.post(f"/v2/{ep}/run", json={"input": {"mode": "echo", "value": 42}}).json()
     result = fleet.final(ep, job["id"], timeout=TIMEOUT)
     assert result["status"] == "COMPLETED", result
-    (w,) = fleet.workers(ep)
+    (w,) = _managed(fleet, ep)
     assert result["output"] == {"echo": 42, "jobId": job["id"], "worker": w["id"]}
     assert w["node"] and w["gpus"]
 
@@ -250,7 +256,7 @@ def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(
         ep = fa.deploy(workersMin=2, workersMax=2)
         wait_until(lambda: fb.health(ep)["idle"] == 2, timeout=TIMEOUT, what="two workers")
         before = {w["id"]: w["pid"] for w in _placed(fa, ep)}
-        assert len(before) == 2 and fb.workers(ep) == []  # the standby runs nothing
+        assert len(before) == 2 and _managed(fb, ep) == []  # the standby runs nothing
         jobs = [fb.run(ep, seconds=1.0, value=i) for i in range(4)]
         first.kill9()
         wait_until(
@@ -262,13 +268,15 @@ def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(
         results = [fb.final(ep, j, timeout=TIMEOUT) for j in jobs]
         assert [r["status"] for r in results] == ["COMPLETED"] * 8
         assert {r["output"]["worker"] for r in results} <= set(before)
-        assert {w["id"] for w in fb.workers(ep)} == set(before)  # no duplicates
+        assert {w["id"] for w in _managed(fb, ep)} == set(before)  # no duplicates
     finally:
-        if ep:
-            fb.cleanup()
-            wait_until(lambda: not fb.workers(ep), timeout=TIMEOUT, what="workers gone")
-        fb.http.close()
-        fa.http.close()
-        second.stop()
-        first.stop()
-        drop_redis_prefix(store)
+        try:
+            if ep:
+                fb.cleanup()
+                _all_gpus_free(cluster)
+        finally:
+            fb.http.close()
+            fa.http.close()
+            second.stop()
+            first.stop()
+            drop_redis_prefix(store)
