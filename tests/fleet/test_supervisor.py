@@ -13,6 +13,7 @@ from podium.clock import ManualClock
 from podium.endpoints import EndpointSpec
 from podium.endpoints.templates import launch_for
 from podium.endpoints.worker_env import worker_env
+from podium.fleet.backend import Adopted, Placement
 from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.local import LocalBackend
 from podium.fleet.scaling import Phase, QueueStats
@@ -325,3 +326,143 @@ def test_sd15_command(model):
         "--model",
         model or "auto",
     )
+
+
+# --- a shared backend (Ray's shape): one controller under the store's lock, adoption ---
+
+
+@dataclass
+class FakeSlot:
+    pid: int | None = field(default_factory=lambda: next(_pids))
+    node: str = "node-a"
+    gpus: tuple[int, ...] = (0,)
+    waiting: str | None = None
+    log: str | None = None
+    code: int | None = None
+    terminated: bool = False
+    released: bool = False
+
+    def poll(self) -> int | None:
+        return self.code
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+    def kill(self) -> None:
+        self.code = -9
+
+    def last_lines(self, n: int) -> list[str]:
+        return []
+
+    def release(self) -> None:
+        self.released = True
+
+
+@dataclass
+class SharedBackend:
+    """Workers that outlive their controller, placed only where `capacity` allows."""
+
+    name: str = "fake-cluster"
+    shared: bool = True
+    capacity: int = 10
+    placed: list[tuple[Placement, FakeSlot]] = field(default_factory=list)
+    running: list[Adopted] = field(default_factory=list)
+
+    async def refresh(self, slots) -> None:
+        return None
+
+    def inventory(self) -> Inventory | None:
+        return TWO_GPUS
+
+    def place(self, p: Placement) -> FakeSlot:
+        live = sum(1 for _, s in self.placed if s.code is None)
+        slot = FakeSlot(waiting=None if live < self.capacity else "no node has 1 GPU free")
+        self.placed.append((p, slot))
+        return slot
+
+    async def adopt(self) -> list[Adopted]:
+        return list(self.running)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class LockedView(FakeView):
+    holder: str | None = None
+
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        assert name == "fleet"
+        if self.holder in (None, owner):
+            self.holder = owner
+            return True
+        return False
+
+
+def _controller(view: FakeView, backend: SharedBackend, clock: ManualClock) -> Supervisor:
+    return Supervisor(view, FleetSettings(), clock, backend)
+
+
+async def test_a_shared_fleet_is_driven_only_by_the_lock_holder():
+    clock, view, backend = ManualClock(), LockedView(), SharedBackend()
+    view.specs["ep1"] = custom(workers_min=2, workers_max=2)
+    first, second = _controller(view, backend, clock), _controller(view, backend, clock)
+    await first.tick()
+    assert first.active and len(backend.placed) == 2
+    await second.tick()  # stands by: starts nothing, reports no workers
+    assert not second.active and len(backend.placed) == 2
+
+
+async def test_a_new_controller_adopts_running_workers_and_starts_no_duplicates():
+    clock, view, backend = ManualClock(), LockedView(), SharedBackend()
+    view.specs["ep1"] = custom(workers_min=2, workers_max=2)
+    slots = [FakeSlot(), FakeSlot(gpus=(1,))]
+    backend.running = [
+        Adopted("ep1", f"ep1-w{i}", i, clock.now() - 10, False, s) for i, s in enumerate(slots)
+    ]
+    sup = _controller(view, backend, clock)
+    view.seen["ep1"] = [WorkerInfo("ep1", f"ep1-w{i}", clock.now()) for i in range(2)]
+    await sup.tick()
+    assert backend.placed == []  # the two adopted ones meet workersMin
+    assert sorted((w.id, w.phase.value) for w in view.published["ep1"]) == [
+        ("ep1-w0", "ready"),
+        ("ep1-w1", "ready"),
+    ]
+    # a crash of an adopted worker is replaced in its own slot
+    slots[0].code = -9
+    clock.advance(2)
+    await sup.tick()
+    clock.advance(2)
+    await sup.tick()
+    (p, _) = backend.placed[-1]
+    assert (p.worker_id, p.slot) == ("ep1-w0", 0) and slots[0].released
+
+
+async def test_a_worker_the_cluster_cannot_place_yet_is_throttled_with_the_reason():
+    clock, view, backend = ManualClock(), LockedView(), SharedBackend(capacity=1)
+    view.specs["ep1"] = custom(workers_min=2, workers_max=2)
+    sup = _controller(view, backend, clock)
+    await sup.tick()
+    await sup.tick()
+    phases = sorted((w.phase.value, w.reason) for w in view.published["ep1"])
+    assert phases == [("starting", None), ("throttled", "no node has 1 GPU free")]
+    assert sorted(p.slot for p, _ in backend.placed) == [0, 1]  # slots name the actors
+    backend.placed[1][1].waiting = None  # the cluster placed it
+    await sup.tick()
+    assert [w.phase.value for w in view.published["ep1"]] == ["starting", "starting"]
+
+
+async def test_losing_the_lock_or_stopping_leaves_shared_workers_running():
+    clock, view, backend = ManualClock(), LockedView(), SharedBackend()
+    view.specs["ep1"] = custom(workers_min=1, workers_max=1)
+    sup = _controller(view, backend, clock)
+    await sup.tick()
+    ((_, slot),) = backend.placed
+    view.holder = "someone else"  # the lease lapsed and another gateway took it
+    await sup.tick()
+    assert not sup.active and view.published == {} and not slot.terminated
+    view.holder = None
+    await sup.tick()  # holds it again: adopts what runs (the fake cluster lists nothing)
+    sup.begin_stop()
+    await sup.stop()
+    assert not slot.terminated and not slot.released
