@@ -102,10 +102,16 @@ class RayCluster:
     temp_dir: Path | None = None
 
     ip: str = ""
+    client_port: int = 0
 
     @property
     def address(self) -> str:
         return f"{self.ip}:{self.port}"
+
+    @property
+    def client_address(self) -> str:
+        """The head's Ray Client server (`--fleet ray://...`)."""
+        return f"ray://{self.ip}:{self.client_port}"
 
     @property
     def gpu_resource(self) -> str:
@@ -129,6 +135,7 @@ class RayCluster:
         # Unix socket paths must stay short: a temp dir of our own, not pytest's.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="pray", dir="/tmp"))
         self.port = _free_port()
+        self.client_port = _free_port()
         import ray.util
 
         self.ip = ray.util.get_node_ip_address()  # where Ray's nodes listen (not loopback)
@@ -137,6 +144,7 @@ class RayCluster:
             [
                 "--head",
                 f"--port={self.port}",
+                f"--ray-client-server-port={self.client_port}",
                 "--num-cpus=1",
                 "--num-gpus=0",
                 "--include-dashboard=false",

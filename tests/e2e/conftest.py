@@ -46,6 +46,7 @@ class Gateway:
     store: str | None = None
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
+    start_timeout: float = 15.0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -81,7 +82,15 @@ class Gateway:
         self.proc = subprocess.Popen(
             args, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=env
         )
-        wait_until(self._up, what=f"gateway on {self.url} (log: {self.log_path})")
+        try:
+            wait_until(
+                self._up,
+                timeout=self.start_timeout,
+                what=f"gateway on {self.url} (log: {self.log_path})",
+            )
+        except AssertionError:
+            self.stop()  # a gateway that did not come up does not outlive the test
+            raise
         return self
 
     def _up(self) -> bool:

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 RUNPOD_PY = REPO / ".venv-runpod" / "bin" / "python"
 RUNPOD_HANDLER = REPO / "tests" / "runpod_compat" / "handlers" / "sync_handler.py"
 RAY_ARGS = ["--fleet", "ray", "--supervisor-tick-s", "0.2", "--take-hold-s", "2"]
-TIMEOUT = 60.0
+TIMEOUT = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def _gateway(
         port=free_port(),
         store=store,
         extra_args=list(RAY_ARGS),
+        start_timeout=TIMEOUT,  # it imports ray: slow on a busy small machine
         env={
             "RAY_ADDRESS": cluster.address,
             "PODIUM_FLEET_LOCK_S": "3",
@@ -230,6 +231,32 @@ def test_an_unmodified_runpod_sdk_worker_serves_jobs_on_ray(fleet: Fleet, tmp_pa
     (w,) = _managed(fleet, ep)
     assert result["output"] == {"echo": 42, "jobId": job["id"], "worker": w["id"]}
     assert w["node"] and w["gpus"]
+
+
+def test_a_gateway_drives_the_fleet_through_ray_client(tmp_path: Path, cluster: RayCluster):
+    """`--fleet ray://HOST:PORT`: a gateway that is no node of the cluster."""
+    store = f"{REDIS_URL}?prefix=rayc{uuid.uuid4().hex[:8]}"
+    gw = _gateway(tmp_path / "c", cluster, store, namespace="podium-client")
+    gw.extra_args[gw.extra_args.index("ray")] = cluster.client_address
+    gw.env.pop("RAY_ADDRESS")
+    gw.data_dir.mkdir()
+    gw.start()
+    f = Fleet(gw)
+    try:
+        ep = f.deploy(workersMax=1)
+        result = f.final(ep, f.run(ep, seconds=0.1, value="via client"), timeout=TIMEOUT)
+        assert result["status"] == "COMPLETED" and result["output"]["echo"] == "via client"
+        (w,) = _managed(f, ep)
+        assert w["node"] and w["gpus"]
+        assert f.http.get("/v1/gpus").json()["source"] == "ray"
+    finally:
+        try:
+            f.cleanup()
+            _all_gpus_free(cluster)
+        finally:
+            f.http.close()
+            gw.stop()
+            drop_redis_prefix(store)
 
 
 def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(

@@ -154,24 +154,29 @@ class RayBackend:
         self._kinds: list[_Kind] = []
         self._totals: list[dict[str, float]] = []  # each alive node's resources
         self._available: dict[str, float] = {}
+        self._connected = ray.is_initialized()
 
-    @classmethod
-    async def connect(cls, settings: FleetSettings) -> RayBackend:
-        address = settings.ray_init_address
+    async def _connect(self) -> None:
+        """Join the cluster on first use (not at the gateway's start: the API serves while
+        Ray is slow or away, and the supervisor's next pass tries again)."""
+        if self._connected:
+            return
+        address = self.settings.ray_init_address
         await asyncio.to_thread(
             ray.init,
             address=address,
-            namespace=settings.ray_namespace,
+            namespace=self.settings.ray_namespace,
             log_to_driver=False,
             logging_level=logging.WARNING,
             ignore_reinit_error=True,
         )
+        self._connected = True
         log.info("fleet: connected to the Ray cluster at %s", address)
-        return cls(settings)
 
     # --- Backend ------------------------------------------------------------------------
 
     async def refresh(self, slots: Sequence[Slot]) -> None:
+        await self._connect()
         ours = [s for s in slots if isinstance(s, RaySlot)]
         await asyncio.to_thread(self._refresh, ours)
 
@@ -179,6 +184,8 @@ class RayBackend:
         return self._inventory
 
     def place(self, p: Placement) -> RaySlot | str:
+        if not self._connected:  # the supervisor refreshes (and so connects) first
+            return "not connected to the Ray cluster yet"
         request = parse_gpu_ids(p.gpu_ids)
         if p.gpu_count and request.indices is not None:
             return (
@@ -225,11 +232,13 @@ class RayBackend:
         return RaySlot(handle, {**demand, **resources}, start_ref=start)
 
     async def adopt(self) -> list[Adopted]:
+        await self._connect()
         return await asyncio.to_thread(self._adopt)
 
     async def close(self) -> None:
         # Detached actors outlive this driver: the workers keep serving.
-        await asyncio.to_thread(ray.shutdown)
+        if self._connected:
+            await asyncio.to_thread(ray.shutdown)
 
     # --- in a thread --------------------------------------------------------------------
 

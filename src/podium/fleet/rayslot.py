@@ -5,7 +5,9 @@ places it where the GPUs it asks for are free and sets their ids (`ray.get_gpu_i
 which the worker gets in CUDA_VISIBLE_DEVICES. The worker process (fleet/process.py) has
 its own process group and dies with the actor (a lost node takes its workers with it),
 an isolated HOME under the node's temp directory, and its stdout and stderr in
-TMP/podium-ray/logs/<endpoint>/<worker>.log on the node (rotated at each start).
+TMP/podium-ray/logs/<endpoint>/<worker>.log on the node, bounded: past `log_max_bytes`
+it is copied to `.log.1` and truncated (the worker appends, so it writes on at the
+start), at each start and whenever the controller polls.
 
 Every method returns at once (the controller polls); `start` runs first.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +45,7 @@ class WorkerSlot:
         self.started_at: float | None = None
         self.gpus: tuple[int, ...] = ()
         self.log_file: Path | None = None
+        self.log_max_bytes = 0
 
     def start(
         self, argv: Sequence[str], env: Mapping[str, str], log_max_bytes: int, restart: bool
@@ -65,6 +69,7 @@ class WorkerSlot:
         }
         self.log_file = logs.log_path(node_dir, self.endpoint_id, self.worker_id)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_max_bytes = log_max_bytes
         logs.rotate_if_large(self.log_file, log_max_bytes)
         self._note(
             f"worker {self.worker_id} {'restart' if restart else 'start'} at "
@@ -99,6 +104,7 @@ class WorkerSlot:
 
     def poll(self) -> dict[str, Any]:
         """{"code": exit code or None, "tail": the last lines of its output once ended}."""
+        self._bound_log()
         if self.code is None and self.proc is not None:
             code = self.proc.poll()
             if code is not None:
@@ -119,6 +125,14 @@ class WorkerSlot:
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
+
+    def _bound_log(self) -> None:
+        if self.log_file is None or self.log_max_bytes <= 0:
+            return
+        with contextlib.suppress(OSError):
+            if self.log_file.stat().st_size > self.log_max_bytes:
+                shutil.copyfile(self.log_file, self.log_file.with_suffix(".log.1"))
+                os.truncate(self.log_file, 0)
 
     def _note(self, text: str) -> None:
         if self.log_file is not None:

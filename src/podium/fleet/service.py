@@ -51,16 +51,16 @@ class Fleet:
             state.clock,
             remote_workers=self.settings.ray,
         )
-        self.backend = await self._backend(Path(state.settings.data_dir))
+        self.backend = self._backend(Path(state.settings.data_dir))
         self.supervisor = Supervisor(view, self.settings, state.clock, self.backend)
         state.fleet.supervised = True
         self.supervisor.start()
 
-    async def _backend(self, data_dir: Path) -> Backend:
+    def _backend(self, data_dir: Path) -> Backend:
         if self.settings.ray:
             from podium.fleet.raycluster import RayBackend  # imports ray
 
-            return await RayBackend.connect(self.settings)
+            return RayBackend(self.settings)  # joins the cluster on the first pass
         return LocalBackend(data_dir, self._discover, log_max_bytes=self.settings.log_max_bytes)
 
     def begin_stop(self) -> None:
