@@ -180,6 +180,7 @@ async def test_a_new_controller_adopts_what_runs(contract: Contract, tmp_path):
     slot = await contract.place(p)
     assert not isinstance(slot, str)
     await contract.running(slot)
+    await contract.until("the env file", lambda: (tmp_path / f"{p.worker_id}.json").exists())
     adopted = [a for a in await contract.backend.adopt() if a.endpoint_id == p.endpoint_id]
     if not contract.backend.shared:  # local workers die with their gateway: nothing to adopt
         assert adopted == []
@@ -187,3 +188,10 @@ async def test_a_new_controller_adopts_what_runs(contract: Contract, tmp_path):
     (a,) = adopted
     assert (a.worker_id, a.slot_index, a.draining) == (p.worker_id, 0, False)
     assert a.slot.pid == slot.pid and a.slot.gpus == slot.gpus
+    # the new controller drives it: a drain ends it
+    contract.slots = [a.slot]
+    await contract.backend.refresh(contract.slots)
+    assert a.slot.poll() is None
+    a.slot.terminate()
+    await contract.until("the adopted worker's exit", lambda: a.slot.poll() is not None)
+    assert a.slot.poll() == 0 and slot.poll() is None  # the old handle learnt nothing
