@@ -34,7 +34,9 @@ class Contract:
     gpus: int  # every GPU workers can be placed on
     slots: list[Slot] = field(default_factory=list)
 
-    def placement(self, tmp: Path, *args: str, gpu_count: int = 1, slot: int = 0) -> Placement:
+    def placement(
+        self, tmp: Path, *args: str, gpu_count: int = 1, slot: int = 0, gpu_ids: str = ""
+    ) -> Placement:
         ep = f"ct{uuid.uuid4().hex[:8]}"
         wid = f"{ep[:6]}-{uuid.uuid4().hex[:8]}"
         return Placement(
@@ -46,7 +48,7 @@ class Contract:
                 "CONTRACT_VAR": "yes",
                 **worker_env("http://gw:1", ep, wid, gpu, "pw_token", 1000),
             },
-            gpu_ids="",
+            gpu_ids=gpu_ids,
             gpu_count=gpu_count,
         )
 
@@ -173,6 +175,18 @@ async def test_a_worker_asking_for_more_gpus_than_any_node_has_says_why(
         await contract.until("a reason", lambda: placed.waiting is not None)
         placed = placed.waiting
     assert "3" in placed and "GPU" in placed
+
+
+async def test_gpu_ids_pick_gpus_by_memory_or_say_none_fits(contract: Contract, tmp_path):
+    """The fake GPUs have 24564 MiB (a 24 GB card): `24GB` fits, `80GB` never does."""
+    fits = await contract.place(contract.placement(tmp_path, gpu_ids="24GB"))
+    assert not isinstance(fits, str), fits
+    await contract.running(fits)
+    placed = await contract.place(contract.placement(tmp_path, gpu_ids="80GB", slot=1))
+    if not isinstance(placed, str):
+        await contract.until("a reason", lambda: placed.waiting is not None)
+        placed = placed.waiting
+    assert "gpuIds" in placed
 
 
 async def test_a_new_controller_adopts_what_runs(contract: Contract, tmp_path):
