@@ -41,7 +41,6 @@ class WorkerStatus:
     ready_at: float | None = None
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
-    log: str | None = None  # the log file (on the supervisor's host)
 
     def public(self) -> dict[str, Any]:
         return {

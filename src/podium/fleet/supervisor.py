@@ -15,9 +15,11 @@ Every tick (`FleetSettings.tick_s`) and for each endpoint with a template it
 
 Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
 workers; no free GPU -> `throttled`), an isolated HOME (no ~/.runpod/config.toml), every
-RUNPOD_* variable of PROTOCOL.md §2 from the view, its own process group, and its stdout
-and stderr in DATA_DIR/logs/<endpoint>/<worker>.log. On Linux a worker is killed when
-the gateway process dies, so no worker outlives its gateway.
+RUNPOD_* variable of PROTOCOL.md §2 from the view, its own process group, and one pipe
+for its stdout and stderr, read by a LogShipper (podium.logs) that ships the lines,
+tagged with the jobs they belong to, to the gateway's store (`podium logs`); the
+supervisor's own start and exit lines go in the same log. On Linux a worker is killed
+when the gateway process dies, so no worker outlives its gateway.
 
 `clock` and `spawn` are injectable: tests drive `tick()` with fake processes.
 """
@@ -37,18 +39,19 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
 from podium.endpoints.gpu_ids import parse_gpu_ids
-from podium.fleet import logs
 from podium.fleet.gpus import Inventory, assign, discover, why_throttled
 from podium.fleet.scaling import Phase, ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import ENV as FLEET_ENV
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import FleetReport, WorkerStatus
 from podium.fleet.view import FleetEndpoint, FleetView
+from podium.logs.markers import MARKER_ENV, new_marker
+from podium.logs.shipper import LogShipper
 from podium.settings import ENV as GATEWAY_ENV
 from podium.store.base import WorkerInfo
 from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
@@ -60,11 +63,13 @@ log = logging.getLogger("podium.fleet")
 # The gateway's own variables are not the workers' business (a store URL may hold a
 # password); RUNPOD_* are set per worker.
 STOPPED_MEMORY_S = 3600.0  # how long /health remembers that a worker exited
+EOF_WAIT_S = 1.0  # after an exit (its group swept): how long its last lines may take
 _GATEWAY_ONLY = {*GATEWAY_ENV, *FLEET_ENV, "PODIUM_API_KEY", "PODIUM_URL", "PODIUM_LOG_LEVEL"}
 
 
 class Process(Protocol):
     pid: int
+    stdout: BinaryIO | None  # its stdout and stderr, one pipe (None: nothing to read)
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None:
@@ -76,24 +81,24 @@ class Process(Protocol):
         ...
 
 
-Spawn = Callable[[Sequence[str], Mapping[str, str], Path], Process]
+Spawn = Callable[[Sequence[str], Mapping[str, str]], Process]
 
 
 class _Popen:
     """A worker process in its own process group, killed if the gateway dies (Linux)."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> None:
-        with log_file.open("ab") as out:
-            self._p = subprocess.Popen(
-                list(argv),
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
-            )
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self._p = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
+        )
         self.pid = self._p.pid
+        self.stdout: BinaryIO | None = self._p.stdout
         self._swept = False
 
     def poll(self) -> int | None:
@@ -132,8 +137,14 @@ def _parent_death_signal() -> Callable[[], None] | None:
 _DIE_WITH_PARENT = _parent_death_signal()
 
 
-def spawn_process(argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> Process:
-    return _Popen(argv, env, log_file)
+def _cannot_start(lines: list[str]) -> str:
+    """A worker's own reason: the last `cannot start` line of its output."""
+    reasons = [line.split(CANNOT_START, 1)[1] for line in lines if CANNOT_START in line]
+    return reasons[-1] if reasons else f"exited with code {EXIT_CANNOT_START}"
+
+
+def spawn_process(argv: Sequence[str], env: Mapping[str, str]) -> Process:
+    return _Popen(argv, env)
 
 
 @dataclass(eq=False)
@@ -144,6 +155,7 @@ class _Worker:
     phase: Phase = Phase.STARTING
     gpus: tuple[int, ...] = ()
     proc: Process | None = None
+    log: LogShipper | None = None  # ships this run's output; a restart gets a new one
     started_at: float | None = None
     ready_at: float | None = None
     idle_since: float | None = None
@@ -159,7 +171,7 @@ class _Worker:
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
 
-    def status(self, log_file: Path) -> WorkerStatus:
+    def status(self) -> WorkerStatus:
         return WorkerStatus(
             id=self.id,
             endpoint_id=self.endpoint_id,
@@ -171,7 +183,6 @@ class _Worker:
             ready_at=self.ready_at,
             exit_code=self.exit_code,
             reason=self.reason,
-            log=str(log_file),
         )
 
 
@@ -274,6 +285,9 @@ class Supervisor:
             w.proc is not None and w.proc.poll() is None for w in running
         ):
             await asyncio.sleep(0.02)
+        for w in running:
+            code = w.proc.poll() if w.proc is not None else None
+            self._close_log(w, f"--- podium: worker {w.id} exited with code {code} ---")
         self._pools.clear()
         self._leaving.clear()
 
@@ -302,7 +316,7 @@ class Supervisor:
         self.view.publish(
             FleetReport(
                 workers={
-                    ep_id: [w.status(self._log(w)) for w in pool.workers.values()]
+                    ep_id: [w.status() for w in pool.workers.values()]
                     for ep_id, pool in self._pools.items()
                 },
                 stopped={ep: dict(gone) for ep, gone in self._stopped.items()},
@@ -403,8 +417,7 @@ class Supervisor:
 
     def _exited(self, pool: _Pool, w: _Worker, code: int, now: float) -> None:
         w.proc, w.exit_code, w.gpus, w.busy, w.idle_since = None, code, (), False, None
-        with contextlib.suppress(OSError), self._log(w).open("a") as fh:
-            fh.write(f"--- podium: worker {w.id} exited with code {code} ---\n")
+        last_lines = self._close_log(w, f"--- podium: worker {w.id} exited with code {code} ---")
         if w.phase is Phase.DRAINING:
             log.info("worker %s stopped (exit code %d)", w.id, code)
             self._forget(pool, w, now)
@@ -415,19 +428,10 @@ class Supervisor:
             return
         if code == EXIT_CANNOT_START:  # restarting would not help: say why, stop here
             w.phase, w.restart_at = Phase.UNHEALTHY, None
-            w.reason = self._cannot_start(w) + " (updating the endpoint retries)"
+            w.reason = _cannot_start(last_lines) + " (updating the endpoint retries)"
             log.error("worker %s cannot start: %s", w.id, w.reason)
             return
         self._crashed(w, f"exited with code {code}", now)
-
-    def _cannot_start(self, w: _Worker) -> str:
-        """The worker's own reason: the last `cannot start` line of its log."""
-        try:
-            lines = self._log(w).read_text(errors="replace").splitlines()[-50:]
-        except OSError:
-            lines = []
-        reasons = [line.split(CANNOT_START, 1)[1] for line in lines if CANNOT_START in line]
-        return reasons[-1] if reasons else f"exited with code {EXIT_CANNOT_START}"
 
     def _forget(self, pool: _Pool, w: _Worker, now: float) -> None:
         del pool.workers[w.id]
@@ -478,28 +482,29 @@ class Supervisor:
             **self.view.worker_env(e.id, w.id, label),
             "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus),
         }
-        log_file = self._log(w)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        logs.rotate_if_large(log_file, self.settings.log_max_bytes)
-        with log_file.open("a") as fh:
-            fh.write(
-                f"--- podium: worker {w.id} {'restart' if restart else 'start'} at "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}, GPUs [{env['CUDA_VISIBLE_DEVICES']}]: "
-                f"{e.launch.argv[0] if e.launch.argv else '?'} ---\n"
-            )
+        marker = env[MARKER_ENV] = new_marker()
+        header = (
+            f"--- podium: worker {w.id} {'restart' if restart else 'start'}, GPUs "
+            f"[{env['CUDA_VISIBLE_DEVICES']}]: {e.launch.argv[0] if e.launch.argv else '?'} ---"
+        )
         w.gpus, w.started_at, w.ready_at, w.idle_since, w.busy = gpus, now, None, None, False
         w.restart_at, w.reason = None, None
         if restart:
             w.restarts += 1
+        sink = self.view.log_sink(e.id, w.id)
         try:
-            w.proc = self._spawn(e.launch.argv, env, log_file)
+            w.proc = self._spawn(e.launch.argv, env)
         except OSError as exc:
             w.gpus = ()
             w.phase = Phase.STARTING
-            with log_file.open("a") as fh:
-                fh.write(f"--- podium: cannot start {e.launch.argv[:1]}: {exc} ---\n")
+            w.log = LogShipper(None, sink, name=w.id).start()
+            w.log.note(header)
+            self._close_log(w, f"--- podium: cannot start {e.launch.argv[:1]}: {exc} ---")
             self._crashed(w, f"cannot start: {exc.strerror or exc}", now)
             return
+        w.log = LogShipper(w.proc.stdout, sink, marker=marker, name=w.id)
+        w.log.note(header)  # before the reader starts: the first line of this run
+        w.log.start()
         w.phase = Phase.STARTING
         log.info(
             "worker %s started for endpoint %s (pid %d, GPUs [%s])",
@@ -524,8 +529,10 @@ class Supervisor:
 
     def _reap_leaving(self, now: float) -> None:
         for w in list(self._leaving):
-            if w.proc is None or w.proc.poll() is not None:
+            code = None if w.proc is None else w.proc.poll()
+            if w.proc is None or code is not None:
                 self._leaving.remove(w)
+                self._close_log(w, f"--- podium: worker {w.id} exited with code {code} ---")
             elif (w.kill_at or now) < now:
                 w.proc.kill()
                 w.kill_at = None
@@ -538,8 +545,19 @@ class Supervisor:
     def _gpus_in_use(self) -> set[int]:
         return {g for w in self._all_workers() if w.proc is not None for g in w.gpus}
 
-    def _log(self, w: _Worker) -> Path:
-        return logs.log_path(self.data_dir, w.endpoint_id, w.id)
+    @staticmethod
+    def _close_log(w: _Worker, last: str) -> list[str]:
+        """The worker's process is gone: its last lines (the pipe ends once its group is
+        swept), then `last`, then the shipper stops once they are shipped. The last lines
+        it wrote, for a reason to show."""
+        if w.log is None:
+            return []
+        w.log.wait_eof(EOF_WAIT_S)
+        lines = w.log.recent()
+        w.log.note(last)
+        w.log.finish()
+        w.log = None
+        return lines
 
     @staticmethod
     def _announce_inventory(inventory: Inventory) -> None:

@@ -20,6 +20,7 @@ from podium.endpoints.worker_env import worker_env
 from podium.fleet.scaling import QueueStats
 from podium.fleet.status import FleetBoard, FleetReport
 from podium.keys import derive_worker_token
+from podium.logs.shipper import HttpLogSink, LogSink
 from podium.settings import Settings
 from podium.store import JobStore
 from podium.store.base import WorkerInfo
@@ -52,6 +53,10 @@ class FleetView(Protocol):
 
     def worker_env(self, endpoint_id: str, worker_id: str, gpu: str) -> dict[str, str]:
         """The RUNPOD_* variables (PROTOCOL.md §2) for one worker."""
+        ...
+
+    def log_sink(self, endpoint_id: str, worker_id: str) -> LogSink:
+        """Where one worker's log lines go (podium.logs)."""
         ...
 
     def publish(self, report: FleetReport) -> None:
@@ -118,6 +123,10 @@ class LocalFleetView:
         return worker_env(
             self.gateway_url, endpoint_id, worker_id, gpu, token, self.settings.ping_interval_ms
         )
+
+    def log_sink(self, endpoint_id: str, worker_id: str) -> LogSink:
+        token = derive_worker_token(self.fleet_secret, endpoint_id)
+        return HttpLogSink(self.gateway_url, endpoint_id, worker_id, token)
 
     def publish(self, report: FleetReport) -> None:
         self.board.publish(report, self.clock.now())

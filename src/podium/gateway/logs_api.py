@@ -106,7 +106,7 @@ async def read(request: Request, endpoint_id: str, follow: bool = False) -> Resp
     state = _state(request)
     await authorize_client(request, Scope.ADMIN, endpoint_id)
     query = parse_log_query(request.query_params)
-    await state.endpoint(endpoint_id)
+    await state.endpoint(endpoint_id, fresh=True)  # deleted through another gateway: 404
     page = await state.store.logs.read(endpoint_id, query)
     if not follow:
         return JSON(

@@ -51,6 +51,7 @@ __all__ = [
     "LogSink",
     "SinkRefused",
     "SinkUnavailable",
+    "ship_own_output",
     "worker_logs_url",
 ]
 
@@ -100,9 +101,19 @@ class HttpLogSink:
         *,
         timeout_s: float = 10.0,
     ) -> None:
+        self._open(worker_logs_url(gateway_url, endpoint_id, worker_id), token, timeout_s)
+
+    @classmethod
+    def at(cls, url: str, token: str | None, *, timeout_s: float = 10.0) -> HttpLogSink:
+        """A sink for a worker-logs URL as it is (podium.worker.config's `logs_url`)."""
+        sink = cls.__new__(cls)
+        sink._open(url, token, timeout_s)
+        return sink
+
+    def _open(self, url: str, token: str | None, timeout_s: float) -> None:
         import httpx  # here: a sink is built only where logs are shipped
 
-        self.url = worker_logs_url(gateway_url, endpoint_id, worker_id)
+        self.url = url
         headers = {"Content-Type": "application/json"}
         if token:
             headers["Authorization"] = token
@@ -358,3 +369,41 @@ class LogShipper:
             retry = RETRY_MIN_S
             self.shipped += len(lines)
             self.lost += dropped
+
+
+def ship_own_output(sink: LogSink, marker: str | None, name: str = "worker") -> Callable[[], None]:
+    """This process's own stdout and stderr (file descriptors 1 and 2, so child processes
+    and C libraries too) go through a pipe to a LogShipper, which still echoes every line
+    to the original stdout. `podium worker --ship-logs` uses it; call the returned
+    function at exit: it puts the descriptors back and ships what is left (at most a few
+    seconds when the gateway cannot be reached)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(ValueError, OSError):
+            stream.flush()
+    saved = (os.dup(1), os.dup(2))
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 1)
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    for stream in (sys.stdout, sys.stderr):  # whole lines reach the pipe at once
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    shipper = LogShipper(
+        os.fdopen(read_fd, "rb"), sink, marker=marker, echo=saved[0], name=name
+    ).start()
+
+    def stop() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(ValueError, OSError):
+                stream.flush()
+        os.dup2(saved[0], 1)  # the pipe's last writers go: the reader sees its end
+        os.dup2(saved[1], 2)
+        shipper.wait_eof(2.0)
+        shipper.finish(give_up_s=5.0)
+        shipper.join(10.0)
+        os.close(saved[0])
+        os.close(saved[1])
+
+    return stop
