@@ -17,6 +17,7 @@ from podium.endpoints import EndpointSpec
 from podium.endpoints.templates import launch_for
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.gpus import Gpu, Inventory
+from podium.fleet.local import LocalBackend
 from podium.fleet.scaling import Phase, QueueStats
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import WorkerStatus
@@ -51,14 +52,14 @@ class FakeProcess:
 
 
 class MemorySink:
-    """The log lines shipped for each worker, in order."""
+    """The log lines shipped for each worker, in order (by its RUNPOD_POD_ID)."""
 
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = {}
         self.lock = threading.Lock()
 
-    def for_worker(self, worker_id: str):
-        sink = self
+    def for_env(self, env) -> object:
+        sink, worker_id = self, env["RUNPOD_POD_ID"]
 
         class _One:
             def send(self, lines, dropped) -> None:
@@ -85,7 +86,6 @@ class FakeView:
     seen: dict[str, list[WorkerInfo]] = field(default_factory=dict)
     published: dict[str, list[WorkerStatus]] = field(default_factory=dict)
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
-    logs: MemorySink = field(default_factory=MemorySink)
 
     async def endpoints(self) -> list[FleetEndpoint]:
         return [
@@ -101,9 +101,6 @@ class FakeView:
     def worker_env(self, endpoint_id: str, worker_id: str, gpu: str) -> dict[str, str]:
         return worker_env("http://gw:1", endpoint_id, worker_id, gpu, "pw_derived", 1000)
 
-    def log_sink(self, endpoint_id: str, worker_id: str):
-        return self.logs.for_worker(worker_id)
-
     def publish(self, report) -> None:
         self.published = report.workers
         self.stopped = report.stopped
@@ -115,13 +112,12 @@ class Harness:
         self.view = FakeView()
         self.procs: list[FakeProcess] = []
         self.output: bytes | None = None  # what the next processes write
-        self.sup = Supervisor(
-            self.view,
-            FleetSettings(**settings),
+        self.logs = MemorySink()
+        fleet = FleetSettings(**settings)
+        self.backend = LocalBackend(
             tmp_path,
-            self.clock,
+            lambda: inventory,
             spawn=self._spawn,
-            discover_gpus=lambda: inventory,
             base_env={
                 "PATH": "/bin",
                 "HOME": "/home/me",
@@ -129,9 +125,12 @@ class Harness:
                 "RUNPOD_AI_API_KEY": "leak",
                 "HF_TOKEN": "hf",
             },
+            log_sink=self.logs.for_env,
         )
+        self.sup = Supervisor(self.view, fleet, self.clock, self.backend)
 
-    def _spawn(self, argv, env) -> FakeProcess:
+    def _spawn(self, argv, env, log_file) -> FakeProcess:
+        assert log_file is None  # the output goes to a pipe that a LogShipper reads
         p = FakeProcess(list(argv), dict(env))
         if self.output is not None:  # a pipe that has ended: what the process wrote
             p.stdout = io.BytesIO(self.output)
@@ -339,16 +338,16 @@ async def test_stop_terminates_then_kills(tmp_path):
 async def test_spawn_failure_counts_as_a_startup_crash(tmp_path):
     h = Harness(tmp_path, CPU)
 
-    def broken(argv, env):
+    def broken(argv, env, log_file):
         raise FileNotFoundError(2, "No such file or directory")
 
-    h.sup._spawn = broken
+    h.backend._spawn = broken
     h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
     for _ in range(12):
         await h.tick(0.5)
     (w,) = h.workers()
     assert w.phase is Phase.UNHEALTHY and "cannot start" in (w.reason or "")
-    lines = h.view.logs.wait_for(w.id, "cannot start")
+    lines = h.logs.wait_for(w.id, "cannot start")
     assert lines[0].startswith(f"--- podium: worker {w.id} start")
 
 
@@ -361,11 +360,26 @@ async def test_each_run_gets_a_marker_and_its_exit_is_in_its_log(tmp_path):
     assert p.env[MARKER_ENV].startswith("podium-log-marker-")
     p.code = 3
     await h.tick()
-    lines = h.view.logs.wait_for(w.id, "exited with code 3")
+    lines = h.logs.wait_for(w.id, "exited with code 3")
     assert lines == [
         f"--- podium: worker {w.id} start, GPUs []: python ---",
         f"--- podium: worker {w.id} exited with code 3 ---",
     ]
+
+
+async def test_a_worker_that_cannot_start_says_why_from_its_own_output(tmp_path):
+    h = Harness(tmp_path, CPU)
+    h.output = f"loading\n{CANNOT_START}no weights at /m\n".encode()
+    h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
+    await h.tick()
+    (p,) = h.procs
+    p.code = EXIT_CANNOT_START
+    await h.tick()
+    (w,) = h.workers()
+    assert w.phase is Phase.UNHEALTHY
+    assert w.reason == "no weights at /m (updating the endpoint retries)"
+    lines = h.logs.wait_for(w.id, "exited with code 78")
+    assert lines[-3:] == ["loading", f"{CANNOT_START}no weights at /m", lines[-1]]
 
 
 @pytest.mark.parametrize("model", [None, "tiny"])
@@ -381,18 +395,3 @@ def test_sd15_command(model):
         "--model",
         model or "auto",
     )
-
-
-async def test_a_worker_that_cannot_start_says_why_from_its_own_output(tmp_path):
-    h = Harness(tmp_path, CPU)
-    h.output = f"loading\n{CANNOT_START}no weights at /m\n".encode()
-    h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
-    await h.tick()
-    (p,) = h.procs
-    p.code = EXIT_CANNOT_START
-    await h.tick()
-    (w,) = h.workers()
-    assert w.phase is Phase.UNHEALTHY
-    assert w.reason == "no weights at /m (updating the endpoint retries)"
-    lines = h.view.logs.wait_for(w.id, "exited with code 78")
-    assert lines[-3:] == ["loading", f"{CANNOT_START}no weights at /m", lines[-1]]

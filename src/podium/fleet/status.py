@@ -41,6 +41,8 @@ class WorkerStatus:
     ready_at: float | None = None
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
+    log: str | None = None  # the log file (on its node)
+    node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -53,6 +55,7 @@ class WorkerStatus:
             "readyAt": self.ready_at,
             "exitCode": self.exit_code,
             "reason": self.reason,
+            "node": self.node,
         }
 
 
@@ -88,9 +91,9 @@ class FleetBoard:
     def stopped_of(self, endpoint_id: str) -> dict[str, float]:
         return dict(self.stopped.get(endpoint_id, {}))
 
-    def gpu_holders(self) -> dict[int, str]:
-        """GPU index -> the worker holding it."""
-        return {g: w.id for ws in self.workers.values() for w in ws for g in w.gpus}
+    def gpu_holders(self) -> dict[tuple[str, int], str]:
+        """(node, GPU index) -> the worker holding it."""
+        return {(w.node, g): w.id for ws in self.workers.values() for w in ws for g in w.gpus}
 
 
 class FleetAccess(Protocol):

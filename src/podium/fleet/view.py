@@ -20,7 +20,6 @@ from podium.endpoints.worker_env import worker_env
 from podium.fleet.scaling import QueueStats
 from podium.fleet.status import FleetBoard, FleetReport
 from podium.keys import derive_worker_token
-from podium.logs.shipper import HttpLogSink, LogSink
 from podium.settings import Settings
 from podium.store import JobStore
 from podium.store.base import WorkerInfo
@@ -55,12 +54,12 @@ class FleetView(Protocol):
         """The RUNPOD_* variables (PROTOCOL.md §2) for one worker."""
         ...
 
-    def log_sink(self, endpoint_id: str, worker_id: str) -> LogSink:
-        """Where one worker's log lines go (podium.logs)."""
-        ...
-
     def publish(self, report: FleetReport) -> None:
         """The supervisor's current view of its workers (for /health and /v1/...)."""
+        ...
+
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        """Take or renew the store lock `name` (one controller for a shared fleet)."""
         ...
 
 
@@ -86,6 +85,8 @@ class LocalFleetView:
         fleet_secret: str,
         board: FleetBoard,
         clock: Clock,
+        *,
+        remote_workers: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -93,8 +94,10 @@ class LocalFleetView:
         self.board = board
         self.clock = clock
         self.catalog = TemplateCatalog(store)
-        # Local workers talk to this process directly, not through public_url's proxy.
-        self.gateway_url = settings.local_url
+        # Local workers talk to this process directly, not through public_url's proxy;
+        # workers on other machines (Ray) through the public URL (a load balancer in
+        # front of every gateway, so that they outlive this one).
+        self.gateway_url = settings.base_url if remote_workers else settings.local_url
 
     async def endpoints(self) -> list[FleetEndpoint]:
         out: list[FleetEndpoint] = []
@@ -124,9 +127,8 @@ class LocalFleetView:
             self.gateway_url, endpoint_id, worker_id, gpu, token, self.settings.ping_interval_ms
         )
 
-    def log_sink(self, endpoint_id: str, worker_id: str) -> LogSink:
-        token = derive_worker_token(self.fleet_secret, endpoint_id)
-        return HttpLogSink(self.gateway_url, endpoint_id, worker_id, token)
-
     def publish(self, report: FleetReport) -> None:
         self.board.publish(report, self.clock.now())
+
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        return await self.store.hold_lock(name, owner, lease_s)

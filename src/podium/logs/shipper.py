@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 from urllib.parse import quote
@@ -53,6 +53,7 @@ __all__ = [
     "SinkUnavailable",
     "ship_own_output",
     "worker_logs_url",
+    "worker_sink",
 ]
 
 log = logging.getLogger("podium.logs")
@@ -134,6 +135,18 @@ class HttpLogSink:
 
     def close(self) -> None:
         self._http.close()
+
+
+def worker_sink(env: Mapping[str, str]) -> HttpLogSink | None:
+    """The sink of a worker started with these RUNPOD_* variables (PROTOCOL.md §2): the
+    worker-logs route of the gateway its job-take URL names, with its worker token. None
+    when the URL is not a Podium gateway's. What a backend that starts workers (local
+    processes, a Ray slot actor) gives the worker's LogShipper."""
+    from podium.worker.config import WorkerConfig
+
+    config = WorkerConfig.from_env(env)
+    url = config.logs_url
+    return None if url is None else HttpLogSink.at(url, config.token)
 
 
 def _size(line: LogLine) -> int:
