@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,17 @@ class Fleet:
     def logs(self, ep: str, tail: int = 200) -> str:
         body = self.http.get(f"/v1/endpoints/{ep}/logs", params={"tail": tail}).json()
         return "".join(line["text"] + "\n" for line in body["lines"])
+
+    def passes_after(self, seconds: float) -> None:
+        """Wait until the fleet controller made a pass `seconds` from now or later: what it
+        decides then has seen that much time go by (no blind sleep)."""
+        goal = time.time() + seconds
+
+        def passed() -> bool:
+            stamp = self.http.get("/healthz").json()["fleet"]["lastPassAt"]
+            return stamp is not None and datetime.fromisoformat(stamp).timestamp() >= goal
+
+        wait_until(passed, timeout=seconds + 15, what=f"a fleet pass {seconds} s on")
 
     def cleanup(self) -> None:
         for ep in self.created:
@@ -193,7 +205,7 @@ def test_workers_min_stay_and_low_priority_jobs_do_not_scale_up(fleet: Fleet):
         low_warm = [fleet.run(warm, seconds=0.2, low=True) for _ in range(6)]
         low_cold = [fleet.run(cold, seconds=0.2, low=True) for _ in range(3)]
         results = [fleet.final(warm, j) for j in low_warm]
-        time.sleep(2.0)  # four idleTimeouts
+        fleet.passes_after(2.0)  # four idleTimeouts
     assert all(r["status"] == "COMPLETED" for r in results)
     assert len({r["output"]["worker"] for r in results}) == 1
     assert warm_samples.most_workers() == 1
@@ -233,7 +245,7 @@ def test_a_worker_that_crashes_at_start_up_ends_unhealthy(fleet: Fleet):
     (w,) = fleet.workers(ep)
     assert w["phase"] == "unhealthy" and w["pid"] is None and w["restarts"] == 2
     assert "code 3" in w["reason"] and "not restarted" in w["reason"]
-    time.sleep(2.0)  # no more restarts: nothing burns the CPU
+    fleet.passes_after(2.0)  # no more restarts: nothing burns the CPU
     (later,) = fleet.workers(ep)
     assert later["restarts"] == 2 and later["pid"] is None
     wait_until(lambda: fleet.logs(ep).count("boom: no model") == 3, what="three runs' lines")

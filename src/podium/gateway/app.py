@@ -136,6 +136,7 @@ def create_app(
     app.include_router(me_api.router)
     app.include_router(logs_api.router)
     app.include_router(admin_api.router)
+    app.include_router(admin_api.reader)
     app.include_router(graphql_api.router)
     console.mount(app)
 

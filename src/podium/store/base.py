@@ -85,6 +85,7 @@ class WorkerInfo:
     jobs: int = 0  # jobs it holds now
     state: str = "idle"  # idle | running | unhealthy (set by the worker) ...
     info: dict[str, Any] = field(default_factory=dict)
+    job_ids: tuple[str, ...] = ()  # the jobs it holds now, sorted (`jobs` counts them)
 
 
 @dataclass(slots=True)

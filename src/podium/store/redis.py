@@ -453,21 +453,25 @@ for _, id in ipairs(redis.call('ZRANGE', sk, 0, -1)) do
 end
 return reply(out)
 """,
-    # ep, alive_since -> {worker, last_seen, jobs, state, info}...
+    # ep, alive_since -> {worker, last_seen, state, info, {held job ids}}...
     "workers": """
 local ep, since = ARGV[A], ARGV[A + 1]
-local held_n = {}
+local held = {}
 for _, id in ipairs(redis.call('ZRANGE', key('run', ep), 0, -1)) do
   local w = redis.call('HGET', jkey(id), 'worker')
-  if w then held_n[w] = (held_n[w] or 0) + 1 end
+  if w then
+    held[w] = held[w] or {}
+    held[w][#held[w] + 1] = id
+  end
 end
 local seen = redis.call('ZRANGEBYSCORE', key('wseen', ep), since, '+inf', 'WITHSCORES')
 local out = {}
 for i = 1, #seen, 2 do
   local w = seen[i]
-  out[#out + 1] = {w, seen[i + 1], tostring(held_n[w] or 0),
+  out[#out + 1] = {w, seen[i + 1],
                    redis.call('HGET', key('wstate', ep), w) or 'idle',
-                   redis.call('HGET', key('winfo', ep), w) or '{}'}
+                   redis.call('HGET', key('winfo', ep), w) or '{}',
+                   held[w] or {}}
 end
 return reply(out)
 """,
@@ -1268,11 +1272,12 @@ class RedisStore:
                 endpoint_id=endpoint_id,
                 worker_id=w,
                 last_seen=float(seen),
-                jobs=int(n),
+                jobs=len(held),
                 state=state,
                 info=codec.loads_trusted(info),
+                job_ids=tuple(sorted(held)),
             )
-            for w, seen, n, state, info in sorted(rows)
+            for w, seen, state, info, held in sorted(rows, key=lambda row: row[0])
         ]
 
     # --- reaper ------------------------------------------------------------------------

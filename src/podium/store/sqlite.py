@@ -734,22 +734,27 @@ class SQLiteStore:
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]:
         rows = self._db.execute(
             """SELECT w.worker_id, w.last_seen, w.state, w.info,
-                      (SELECT COUNT(*) FROM jobs j WHERE j.endpoint_id = w.endpoint_id
-                         AND j.worker_id = w.worker_id AND j.status = 'IN_PROGRESS') AS n
+                      (SELECT GROUP_CONCAT(j.id, ',') FROM jobs j
+                         WHERE j.endpoint_id = w.endpoint_id AND j.worker_id = w.worker_id
+                           AND j.status = 'IN_PROGRESS') AS held
                FROM workers w WHERE w.endpoint_id = ? AND w.last_seen >= ?""",
             (endpoint_id, alive_since),
         ).fetchall()
-        return [
-            WorkerInfo(
-                endpoint_id=endpoint_id,
-                worker_id=r["worker_id"],
-                last_seen=r["last_seen"],
-                jobs=r["n"],
-                state=r["state"],
-                info=codec.loads_trusted(r["info"]),
+        out = []
+        for r in rows:
+            held = tuple(sorted(r["held"].split(","))) if r["held"] else ()
+            out.append(
+                WorkerInfo(
+                    endpoint_id=endpoint_id,
+                    worker_id=r["worker_id"],
+                    last_seen=r["last_seen"],
+                    jobs=len(held),
+                    state=r["state"],
+                    info=codec.loads_trusted(r["info"]),
+                    job_ids=held,
+                )
             )
-            for r in rows
-        ]
+        return out
 
     # --- reaper ------------------------------------------------------------------------
 

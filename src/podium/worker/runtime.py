@@ -50,6 +50,7 @@ from podium.worker.results import (
     output_payload,
     stream_payload,
 )
+from podium.worker.startup import Startup
 from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transport
 
 __all__ = [
@@ -624,6 +625,7 @@ def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
     handler that cannot be built (a model that is not there, a module that does not
     import) is reported to the gateway as unhealthy with the reason, written to stderr,
     and the process exits EXIT_CANNOT_START, which the supervisor does not restart."""
+    booted_at = time.time()
     try:
         handler = build()
     except Exception as exc:
@@ -635,13 +637,15 @@ def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
         finally:
             heartbeat.stop()
         return EXIT_CANNOT_START
-    return run_worker(config, handler)
+    return run_worker(config, handler, Startup.now(booted_at))
 
 
-def run_worker(config: WorkerConfig, handler: Any) -> int:
-    """Run until SIGTERM/SIGINT (or refresh_worker); the process exit code."""
+def run_worker(config: WorkerConfig, handler: Any, startup: Startup | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or refresh_worker); the process exit code. `startup`:
+    when the process came up (default: the handler was built just now)."""
     _configure_logging(config.log_level)
     worker = Worker(config, handler)
+    worker.heartbeat.startup = startup or Startup.now()
     try:
         return asyncio.run(worker.run())
     except KeyboardInterrupt:
