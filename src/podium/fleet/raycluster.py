@@ -107,7 +107,7 @@ class RaySlot:
 
     @property
     def log(self) -> str | None:
-        return self.info["log"] if self.info else None
+        return None  # no file: the node ships the lines to the store (`podium logs`)
 
     def poll(self) -> int | None:
         return self.code
@@ -225,9 +225,7 @@ class RayBackend:
                 f"the previous worker of slot {p.slot} of this endpoint is still stopping; "
                 "this one starts once it is gone"
             )
-        start = handle.start.remote(
-            list(p.argv), dict(p.env(label)), self.settings.log_max_bytes, p.restart
-        )
+        start = handle.start.remote(list(p.argv), dict(p.env(label)), p.restart)
         demand = {"GPU": float(p.gpu_count)} if p.gpu_count else {"CPU": 1.0}
         return RaySlot(handle, {**demand, **resources}, start_ref=start)
 
