@@ -190,6 +190,9 @@ def test_a_worker_that_cannot_start_is_unhealthy_with_its_reason(fleet: Fleet):
     (w,) = _managed(fleet, ep)
     assert w["restarts"] == 0 and w["exitCode"] == 78
     assert "no model here" in w["reason"]
+    # its output came from the node to the store: `podium logs` shows it
+    wait_until(lambda: "exited with code 78" in fleet.logs(ep), timeout=TIMEOUT, what="logs")
+    assert "no model here" in fleet.logs(ep)
 
 
 def test_kill_9_of_a_node_mid_job_the_job_completes_elsewhere(fleet: Fleet, cluster: RayCluster):
