@@ -203,23 +203,24 @@ def ray_head(tmp: Path, env: dict[str, str]) -> Iterator[str]:
     argv = [
         RAY, "start", "--block", "--head", "--disable-usage-stats",
         "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=4", "--num-gpus=2",
-        "--include-dashboard=false", f"--ray-client-server-port={_free_port()}",
-        f"--temp-dir={temp}", f"--object-store-memory={80 * 1000 * 1000}",
+        "--include-dashboard=false", f"--temp-dir={temp}",
+        f"--object-store-memory={80 * 1000 * 1000}",
     ]  # fmt: skip
     address = f"127.0.0.1:{port}"
     probe = f"import ray; ray.init(address={address!r}, logging_level='ERROR'); print('up')"
     try:
-        with _process(argv, tmp / "ray-head.log", {**env, "RAY_USAGE_STATS_ENABLED": "0"}, tmp):
-            _wait(
-                lambda: (
-                    "up"
-                    in subprocess.run(
-                        [PY, "-c", probe], capture_output=True, text=True, env=env, timeout=60
-                    ).stdout
-                ),
-                120,
-                f"the Ray head on {address} (log: {tmp / 'ray-head.log'})",
-            )
+        log = tmp / "ray-head.log"
+        with _process(argv, log, {**env, "RAY_USAGE_STATS_ENABLED": "0"}, tmp) as head:
+
+            def up() -> bool:
+                if head.poll() is not None:
+                    raise RuntimeError(f"the Ray head exited: {log.read_text()[-2000:]}")
+                probe_run = subprocess.run(
+                    [PY, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+                )
+                return "up" in probe_run.stdout
+
+            _wait(up, 120, f"the Ray head on {address} (log: {log})")
             yield address
     finally:
         shutil.rmtree(temp, ignore_errors=True)
