@@ -63,6 +63,14 @@ TickOpt = Annotated[
         help="Seconds between supervisor passes (env PODIUM_SUPERVISOR_TICK_S, default 0.5).",
     ),
 ]
+FleetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fleet",
+        help="Where workers run (env PODIUM_FLEET): 'local' (default), 'ray' (the Ray "
+        "cluster of this machine, or RAY_ADDRESS), or 'ray://HOST:PORT' (Ray Client).",
+    ),
+]
 GpusOpt = Annotated[
     str | None,
     typer.Option(
@@ -126,12 +134,14 @@ def serve(
     no_supervisor: NoSupervisorOpt = False,
     supervisor_tick_s: TickOpt = None,
     gpus: GpusOpt = None,
+    fleet_backend: FleetOpt = None,
     log_level: Annotated[str, typer.Option(envvar="PODIUM_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the gateway (client, worker and admin APIs, reaper) and the supervisor.
 
-    The supervisor starts the workers of endpoints that have a template on this machine;
-    --no-supervisor for a gateway whose workers all run elsewhere."""
+    The supervisor starts the workers of endpoints that have a template, on this machine
+    or (--fleet ray) across a Ray cluster; --no-supervisor for a gateway whose workers all
+    run elsewhere."""
     from podium.settings import Settings
 
     settings = Settings.from_env(
@@ -150,7 +160,10 @@ def serve(
         accept_empty_store=accept_empty_store or None,
     )
     fleet = _fleet_settings(
-        enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
+        enabled=False if no_supervisor else None,
+        tick_s=supervisor_tick_s,
+        gpus=gpus,
+        backend=fleet_backend,
     )
     from podium.server import serve as run_server
 

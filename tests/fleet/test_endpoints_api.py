@@ -231,12 +231,16 @@ async def test_the_supervisors_derived_token_works_on_its_endpoint_only(api):
 
 
 async def test_gpus_lists_the_inventory_and_holders(api):
-    api.state.fleet.inventory = Inventory((Gpu(0, "Fake", 24564), Gpu(1, "Fake", 24564)), "config")
-    api.state.fleet.workers = {api.ep: [WorkerStatus("w1", api.ep, Phase.READY, gpus=(1,))]}
+    gpus = (Gpu(0, "Fake", 24564, "h1"), Gpu(1, "Fake", 24564, "h1"), Gpu(0, "Fake", 1, "h2"))
+    api.state.fleet.inventory = Inventory(gpus, "config")
+    api.state.fleet.workers = {
+        api.ep: [WorkerStatus("w1", api.ep, Phase.READY, gpus=(1,), node="h1")]
+    }
     body = (await api.http.get("/v1/gpus", headers=api.auth())).json()
     assert body["gpus"] == [
-        {"index": 0, "name": "Fake", "memoryMb": 24564, "worker": None},
-        {"index": 1, "name": "Fake", "memoryMb": 24564, "worker": "w1"},
+        {"index": 0, "name": "Fake", "memoryMb": 24564, "node": "h1", "worker": None},
+        {"index": 1, "name": "Fake", "memoryMb": 24564, "node": "h1", "worker": "w1"},
+        {"index": 0, "name": "Fake", "memoryMb": 1, "node": "h2", "worker": None},
     ]
     assert body["source"] == "config" and body["warning"] is None
 

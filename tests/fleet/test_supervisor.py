@@ -14,6 +14,7 @@ from podium.endpoints import EndpointSpec
 from podium.endpoints.templates import launch_for
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.gpus import Gpu, Inventory
+from podium.fleet.local import LocalBackend
 from podium.fleet.scaling import Phase, QueueStats
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import WorkerStatus
@@ -76,13 +77,11 @@ class Harness:
         self.clock = ManualClock()
         self.view = FakeView()
         self.procs: list[FakeProcess] = []
-        self.sup = Supervisor(
-            self.view,
-            FleetSettings(**settings),
+        fleet = FleetSettings(**settings)
+        self.backend = LocalBackend(
             tmp_path,
-            self.clock,
+            lambda: inventory,
             spawn=self._spawn,
-            discover_gpus=lambda: inventory,
             base_env={
                 "PATH": "/bin",
                 "HOME": "/home/me",
@@ -90,7 +89,9 @@ class Harness:
                 "RUNPOD_AI_API_KEY": "leak",
                 "HF_TOKEN": "hf",
             },
+            log_max_bytes=fleet.log_max_bytes,
         )
+        self.sup = Supervisor(self.view, fleet, self.clock, self.backend)
 
     def _spawn(self, argv, env, log_file) -> FakeProcess:
         p = FakeProcess(list(argv), dict(env))
@@ -301,7 +302,7 @@ async def test_spawn_failure_counts_as_a_startup_crash(tmp_path):
     def broken(argv, env, log_file):
         raise FileNotFoundError(2, "No such file or directory")
 
-    h.sup._spawn = broken
+    h.backend._spawn = broken
     h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
     for _ in range(12):
         await h.tick(0.5)

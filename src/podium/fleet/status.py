@@ -99,9 +99,9 @@ class FleetBoard:
     def stopped_of(self, endpoint_id: str) -> dict[str, float]:
         return dict(self.stopped.get(endpoint_id, {}))
 
-    def gpu_holders(self) -> dict[int, str]:
-        """GPU index -> the worker holding it."""
-        return {g: w.id for ws in self.workers.values() for w in ws for g in w.gpus}
+    def gpu_holders(self) -> dict[tuple[str, int], str]:
+        """(node, GPU index) -> the worker holding it."""
+        return {(w.node, g): w.id for ws in self.workers.values() for w in ws for g in w.gpus}
 
 
 class FleetAccess(Protocol):

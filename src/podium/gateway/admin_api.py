@@ -385,7 +385,9 @@ async def list_gpus(request: Request) -> JSON:
     holders = state.fleet.gpu_holders()
     return JSON(
         {
-            "gpus": [{**g.public(), "worker": holders.get(g.index)} for g in inventory.gpus],
+            "gpus": [
+                {**g.public(), "worker": holders.get((g.node, g.index))} for g in inventory.gpus
+            ],
             "source": inventory.source,
             "warning": inventory.warning,
             "supervisor": state.fleet.supervised,

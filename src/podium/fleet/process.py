@@ -1,0 +1,90 @@
+"""One worker process on this machine: its own process group, its output in a file, killed
+when the process that started it dies (Linux). Used by the local backend (fleet/local.py)
+and, on each Ray node, by the slot actor (fleet/rayslot.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Process", "Spawn", "spawn_process"]
+
+
+class Process(Protocol):
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def terminate(self) -> None:
+        """SIGTERM to the worker (a drain)."""
+        ...
+
+    def kill(self) -> None:
+        """SIGKILL to the worker's whole process group."""
+        ...
+
+
+Spawn = Callable[[Sequence[str], Mapping[str, str], Path], Process]
+
+
+class _Popen:
+    """A worker process in its own process group, killed if its parent dies (Linux)."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> None:
+        with log_file.open("ab") as out:
+            self._p = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
+            )
+        self.pid = self._p.pid
+        self._swept = False
+
+    def poll(self) -> int | None:
+        code = self._p.poll()
+        if code is not None and not self._swept:
+            # Leftovers of the group (a shell's children, an SDK's ping process) go too.
+            self._swept = True
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        return code
+
+    def terminate(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self._p.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_signal() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+
+    return set_signal
+
+
+_DIE_WITH_PARENT = _parent_death_signal()
+
+
+def spawn_process(argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> Process:
+    return _Popen(argv, env, log_file)
