@@ -2,42 +2,49 @@
 
 Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
 workers; no free GPU -> `throttled`), an isolated HOME (no ~/.runpod/config.toml), its own
-process group (fleet/process.py), and its stdout and stderr in
-DATA_DIR/logs/<endpoint>/<worker>.log. On Linux a worker is killed when the gateway
-process dies, so no worker outlives its gateway (`shared` is False).
+process group (fleet/process.py), and one pipe for its stdout and stderr, read by a
+LogShipper (podium.logs) that ships the lines, tagged with their jobs (a fresh marker in
+PODIUM_LOG_MARKER), to the gateway its RUNPOD_* variables name; the backend's own start
+and exit lines go in the same log. On Linux a worker is killed when the gateway process
+dies, so no worker outlives its gateway (`shared` is False).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from podium.endpoints.gpu_ids import parse_gpu_ids
-from podium.fleet import logs
 from podium.fleet.backend import Adopted, Placement, Slot, inherited_env
 from podium.fleet.gpus import Inventory, assign, why_throttled
 from podium.fleet.process import Process, Spawn, spawn_process
+from podium.logs.lines import LogLine
+from podium.logs.markers import MARKER_ENV, new_marker
+from podium.logs.shipper import LogShipper, LogSink, worker_sink
 
 __all__ = ["LocalBackend", "LocalSlot"]
 
 log = logging.getLogger("podium.fleet")
 
+EOF_WAIT_S = 1.0  # after an exit (its group swept): how long its last lines may take
+
 
 class LocalSlot:
     """One local worker process (or a failed start: `poll` then says so)."""
 
-    def __init__(self, proc: Process, gpus: tuple[int, ...], node: str, log_file: Path) -> None:
+    def __init__(
+        self, proc: Process, gpus: tuple[int, ...], node: str, worker_id: str, shipper: LogShipper
+    ) -> None:
         self.proc = proc
         self.gpus = gpus
         self.node = node
-        self.log_file = log_file
+        self.worker_id = worker_id
+        self.shipper = shipper
         self.waiting: str | None = None
         self.code: int | None = None
 
@@ -47,16 +54,19 @@ class LocalSlot:
 
     @property
     def log(self) -> str | None:
-        return str(self.log_file)
+        return None  # no file: the lines are in the store (`podium logs`)
 
     def poll(self) -> int | None:
         if self.code is None:
             code = self.proc.poll()
             if code is not None:
                 self.code = code
-                with contextlib.suppress(OSError), self.log_file.open("a") as fh:
-                    worker = self.log_file.stem
-                    fh.write(f"--- podium: worker {worker} exited with code {code} ---\n")
+                # its last lines (the pipe ends once its group is swept), then ours
+                self.shipper.wait_eof(EOF_WAIT_S)
+                self.shipper.note(
+                    f"--- podium: worker {self.worker_id} exited with code {code} ---"
+                )
+                self.shipper.finish()
         return self.code
 
     def terminate(self) -> None:
@@ -66,10 +76,7 @@ class LocalSlot:
         self.proc.kill()
 
     def last_lines(self, n: int) -> list[str]:
-        try:
-            return logs.tail(self.log_file, n).splitlines()
-        except OSError:
-            return []
+        return self.shipper.recent()[-n:] if n > 0 else []
 
     def release(self) -> None:
         self.gpus = ()
@@ -86,8 +93,10 @@ class LocalBackend:
         *,
         spawn: Spawn = spawn_process,
         base_env: Mapping[str, str] | None = None,
-        log_max_bytes: int = 10 * 1024 * 1024,
+        log_sink: Callable[[Mapping[str, str]], LogSink | None] = worker_sink,
     ) -> None:
+        """`log_sink`: where a worker's lines go, from the environment it is given
+        (default: its gateway's worker-logs route)."""
         self.data_dir = data_dir
         self._discover = discover_gpus
         self._spawn = spawn
@@ -95,7 +104,7 @@ class LocalBackend:
         self._base_env = inherited_env(env)
         home = Path(self._base_env.get("HOME") or Path.home())
         self._cache_home = self._base_env.get("XDG_CACHE_HOME") or str(home / ".cache")
-        self._log_max_bytes = log_max_bytes
+        self._log_sink = log_sink
         self._inventory: Inventory | None = None
         self._slots: list[LocalSlot] = []
         self.host = socket.gethostname()
@@ -136,22 +145,23 @@ class LocalBackend:
             **p.env(label),
             "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus),
         }
-        log_file = logs.log_path(self.data_dir, p.endpoint_id, p.worker_id)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        logs.rotate_if_large(log_file, self._log_max_bytes)
-        with log_file.open("a") as fh:
-            fh.write(
-                f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'} at "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}, GPUs [{env['CUDA_VISIBLE_DEVICES']}]: "
-                f"{p.argv[0] if p.argv else '?'} ---\n"
-            )
+        marker = env[MARKER_ENV] = new_marker()
+        sink = self._log_sink(env) or _NoSink()
+        header = (
+            f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'}, GPUs "
+            f"[{env['CUDA_VISIBLE_DEVICES']}]: {p.argv[0] if p.argv else '?'} ---"
+        )
         try:
-            proc = self._spawn(p.argv, env, log_file)
+            proc = self._spawn(p.argv, env, None)
         except OSError as exc:
-            with log_file.open("a") as fh:
-                fh.write(f"--- podium: cannot start {list(p.argv[:1])}: {exc} ---\n")
+            shipper = LogShipper(None, sink, name=p.worker_id).start()
+            shipper.note(header)
+            shipper.note(f"--- podium: cannot start {list(p.argv[:1])}: {exc} ---")
+            shipper.finish()
             raise
-        slot = LocalSlot(proc, gpus, self.host, log_file)
+        shipper = LogShipper(proc.stdout, sink, marker=marker, name=p.worker_id)
+        shipper.note(header)  # before the reader starts: the first line of this run
+        slot = LocalSlot(proc, gpus, self.host, p.worker_id, shipper.start())
         self._slots.append(slot)
         return slot
 
@@ -159,6 +169,14 @@ class LocalBackend:
         return []  # local workers die with their gateway
 
     async def close(self) -> None:
+        return None
+
+
+class _NoSink:
+    """A worker whose URLs name no Podium gateway: its lines are read (and kept for
+    `last_lines`) but go nowhere."""
+
+    def send(self, lines: Sequence[LogLine], dropped: int) -> None:
         return None
 
 

@@ -1,6 +1,7 @@
-"""One worker process on this machine: its own process group, its output in a file, killed
-when the process that started it dies (Linux). Used by the local backend (fleet/local.py)
-and, on each Ray node, by the slot actor (fleet/rayslot.py)."""
+"""One worker process on this machine: its own process group, its stdout and stderr in one
+pipe (`stdout`, read by a LogShipper: podium.logs) or in a file, killed when the process
+that started it dies (Linux). Used by the local backend (fleet/local.py, a pipe) and, on
+each Ray node, by the slot actor (fleet/rayslot.py, a file until it ships its lines)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 __all__ = ["Process", "Spawn", "spawn_process"]
 
 
 class Process(Protocol):
     pid: int
+    stdout: BinaryIO | None  # its stdout and stderr in one pipe (None: in a file)
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None:
@@ -30,14 +32,15 @@ class Process(Protocol):
         ...
 
 
-Spawn = Callable[[Sequence[str], Mapping[str, str], Path], Process]
+Spawn = Callable[[Sequence[str], Mapping[str, str], Path | None], Process]
 
 
 class _Popen:
     """A worker process in its own process group, killed if its parent dies (Linux)."""
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> None:
-        with log_file.open("ab") as out:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_file: Path | None) -> None:
+        with contextlib.ExitStack() as stack:
+            out = subprocess.PIPE if log_file is None else stack.enter_context(log_file.open("ab"))
             self._p = subprocess.Popen(
                 list(argv),
                 env=dict(env),
@@ -48,6 +51,7 @@ class _Popen:
                 preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
             )
         self.pid = self._p.pid
+        self.stdout: BinaryIO | None = self._p.stdout
         self._swept = False
 
     def poll(self) -> int | None:
@@ -86,5 +90,8 @@ def _parent_death_signal() -> Callable[[], None] | None:
 _DIE_WITH_PARENT = _parent_death_signal()
 
 
-def spawn_process(argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> Process:
+def spawn_process(
+    argv: Sequence[str], env: Mapping[str, str], log_file: Path | None = None
+) -> Process:
+    """`log_file` None: the output goes to the pipe `stdout`."""
     return _Popen(argv, env, log_file)

@@ -61,7 +61,7 @@ class Fleet:
             from podium.fleet.raycluster import RayBackend  # imports ray
 
             return await RayBackend.connect(self.settings)
-        return LocalBackend(data_dir, self._discover, log_max_bytes=self.settings.log_max_bytes)
+        return LocalBackend(data_dir, self._discover)
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:

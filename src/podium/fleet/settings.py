@@ -47,7 +47,7 @@ class FleetSettings(BaseModel):
     drain_extra_s: float = 30.0  # a drained worker is killed after executionTimeout + this
     shutdown_grace_s: float = 5.0  # on gateway shutdown: SIGTERM, this long, then SIGKILL
     delete_grace_s: float = 5.0  # the endpoint was deleted: SIGTERM, this long, SIGKILL
-    log_max_bytes: int = 10 * 1024 * 1024  # a worker log over this is rotated at (re)start
+    log_max_bytes: int = 10 * 1024 * 1024  # a Ray slot's log file is rotated past this
     backend: str = "local"  # local | ray | ray://HOST:PORT
     lock_lease_s: float = 5.0  # shared (Ray) fleets: the fleet lock's lease
     ray_address: str | None = None  # RAY_ADDRESS

@@ -3,19 +3,17 @@ an endpoint's workers list (`reader`: any key that may read that endpoint)."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shlex
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
 from podium.endpoints.gpu_ids import gpu_ids_from_types
 from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, NotFound
-from podium.fleet import logs
 from podium.fleet.gpus import Inventory
 from podium.fleet.status import summary as worker_summary
 from podium.gateway.auth import authorize_client
@@ -27,8 +25,6 @@ from podium.keys import ApiKey, Scope, hash_secret, new_key
 __all__ = ["reader", "router"]
 
 NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere."
-LOG_TAIL_DEFAULT = 100
-LOG_TAIL_MAX = 10_000
 
 
 async def _admin(request: Request) -> None:
@@ -309,30 +305,6 @@ async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
             "endpointVersion": None,  # RunPod's configuration version: Podium has none
         }
     )
-
-
-@router.get("/endpoints/{endpoint_id}/logs", summary="The last lines of each worker's log")
-async def endpoint_logs(
-    request: Request,
-    endpoint_id: str,
-    tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=LOG_TAIL_MAX),
-    worker: str | None = None,
-) -> JSON:
-    state = _state(request)
-    await state.endpoint(endpoint_id)
-    phases = {w.id: w.phase.value for w in state.fleet.of(endpoint_id)}
-    paths = logs.worker_logs(state.settings.data_dir, endpoint_id)
-    if worker is not None:
-        paths = [p for p in paths if p.stem == worker]
-        if not paths:
-            raise NotFound(f"No log for worker {worker} of endpoint {endpoint_id}.")
-    out = await asyncio.to_thread(
-        lambda: [
-            {"workerId": p.stem, "phase": phases.get(p.stem, "stopped"), "log": logs.tail(p, tail)}
-            for p in paths
-        ]
-    )
-    return JSON({"endpointId": endpoint_id, "workers": out})
 
 
 # --- templates -----------------------------------------------------------------------

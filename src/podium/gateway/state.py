@@ -44,6 +44,7 @@ class GatewayState:
     fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
     reaper: Reaper | None = None  # set when background tasks run
+    log_followers: dict[str, int] = field(default_factory=dict)  # endpoint -> open follows
     lookups: Lookups = field(init=False)
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
                                            `:lookup` hash (token/key hash -> id),
                                            `:lookup_of` hash (id -> token/key hash)
     {p}:settings                   hash    name -> value
+    {p}:log*                               worker logs: store/redis_logs.py
 
 Final jobs' job and stream keys also carry a key TTL (retention plus TTL_GRACE_MS), so
 they vanish even when no reaper runs; expire() deletes them on time.
@@ -86,6 +87,7 @@ from podium.store.base import (
     stream_limit_error,
 )
 from podium.store.notify import Notifier
+from podium.store.redis_logs import RedisWorkerLogs
 
 __all__ = ["RedisStore"]
 
@@ -935,6 +937,9 @@ class RedisStore:
             name: self._redis.register_script(_PRELUDE + body) for name, body in _LUA.items()
         }
         self._lock_script = self._redis.register_script(_HOLD_LOCK)
+        self.logs = RedisWorkerLogs(
+            self._redis, self.prefix, clock, lambda exc: _unavailable(self.where, exc)
+        )
         self._origin = uuid.uuid4().hex
         self._channel_prefix = f"{self.prefix}:n:"
         self._notifier = Notifier()
@@ -1350,6 +1355,7 @@ class RedisStore:
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         [existed] = await self._run("delete_endpoint", endpoint_id)
         await self.purge_queue(endpoint_id)
+        await self.logs.delete_endpoint(endpoint_id)
         return bool(existed)
 
     @_guarded

@@ -47,6 +47,7 @@ from podium.store.base import (
     stream_limit_error,
 )
 from podium.store.notify import Notifier
+from podium.store.sqlite_logs import SQLiteWorkerLogs
 
 __all__ = ["SQLiteStore"]
 
@@ -243,6 +244,7 @@ class SQLiteStore:
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
             self._setup(sync)
+            self.logs = SQLiteWorkerLogs(self._db, clock, self._unavailable)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         self._own_files()  # -wal and -shm exist now
@@ -980,6 +982,7 @@ class SQLiteStore:
                 "DELETE FROM jobs WHERE endpoint_id = ? AND status = 'IN_QUEUE'", (endpoint_id,)
             )
             db.execute("DELETE FROM workers WHERE endpoint_id = ?", (endpoint_id,))
+            self.logs.delete_endpoint(db, endpoint_id)
         self._notifier.notify("q:" + endpoint_id)
         return cur.rowcount > 0
 

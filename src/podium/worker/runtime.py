@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from podium.logs.markers import write_marker
 from podium.worker import api
 from podium.worker.backoff import Backoff
 from podium.worker.config import ConfigError, WorkerConfig
@@ -404,6 +405,7 @@ class Worker:
         self._running[job_id] = rec
         api.register(rec.ctx)
         log.info("job %s started", job_id)
+        write_marker(self.config.log_marker, "start", job_id)
         return rec
 
     def _progress_sender(self, rec: _Running) -> Callable[[Any], None]:
@@ -450,6 +452,7 @@ class Worker:
             self._forget(rec)
 
     def _forget(self, rec: _Running) -> None:
+        write_marker(self.config.log_marker, "end", rec.id)
         api.unregister(rec.id)
         self._running.pop(rec.id, None)
         self.heartbeat.remove(rec.id)

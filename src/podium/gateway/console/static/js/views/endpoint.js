@@ -287,8 +287,9 @@ function adminSections(ctx, endpoint) {
             try {
               const body = await ctx.api.get(`/v1/endpoints/${id}/logs?tail=100`);
               logs.textContent =
-                body.workers.map((w) => `== ${w.workerId} (${w.phase}) ==\n${w.log}`).join("\n") ||
-                "No worker has written a log yet.";
+                body.lines
+                  .map((l) => `${l.time} ${l.workerId}${l.jobs.length ? ` [${l.jobs.join(",")}]` : ""} | ${l.text}`)
+                  .join("\n") || "No worker has written a log yet.";
             } catch (err) {
               logs.textContent = err.message;
             }
