@@ -152,7 +152,7 @@ class RayCluster:
                 f"--address={self.address}",
                 "--num-cpus=2",
                 f"--num-gpus={self.gpus_per_node}",
-                f'--resources={{"{self.gpu_resource}": {self.gpus_per_node}}}',
+                f"--resources={{\"{self.gpu_resource}\": {self.gpus_per_node}}}",
             ],
             gpus=self.gpus_per_node,
         )
