@@ -6,6 +6,7 @@ one Redis reading the same logs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -231,3 +232,30 @@ def test_two_gateways_on_one_redis_read_the_same_logs(tmp_path):
         for g in gws:
             g.stop()
         drop_redis_prefix(store)
+
+
+def test_followers_are_bounded_and_freed_when_they_leave(gw: Gateway, http: httpx.Client):
+    from podium.gateway.logs_api import FOLLOWERS_PER_ENDPOINT
+
+    ep = http.post("/v1/endpoints", json={"name": "followers"}).json()["id"]
+    url = f"/v1/endpoints/{ep}/logs"
+    params = {"follow": "true", "tail": "0"}
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(gw.client(timeout=10))
+        for _ in range(FOLLOWERS_PER_ENDPOINT):
+            r = stack.enter_context(client.stream("GET", url, params=params))
+            assert r.status_code == 200
+
+        # every stream above is open: the gateway counted them once their bodies began
+        def refused() -> bool:
+            with gw.client() as c, c.stream("GET", url, params=params) as extra:
+                return extra.status_code == 429
+
+        wait_until(refused, what="the follower limit")
+
+    # the clients went away: their places are free again
+    def accepted() -> bool:
+        with gw.client() as c, c.stream("GET", url, params=params) as again:
+            return again.status_code == 200
+
+    wait_until(accepted, what="freed follower places")

@@ -123,9 +123,11 @@ async def read(request: Request, endpoint_id: str, follow: bool = False) -> Resp
             "gateway already; stop one, or read with `since` instead of following.",
             retry_after=int(FOLLOW_HEARTBEAT_S),
         )
-    followers[endpoint_id] = followers.get(endpoint_id, 0) + 1
 
     async def lines() -> AsyncIterator[bytes]:
+        # Counted here, not before: a response whose body never starts (the client left
+        # first) never runs this generator, so it must not have been counted.
+        followers[endpoint_id] = followers.get(endpoint_id, 0) + 1
         try:
             for ln in page.lines:
                 yield codec.dumps(ln.public()) + b"\n"
