@@ -86,6 +86,11 @@ async def test_each_worker_keeps_its_last_lines(store):
     await store.logs.append(EP, "w2", lines("other"), 7)
     kept = await texts(store, worker="w1", tail=100)
     assert kept == ["2-3", "2-4", "3-0", "3-1", "3-2", "3-3", "3-4"]
+    # a job's lines that were trimmed are gone from its lines too
+    await store.logs.append(EP, "w3", lines("j-a", "j-b", jobs=("job-x",)), 7)
+    await store.logs.append(EP, "w3", lines(*(f"n{k}" for k in range(6))), 7)
+    assert await texts(store, job="job-x") == ["j-b"]
+    assert await texts(store, job="job-x", since=0) == ["j-b"]
     assert await texts(store, worker="w2") == ["other"]
 
 
@@ -116,3 +121,20 @@ async def test_texts_and_job_ids_round_trip_unchanged(store):
     assert [ln.text for ln in page.lines] == odd
     assert page.lines[0].jobs == ('id "quoted"', "a/b")
     assert await texts(store, job='id "quoted"') == odd
+
+
+async def test_a_job_filter_finds_lines_deep_in_long_logs(store):
+    for w in ("w1", "w2"):
+        for at in range(0, 1200, 300):  # more than a chunk of the Redis scan (500)
+            batch = [
+                LogLine(float(i), f"{w}-{i}", ("deep",) if i in (7, 1100) else ("other",))
+                for i in range(at, at + 300)
+            ]
+            await store.logs.append(EP, w, batch, KEEP * 2)
+    assert await texts(store, job="deep", tail=100) == ["w1-7", "w1-1100", "w2-7", "w2-1100"]
+    assert await texts(store, job="deep", tail=1) == ["w2-1100"]
+    assert await texts(store, job="deep", worker="w1") == ["w1-7", "w1-1100"]
+    page = await store.logs.read(EP, LogQuery(job="deep", tail=2, since=0))
+    assert [ln.text for ln in page.lines] == ["w1-7", "w1-1100"]
+    rest = await store.logs.read(EP, LogQuery(job="deep", tail=2, since=page.cursor))
+    assert [ln.text for ln in rest.lines] == ["w2-7", "w2-1100"]

@@ -53,8 +53,12 @@ def _guarded(
     return wrapper
 
 
-def _entry(worker_id: str, entry: tuple[str, dict[str, str]]) -> StoredLine:
+def _entry(worker_id: str, entry: Any) -> StoredLine:
+    """An XRANGE entry as redis-py parses it (id, {field: value}), or as a script returns
+    it (id, [field, value, ...])."""
     entry_id, fields = entry
+    if isinstance(fields, list):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
     return StoredLine(
         seq=int(entry_id.split("-", 1)[0]),
         worker_id=worker_id,
@@ -78,6 +82,7 @@ class RedisWorkerLogs:
         self._unavailable = unavailable
         self._append = client.register_script((_LUA / "logs_append.lua").read_text())
         self._forget = client.register_script((_LUA / "logs_forget.lua").read_text())
+        self._grep = client.register_script((_LUA / "logs_grep.lua").read_text())
 
     def _stream(self, endpoint_id: str, worker_id: str) -> str:
         return f"{self.prefix}:log:{endpoint_id}:{worker_id}"
@@ -108,14 +113,17 @@ class RedisWorkerLogs:
             workers = [query.worker]
         else:
             workers = await self._redis.zrange(f"{self.prefix}:logw:{endpoint_id}", 0, -1)
-        count = None if query.job is not None else query.tail  # a job filter reads all
         pipe = self._redis.pipeline(transaction=False)
         for w in workers:
             key = self._stream(endpoint_id, w)
-            if query.since is None:
-                pipe.xrevrange(key, f"{top}-0", "-", count=count)
+            if query.job is not None:  # filtered inside Redis: only matches come back
+                since = "" if query.since is None else str(query.since)
+                needle = json.dumps(query.job)
+                await self._grep(args=[key, str(top), needle, str(query.tail), since], client=pipe)
+            elif query.since is None:
+                pipe.xrevrange(key, f"{top}-0", "-", count=query.tail)
             else:
-                pipe.xrange(key, f"({query.since}-0", f"{top}-0", count=count)
+                pipe.xrange(key, f"({query.since}-0", f"{top}-0", count=query.tail)
         found = await pipe.execute() if workers else []
         lines = sorted(
             (
