@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from podium.endpoints import Endpoint, EndpointSpec
 from podium.logs.lines import LogLine, LogQuery
+from tests.conftest import REDIS_URL, drop_redis_prefix, make_store
 
 EP = "ep-logs"
 KEEP = 1000
@@ -138,3 +141,48 @@ async def test_a_job_filter_finds_lines_deep_in_long_logs(store):
     assert [ln.text for ln in page.lines] == ["w1-7", "w1-1100"]
     rest = await store.logs.read(EP, LogQuery(job="deep", tail=2, since=page.cursor))
     assert [ln.text for ln in rest.lines] == ["w2-7", "w2-1100"]
+
+
+@pytest.mark.redis
+async def test_redis_keeps_no_index_entry_for_a_line_it_no_longer_holds(tmp_path, clock):
+    """The job index follows the streams' trimming, expiry and endpoint deletion, so
+    Redis holds nothing for lines that are gone."""
+    import redis.asyncio as aioredis
+
+    store = await make_store("redis", tmp_path, clock)
+    raw = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    prefix = store.prefix
+
+    async def log_keys() -> dict[str, int]:
+        found = {}
+        async for key in raw.scan_iter(match=f"{prefix}:log*", count=1000):
+            kind = await raw.type(key)
+            size = {"zset": raw.zcard, "set": raw.scard, "stream": raw.xlen}.get(kind)
+            found[key.removeprefix(prefix + ":")] = await size(key) if size else 1
+        return found
+
+    try:
+        for _ in range(4):  # 12 lines of job-a, the stream keeps 5
+            await store.logs.append(EP, "w1", lines("x", "y", "z", jobs=("job-a",)), 5)
+        await store.logs.append(EP, "w2", lines("w2", jobs=("job-a", "job-b")), 5)
+        keys = await log_keys()
+        assert keys[f"log:{EP}:w1"] == 5 and keys[f"logjob:{EP}:job-a"] == 6
+        assert keys[f"logjw:{EP}:w1"] == 5 and keys[f"logjw:{EP}:w2"] == 2
+        assert await texts(store, job="job-a") == ["y", "z", "x", "y", "z", "w2"]
+        # a line with a new job pushes job-a's last w1 line out of w1's stream
+        await store.logs.append(EP, "w1", lines(*(f"n{k}" for k in range(5)), jobs=("job-c",)), 5)
+        keys = await log_keys()
+        assert keys[f"logjob:{EP}:job-a"] == 1  # only w2's line is left
+        assert await texts(store, job="job-a") == ["w2"]
+        clock.advance(10)
+        await store.logs.append(EP, "w2", lines("later"), 5)
+        assert await store.logs.expire(clock.now() - 5) == 1  # w1
+        keys = await log_keys()
+        assert f"log:{EP}:w1" not in keys and f"logjob:{EP}:job-c" not in keys
+        assert await raw.smembers(f"{prefix}:logjobs:{EP}") == {"job-a", "job-b"}
+        await store.logs.delete_endpoint(EP)
+        assert set(await log_keys()) == {"logseq"}  # the counter stays
+    finally:
+        await raw.aclose()
+        await store.close()
+        drop_redis_prefix(store)

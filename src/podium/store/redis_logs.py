@@ -6,12 +6,18 @@
                                     XADD MAXLEN keeps the last `keep` exactly
     {p}:logw:{ep}           zset    the endpoint's index: worker -> last append (store clock)
     {p}:logw                zset    every writer, "{ep}/{worker}" -> last append (expiry)
+    {p}:logjob:{ep}:{job}   zset    the job's lines: "{seq}:{worker}", score seq
+    {p}:logjw:{ep}:{worker} zset    the worker's entries in those: "{seq}:{job}", score
+                                    seq (what to take out when its stream trims a line)
+    {p}:logjobs:{ep}        set     the jobs that have an index (deleted with the endpoint)
 
-An append is one script (lua/logs_append.lua): the seqs it takes from the counter and
-the entries it adds are one atomic step, so every seq up to the counter's value is
-either stored or trimmed, and a reader that reads the counter first never misses a line
-below it. Stream keys also carry a key TTL (KEY_TTL_MS), so a log nobody expires still
-goes. Endpoint ids hold no `/` (they are generated).
+An append is one script (lua/logs_append.lua): the seqs it takes from the counter, the
+entries it adds, the job index entries of the lines the stream trimmed that it takes out
+are one atomic step, so every seq up to the counter's value is either stored or trimmed,
+a reader that reads the counter first never misses a line below it, and a job's index
+holds exactly its lines that are kept (a job read costs its own lines, not the log's).
+Every key also carries a TTL (KEY_TTL_MS), so a log nobody expires still goes. Endpoint
+ids hold no `/` (they are generated).
 """
 
 from __future__ import annotations
@@ -82,7 +88,6 @@ class RedisWorkerLogs:
         self._unavailable = unavailable
         self._append = client.register_script((_LUA / "logs_append.lua").read_text())
         self._forget = client.register_script((_LUA / "logs_forget.lua").read_text())
-        self._grep = client.register_script((_LUA / "logs_grep.lua").read_text())
 
     def _stream(self, endpoint_id: str, worker_id: str) -> str:
         return f"{self.prefix}:log:{endpoint_id}:{worker_id}"
@@ -109,6 +114,9 @@ class RedisWorkerLogs:
         top = int(await self._redis.get(f"{self.prefix}:logseq") or 0)
         if query.tail == 0:
             return LogPage([], top)
+        if query.job is not None:
+            lines = await self._job_lines(endpoint_id, query, top)
+            return _page(lines, query, top)
         if query.worker is not None:
             workers = [query.worker]
         else:
@@ -116,11 +124,7 @@ class RedisWorkerLogs:
         pipe = self._redis.pipeline(transaction=False)
         for w in workers:
             key = self._stream(endpoint_id, w)
-            if query.job is not None:  # filtered inside Redis: only matches come back
-                since = "" if query.since is None else str(query.since)
-                needle = json.dumps(query.job)
-                await self._grep(args=[key, str(top), needle, str(query.tail), since], client=pipe)
-            elif query.since is None:
+            if query.since is None:
                 pipe.xrevrange(key, f"{top}-0", "-", count=query.tail)
             else:
                 pipe.xrange(key, f"({query.since}-0", f"{top}-0", count=query.tail)
@@ -134,23 +138,58 @@ class RedisWorkerLogs:
             ),
             key=lambda ln: ln.seq,
         )
+        return _page(lines, query, top)
+
+    async def _job_lines(self, endpoint_id: str, query: LogQuery, top: int) -> list[StoredLine]:
+        """The job's lines from its index: the newest `tail` (or the oldest after
+        `since`), each read by its seq from its worker's stream."""
+        assert query.job is not None
+        key = f"{self.prefix}:logjob:{endpoint_id}:{query.job}"
+        limit = {} if query.worker is not None else {"start": 0, "num": query.tail}
         if query.since is None:
-            return LogPage(lines[-query.tail :], top)
-        if len(lines) >= query.tail:
-            page = lines[: query.tail]
-            return LogPage(page, page[-1].seq)
-        return LogPage(lines, top)
+            members = await self._redis.zrevrangebyscore(key, top, "-inf", **limit)
+        else:
+            members = await self._redis.zrangebyscore(key, f"({query.since}", top, **limit)
+        found = [m.split(":", 1) for m in members]
+        found = [(seq, w) for seq, w in found if query.worker in (None, w)]
+        pipe = self._redis.pipeline(transaction=False)
+        for seq, w in found:
+            pipe.xrange(self._stream(endpoint_id, w), f"{seq}-0", f"{seq}-0")
+        entries = await pipe.execute() if found else []
+        lines = [
+            line
+            for (_, w), got in zip(found, entries, strict=True)
+            for line in (_entry(w, e) for e in got)
+            if query.matches(line)
+        ]
+        return sorted(lines, key=lambda ln: ln.seq)
 
     @_guarded
     async def expire(self, before: float) -> int:
+        """One script per silent worker (each costs that worker's kept lines)."""
         total = 0
-        for _ in range(1000):  # 500 writers per call; bounded
-            n = int(await self._forget(args=[self.prefix, "before", repr(before)]))
-            total += n
-            if n < 500:
+        for _ in range(1000):  # bounded: 500 writers a round
+            due = await self._redis.zrangebyscore(
+                f"{self.prefix}:logw", "-inf", f"({before!r}", start=0, num=500
+            )
+            for member in due:
+                ep, _, worker = member.partition("/")
+                args = [self.prefix, "worker", ep, worker, repr(before)]
+                total += int(await self._forget(args=args))
+            if len(due) < 500:
                 break
         return total
 
     async def delete_endpoint(self, endpoint_id: str) -> None:
         """Called by RedisStore.delete_endpoint (which guards it)."""
         await self._forget(args=[self.prefix, "endpoint", endpoint_id])
+
+
+def _page(lines: list[StoredLine], query: LogQuery, top: int) -> LogPage:
+    """Matching lines in seq order -> the page the query asks for, and its cursor."""
+    if query.since is None:
+        return LogPage(lines[-query.tail :], top)
+    if len(lines) >= query.tail:
+        page = lines[: query.tail]
+        return LogPage(page, page[-1].seq)
+    return LogPage(lines, top)

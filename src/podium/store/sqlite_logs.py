@@ -145,9 +145,12 @@ class SQLiteWorkerLogs:
         top = self._top()
         where = ["l.endpoint_id = ?", "l.seq <= ?"]
         params: list[Any] = [endpoint_id, top]
-        source = "worker_logs l"
-        if query.job is not None:  # walk the job's index, not the endpoint's lines
-            source = "worker_log_jobs j JOIN worker_logs l ON l.seq = j.seq"
+        source, key = "worker_logs l", "l.seq"
+        if query.job is not None:
+            # Walk the job's index, not the endpoint's lines: CROSS JOIN keeps SQLite
+            # from choosing the endpoint's index for the ORDER BY instead.
+            source = "worker_log_jobs j CROSS JOIN worker_logs l ON l.seq = j.seq"
+            key = "j.seq"
             where.append("j.job_id = ?")
             params.append(query.job)
         if query.worker is not None:
@@ -159,7 +162,7 @@ class SQLiteWorkerLogs:
         order = "ASC" if query.since is not None else "DESC"
         rows = self._db.execute(
             f"""SELECT l.seq, l.worker_id, l.at, l.text, l.jobs FROM {source}
-                WHERE {" AND ".join(where)} ORDER BY l.seq {order} LIMIT ?""",
+                WHERE {" AND ".join(where)} ORDER BY {key} {order} LIMIT ?""",
             [*params, query.tail],
         ).fetchall()
         lines = [ln for ln in map(_line, rows) if query.matches(ln)]
