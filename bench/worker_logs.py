@@ -8,8 +8,8 @@ worker's lines into a real gateway.
    full bound (PODIUM_LOG_LINES_PER_WORKER default, 5000 lines of ~120 bytes, every 10th
    tagged with a job) in batches of 200, through `store.logs.append` (the worker route's
    whole store cost); lines/s. Then `store.logs.read` `--repeat` times: the endpoint's
-   last 100 lines, one worker's last 100, a job's lines (a job filter reads every line
-   of the endpoint), and a follower's poll with nothing new (`since` = the cursor); p50 /
+   last 100 lines, one worker's last 100, a job's 10 lines (by the job's index), and a
+   follower's poll with nothing new (`since` = the cursor); p50 /
    p99.
 2. Path (a real `podium serve` on SQLite, 127.0.0.1): a LogShipper reads `--lines` lines
    written into a pipe as fast as a process can and ships them with HttpLogSink; the
@@ -68,7 +68,7 @@ async def bench_store(kind: str, url: str, workers: int, repeat: int) -> list[tu
         queries = [
             ("last 100 of the endpoint", LogQuery(tail=100)),
             ("last 100 of one worker", LogQuery(worker="w0", tail=100)),
-            (f"a job's lines ({workers * keep:,} read)", LogQuery(job="job-0-7", tail=100)),
+            (f"a job's 10 lines among {workers * keep:,}", LogQuery(job="job-0-7", tail=100)),
             ("a follower's poll, nothing new", LogQuery(tail=10_000, since=top)),
         ]
         for name, query in queries:

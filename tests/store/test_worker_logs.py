@@ -186,3 +186,18 @@ async def test_redis_keeps_no_index_entry_for_a_line_it_no_longer_holds(tmp_path
         await raw.aclose()
         await store.close()
         drop_redis_prefix(store)
+
+
+async def test_a_tail_across_many_workers_is_the_newest_lines_of_all(store):
+    written = []
+    for round_ in range(3):
+        for w in range(20):  # more workers than a Redis read takes at once
+            if (w + round_) % 3:  # some workers skip a round
+                continue
+            text = f"r{round_}-w{w}"
+            await store.logs.append(EP, f"w{w}", lines(text), KEEP)
+            written.append(text)
+    for n in (1, 5, 8, 9, len(written), len(written) + 5):
+        assert await texts(store, tail=n) == written[-n:], n
+    since = (await store.logs.read(EP, LogQuery(tail=len(written)))).lines[9].seq
+    assert await texts(store, since=since, tail=100) == written[10:]

@@ -4,7 +4,8 @@
     {p}:log:{ep}:{worker}   stream  the worker's lines; entry id "<seq>-0", fields
                                     t (capture time), x (text), j (job ids, JSON);
                                     XADD MAXLEN keeps the last `keep` exactly
-    {p}:logw:{ep}           zset    the endpoint's index: worker -> last append (store clock)
+    {p}:logw:{ep}           zset    the endpoint's index: worker -> the seq of its last line
+                                    (a read skips the workers with nothing it wants)
     {p}:logw                zset    every writer, "{ep}/{worker}" -> last append (expiry)
     {p}:logjob:{ep}:{job}   zset    the job's lines: "{seq}:{worker}", score seq
     {p}:logjw:{ep}:{worker} zset    the worker's entries in those: "{seq}:{job}", score
@@ -42,6 +43,7 @@ _LUA = Path(__file__).with_name("lua")
 # Stream keys vanish this long after their last append even when no reaper runs (the
 # reaper forgets a silent worker's log after PODIUM_LOG_RETENTION_MS, at most this).
 KEY_TTL_MS = RETENTION_MAX_MS
+TAIL_GROUP = 8  # workers read per round trip when a tail spans the endpoint
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -117,10 +119,38 @@ class RedisWorkerLogs:
         if query.job is not None:
             lines = await self._job_lines(endpoint_id, query, top)
             return _page(lines, query, top)
+        index = f"{self.prefix}:logw:{endpoint_id}"
+        if query.since is not None:
+            if query.since >= top:  # a follower's usual poll: nothing can be newer
+                return LogPage([], top)
+            if query.worker is not None:
+                workers = [query.worker]
+            else:  # only the workers that wrote after `since`
+                workers = await self._redis.zrangebyscore(index, f"({query.since}", "+inf")
+            lines = await self._read_streams(endpoint_id, workers, query, top)
+            return _page(sorted(lines, key=lambda ln: ln.seq), query, top)
         if query.worker is not None:
-            workers = [query.worker]
-        else:
-            workers = await self._redis.zrange(f"{self.prefix}:logw:{endpoint_id}", 0, -1)
+            lines = await self._read_streams(endpoint_id, [query.worker], query, top)
+            return _page(lines, query, top)
+        # The last `tail` of the endpoint: workers by their last line, newest first; stop
+        # once the next worker's last line is older than the tail found so far.
+        ranked = await self._redis.zrevrange(index, 0, -1, withscores=True)
+        lines = []
+        for at in range(0, len(ranked), TAIL_GROUP):
+            if len(lines) >= query.tail:
+                lines.sort(key=lambda ln: ln.seq)
+                lines = lines[-query.tail :]
+                if ranked[at][1] < lines[0].seq:
+                    break
+            group = [w for w, _ in ranked[at : at + TAIL_GROUP]]
+            lines += await self._read_streams(endpoint_id, group, query, top)
+        return _page(sorted(lines, key=lambda ln: ln.seq), query, top)
+
+    async def _read_streams(
+        self, endpoint_id: str, workers: list[str], query: LogQuery, top: int
+    ) -> list[StoredLine]:
+        """Up to `tail` lines of each worker: its newest at or below `top`, or its oldest
+        after `since`; in each worker's order."""
         pipe = self._redis.pipeline(transaction=False)
         for w in workers:
             key = self._stream(endpoint_id, w)
@@ -129,16 +159,11 @@ class RedisWorkerLogs:
             else:
                 pipe.xrange(key, f"({query.since}-0", f"{top}-0", count=query.tail)
         found = await pipe.execute() if workers else []
-        lines = sorted(
-            (
-                line
-                for w, entries in zip(workers, found, strict=True)
-                for line in (_entry(w, e) for e in entries)
-                if query.matches(line)
-            ),
-            key=lambda ln: ln.seq,
-        )
-        return _page(lines, query, top)
+        out: list[StoredLine] = []
+        for w, entries in zip(workers, found, strict=True):
+            got = [ln for ln in (_entry(w, e) for e in entries) if query.matches(ln)]
+            out += reversed(got) if query.since is None else got
+        return out
 
     async def _job_lines(self, endpoint_id: str, query: LogQuery, top: int) -> list[StoredLine]:
         """The job's lines from its index: the newest `tail` (or the oldest after

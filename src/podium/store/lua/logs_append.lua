@@ -32,7 +32,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', wj, '-inf', '(' .. lowest)) do
   if redis.call('EXISTS', jk(job)) == 0 then redis.call('SREM', jobs_of_ep, job) end
 end
 redis.call('ZREMRANGEBYSCORE', wj, '-inf', '(' .. lowest)
-redis.call('ZADD', P .. ':logw:' .. ep, now, w)
+redis.call('ZADD', P .. ':logw:' .. ep, top, w)  -- by its last seq: readers skip it
 redis.call('ZADD', P .. ':logw', now, ep .. '/' .. w)
 -- a safety net: keys nobody expires (no reaper runs) still go
 for _, k in ipairs({sk, wj, jobs_of_ep}) do redis.call('PEXPIRE', k, ttl) end
