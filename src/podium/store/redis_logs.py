@@ -135,15 +135,17 @@ class RedisWorkerLogs:
         # The last `tail` of the endpoint: workers by their last line, newest first; stop
         # once the next worker's last line is older than the tail found so far.
         ranked = await self._redis.zrevrange(index, 0, -1, withscores=True)
-        lines = []
-        for at in range(0, len(ranked), TAIL_GROUP):
+        lines: list[StoredLine] = []
+        at, size = 0, 1  # 1, 2, 4 ... TAIL_GROUP workers a round trip
+        while at < len(ranked):
             if len(lines) >= query.tail:
                 lines.sort(key=lambda ln: ln.seq)
                 lines = lines[-query.tail :]
                 if ranked[at][1] < lines[0].seq:
                     break
-            group = [w for w, _ in ranked[at : at + TAIL_GROUP]]
+            group = [w for w, _ in ranked[at : at + size]]
             lines += await self._read_streams(endpoint_id, group, query, top)
+            at, size = at + size, min(size * 2, TAIL_GROUP)
         return _page(sorted(lines, key=lambda ln: ln.seq), query, top)
 
     async def _read_streams(
