@@ -170,8 +170,7 @@ class RedisWorkerLogs:
     async def _job_lines(self, endpoint_id: str, query: LogQuery, top: int) -> list[StoredLine]:
         """The job's lines from its index: the newest `tail` (or the oldest after
         `since`), each read by its seq from its worker's stream."""
-        assert query.job is not None
-        key = f"{self.prefix}:logjob:{endpoint_id}:{query.job}"
+        key = f"{self.prefix}:logjob:{endpoint_id}:{query.job or ''}"
         limit = {} if query.worker is not None else {"start": 0, "num": query.tail}
         if query.since is None:
             members = await self._redis.zrevrangebyscore(key, top, "-inf", **limit)
