@@ -10,7 +10,8 @@ veth pair, so a test can run a process "on another machine" and cut its network.
 Addresses are 10.211.N.0/30 (this machine .1, the namespace .2), a block no real network
 here uses; N is picked free at creation. The namespace has its own loopback (up), and no
 route anywhere but the /30: a process inside reaches only what listens on `host_addr`
-(or on 0.0.0.0) here, never 127.0.0.1 of this machine.
+(or on 0.0.0.0) here, never 127.0.0.1 of this machine. With `route_all`, its default
+route goes over the link too: it reaches every address of this machine but loopback.
 
 Clean-up is by name, in a finally: the processes started through `popen` (and whatever
 else runs inside the namespace: only their children can), the veth pair, the namespace.
@@ -111,7 +112,7 @@ def _free_subnet() -> int:
     raise RuntimeError(f"every {SUBNET_PREFIX}.N.0/30 block is in use on this machine")
 
 
-def _create(host: NetnsHost) -> None:
+def _create(host: NetnsHost, route_all: bool) -> None:
     _ip("netns", "add", host.name)
     _ip("link", "add", host.host_if, "type", "veth", "peer", "name", host.ns_if)
     _ip("link", "set", host.ns_if, "netns", host.name)
@@ -122,6 +123,7 @@ def _create(host: NetnsHost) -> None:
         ["addr", "add", f"{host.ns_addr}/30", "dev", host.ns_if],
         ["link", "set", host.ns_if, "up"],
         ["link", "set", "lo", "up"],
+        *([["route", "add", "default", "via", host.host_addr]] if route_all else []),
     ):
         subprocess.run([*inside, *args], capture_output=True, text=True, check=True, timeout=30)
 
@@ -142,9 +144,11 @@ def _remove(host: NetnsHost) -> None:
 
 
 @contextlib.contextmanager
-def netns_host() -> Iterator[NetnsHost]:
+def netns_host(route_all: bool = False) -> Iterator[NetnsHost]:
     """A fresh test host, removed at the end of the block whatever happens; skips the
-    test (with the reason) where network namespaces cannot be made."""
+    test (with the reason) where network namespaces cannot be made. `route_all`: its
+    default route goes over the link, so it reaches every address of this machine (its
+    LAN address too, not loopback), as a machine on the same network would."""
     reason = netns_unavailable()
     if reason is not None:
         pytest.skip(f"no network namespaces here: {reason}")
@@ -158,7 +162,7 @@ def netns_host() -> Iterator[NetnsHost]:
         ns_addr=f"{SUBNET_PREFIX}.{n}.2",
     )
     try:
-        _create(host)
+        _create(host, route_all)
         yield host
     finally:
         _remove(host)

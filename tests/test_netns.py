@@ -110,3 +110,27 @@ def test_a_listener_inside_is_reached_from_the_host_and_everything_is_removed():
     assert name not in namespaces.split()
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert f" {host_if}@" not in links and f" {host_if}:" not in links
+
+
+def lan_address() -> str | None:
+    """This machine's address on its default route (a UDP socket's choice; no packet is
+    sent), None without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("198.51.100.1", 9))  # TEST-NET-2: only the route is looked up
+        except OSError:
+            return None
+        addr = s.getsockname()[0]
+    return None if addr.startswith("127.") else addr
+
+
+def test_route_all_reaches_the_hosts_other_addresses_over_the_link():
+    lan = lan_address()
+    if lan is None:
+        pytest.skip("this machine has no address on a default route")
+    with netns_host(route_all=True) as host, listener(lan) as port:
+        assert reach(host, lan, port) == f"hello from {lan}"
+        host.cut()
+        assert reach(host, lan, port).startswith("unreachable")
+    with netns_host() as host, listener(lan) as port:  # without it: the /30 only
+        assert reach(host, lan, port).startswith("unreachable")

@@ -89,7 +89,13 @@ class ApiKey:
             granted |= _IMPLIED[Scope(s)]
         if scope not in granted:
             return False
-        return endpoint_id is None or not self.endpoints or endpoint_id in self.endpoints
+        if not self.endpoints:
+            return True
+        if endpoint_id is None:
+            # Gateway-wide administration (keys, endpoints, templates) would reach every
+            # endpoint: a key limited to some may only read or run without one named.
+            return scope is not Scope.ADMIN
+        return endpoint_id in self.endpoints
 
     def to_doc(self) -> str:
         """The stored form (JSON text): every field, the hash included."""

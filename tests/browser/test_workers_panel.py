@@ -68,7 +68,7 @@ def test_workers_list_shows_state_gpus_and_job_live(
             "data-status", "running", timeout=60_000
         )
         expect(managed.locator(f"td[data-label='Job'] [data-job='{job_id}']")).to_have_text(
-            f"{job_id[:8]}…"
+            f"{job_id[:6]}…"
         )
         expect(managed.locator("td[data-label='GPUs']")).to_have_text("CPU")
         expect(managed.locator("td[data-label='Worker']")).to_contain_text("up ")

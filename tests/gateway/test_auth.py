@@ -93,3 +93,37 @@ async def test_deleted_endpoint_refuses_jobs(api):
     assert r.status_code == 200
     r = await api.run()
     assert r.status_code == 404
+
+
+async def test_admin_key_limited_to_an_endpoint_administers_only_that_endpoint(api):
+    """An admin key limited to endpoint A must not act on B nor on the whole gateway:
+    no other endpoint, no new (unlimited) keys, no new endpoints, no templates."""
+    mine = (await api.http.post("/v1/endpoints", json={"name": "a"}, headers=api.auth())).json()
+    key = (await make_key(api, ["admin"], [mine["id"]]))["key"]
+    h = api.auth(key)
+    # its own endpoint: read, update, history, logs
+    assert (await api.http.get(f"/v1/endpoints/{mine['id']}", headers=h)).status_code == 200
+    r = await api.http.patch(f"/v1/endpoints/{mine['id']}", json={"workersMax": 2}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (await api.http.get(f"/v1/endpoints/{mine['id']}/logs", headers=h)).status_code == 200
+    # ... but not what its workers run: that runs on the fleet's machines
+    for change in ({"command": "sh -c 'cat /etc/shadow'"}, {"env": {"A": "1"}}):
+        r = await api.http.patch(f"/v1/endpoints/{mine['id']}", json=change, headers=h)
+        assert r.status_code == 403 and "every endpoint" in r.json()["error"], r.text
+    # another endpoint: neither read nor delete
+    r = await api.http.get(f"/v1/endpoints/{api.ep}", headers=h)
+    assert r.status_code == 403 and api.ep in r.json()["error"]
+    assert (await api.http.delete(f"/v1/endpoints/{api.ep}", headers=h)).status_code == 403
+    assert (await api.http.get(f"/v1/endpoints/{api.ep}", headers=api.auth())).status_code == 200
+    # the whole gateway: keys, endpoints, templates, GraphQL, health details
+    r = await api.http.post(
+        "/v1/keys", json={"name": "x", "scopes": ["admin"], "endpoints": []}, headers=h
+    )
+    assert r.status_code == 403 and "every endpoint" in r.json()["error"]
+    assert (await api.http.get("/v1/keys", headers=h)).status_code == 403
+    assert (await api.http.get("/v1/endpoints", headers=h)).status_code == 403
+    assert (await api.http.post("/v1/endpoints", json={"name": "b"}, headers=h)).status_code == 403
+    assert (await api.http.get("/v1/templates", headers=h)).status_code == 403
+    r = await api.http.post("/graphql", json={"query": "query { myself { id } }"}, headers=h)
+    assert r.status_code == 403
+    assert (await api.http.get("/healthz", headers=h)).status_code == 403

@@ -52,20 +52,6 @@ class WorkerStatus:
     log: str | None = None  # the log file (on its node)
     node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "phase": self.phase.value,
-            "gpus": list(self.gpus),
-            "pid": self.pid,
-            "restarts": self.restarts,
-            "startedAt": self.started_at,
-            "readyAt": self.ready_at,
-            "exitCode": self.exit_code,
-            "reason": self.reason,
-            "node": self.node,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class FleetReport:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
 from podium.endpoints.gpu_ids import gpu_ids_from_types
 from podium.endpoints.templates import Template, new_template_id
-from podium.errors import BadRequest, Conflict, NotFound
+from podium.errors import BadRequest, Conflict, Forbidden, NotFound
 from podium.fleet.gpus import Inventory
 from podium.fleet.status import summary as worker_summary
 from podium.gateway.auth import authorize_client
@@ -28,7 +28,9 @@ NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere
 
 
 async def _admin(request: Request) -> None:
-    await authorize_client(request, Scope.ADMIN)
+    """Admin scope; on a route naming an endpoint, for that endpoint (a key limited to
+    some endpoints administers those, and nothing gateway-wide)."""
+    await authorize_client(request, Scope.ADMIN, request.path_params.get("endpoint_id"))
 
 
 router = APIRouter(
@@ -41,6 +43,10 @@ reader = APIRouter(prefix="/v1", tags=["admin"], route_class=CodecRoute)
 
 def _state(request: Request) -> GatewayState:
     return request.app.state.podium
+
+
+# What a worker process runs: only an admin of the whole gateway may change it.
+_RUNS_ON_THE_FLEET = ("command", "env", "templateId")
 
 
 class EndpointUpdate(BaseModel):
@@ -261,6 +267,13 @@ async def get_endpoint(
 @router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
 async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
     state = _state(request)
+    key = await authorize_client(request, Scope.ADMIN, endpoint_id)
+    runs = sorted(f for f in _RUNS_ON_THE_FLEET if getattr(body, f) is not None)
+    if key is not None and key.endpoints and runs:
+        raise Forbidden(
+            f"Changing {', '.join(runs)} changes what runs on the fleet's machines: it needs "
+            "an admin key for every endpoint, not one limited to some."
+        )
     endpoint = await update_endpoint_record(state, endpoint_id, _changes(body))
     return JSON(await _shown(state, endpoint, workers=True, template=False))
 

@@ -41,6 +41,11 @@ async def authorize_client(
     if key is None or key.revoked or not secrets_equal(key.hash, digest):
         raise Unauthorized("Unknown or revoked API key.")
     if not key.allows(scope, endpoint_id):
+        if endpoint_id is None and key.endpoints and key.allows(scope, key.endpoints[0]):
+            raise Forbidden(
+                f"This API key is limited to endpoints {', '.join(key.endpoints)}; this "
+                f"needs an `{scope}` key for every endpoint."
+            )
         where = f" on endpoint {endpoint_id}" if endpoint_id else ""
         raise Forbidden(f"This API key lacks the `{scope}` scope{where}.")
     return key

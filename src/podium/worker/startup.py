@@ -19,18 +19,17 @@ __all__ = ["Startup", "process_exec_time"]
 
 
 def process_exec_time() -> float | None:
-    """When this process began, in epoch seconds (to the kernel's clock tick, 10 ms),
-    from /proc; None where there is no /proc."""
+    """When this process began, in epoch seconds (to the kernel's clock tick, 10 ms):
+    its start in /proc/self/stat is counted on the boot-time clock, so it is placed
+    against that clock read now (not /proc/stat's btime, a whole second that drifts).
+    None where there is no /proc."""
     try:
         stat = Path("/proc/self/stat").read_text()
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
         ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, StopIteration, ValueError, IndexError):
+        since_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
+        now = time.time()
+        return now - (since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
 
 

@@ -188,7 +188,7 @@ function formatUptime(seconds) {
 function heldJobs(w) {
   if (!w.jobCount) return h("span", { class: "muted-text" }, "—");
   if (!w.jobs) return `${w.jobCount} job${w.jobCount > 1 ? "s" : ""}`;
-  return w.jobs.map((jobId) => h("div", { class: "mono", title: jobId, "data-job": jobId }, `${jobId.slice(0, 8)}…`));
+  return w.jobs.map((jobId) => h("div", { class: "mono", title: jobId, "data-job": jobId }, `${jobId.slice(0, 6)}…`));
 }
 
 function workerTable(workers, templateId) {
