@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -179,14 +180,12 @@ def running_workers(
 ) -> Iterator[None]:
     # The bare loop has no concurrency in a process: its "1x4" is 4 processes (the ceiling).
     n = sc.processes * (sc.concurrency if runtime == "bare" else 1)
-    procs = []
+    procs: list[subprocess.Popen] = []
+    spies: list[subprocess.Popen] = []
     try:
         for i in range(n):
             worker_id = f"{runtime}-{ep['id'][:6]}-{i}"
             args = _command(runtime, sc, gw, ep, worker_id)
-            if py_spy is not None and runtime == "podium":
-                out = py_spy / f"{sc.name.replace(' ', '_')}-{gw.data_dir.name}-{i}.txt"
-                args = ["py-spy", "record", "-r", "400", "-f", "raw", "-o", str(out), "--", *args]
             env = _worker_env(gw, ep, worker_id, tmp / "home")
             procs.append(spawn(args, tmp / f"{worker_id}.log", env))
 
@@ -197,9 +196,19 @@ def running_workers(
             return gw.health(ep["id"])["workers"]["ready"] >= n
 
         wait_until(f"{n} {runtime} worker(s) polling", polling, timeout=60)
+        if py_spy is not None and runtime == "podium":
+            for i, p in enumerate(procs):
+                out = py_spy / f"{gw.data_dir.name}-{sc.name.replace(' ', '_')}-{i}.txt"
+                args = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", str(out)]
+                spies.append(spawn([*args, "-p", str(p.pid)], tmp / f"py-spy-{i}.log"))
         time.sleep(0.3)  # every worker is inside its job-take now
         yield
     finally:
+        for spy in spies:  # SIGINT: py-spy writes its profile and exits
+            with contextlib.suppress(ProcessLookupError):
+                spy.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(30)
         for p in procs:
             stop(p, grace=WORKER_HOLD_S + 5)
 

@@ -151,8 +151,6 @@ class Worker:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
-        headers = {"Authorization": self.config.token} if self.config.token else {}
-        timeout = httpx.Timeout(60.0, connect=10.0)
         restore = self._install_signals()
         log.info(
             "worker %s started: %s handler, concurrency %d%s",
@@ -163,8 +161,8 @@ class Worker:
         )
         self._log_handler_info()
         try:
-            async with httpx.AsyncClient(headers=headers, timeout=timeout) as client:
-                self._transport = Transport(self.config, client)
+            async with httpx.AsyncHTTPTransport() as http:
+                self._transport = Transport(self.config, http)
                 self.heartbeat.start()
                 take = asyncio.create_task(self._take_loop(), name="take")
                 stop = asyncio.create_task(self._stop_loop(), name="stop")
@@ -438,15 +436,30 @@ class Worker:
                 return
             body, failed = encode(payload)
             status = "FAILED" if failed else "COMPLETED"
-            delivery = await self._transport.post_result(
-                rec.id, body, is_stream, lambda: rec.stopped
+            take_next = self._next_wanted()
+            posted = await self._transport.post_result(
+                rec.id, body, is_stream, lambda: rec.stopped, take_next
             )
-            if delivery is Delivery.ACKED:
+            if posted.delivery is Delivery.ACKED:
                 log.info("job %s %s in %.3f s", rec.id, status, took)
             else:
-                log.error("job %s %s in %.3f s; result %s", rec.id, status, took, delivery.value)
+                log.error(
+                    "job %s %s in %.3f s; result %s", rec.id, status, took, posted.delivery.value
+                )
+            if posted.jobs:
+                # Ours already (IN_PROGRESS, leased): run them even when stopping.
+                self._launch(self._accept(posted.jobs[:take_next]))
         finally:
             self._forget(rec)
+
+    def _next_wanted(self) -> int:
+        """How many jobs the result post of a finishing job may bring back (`podium_next`):
+        the slots free once it is gone, unless the take loop is already asking for them,
+        the worker is stopping, or the handler takes batches (the take loop fills those)."""
+        if self._taking or self._stopping.is_set() or self.kind is HandlerKind.BATCH:
+            return 0
+        busy = len(self._tasks) - 1  # this job's task is still among them
+        return max(0, min(self._capacity() - busy, self._batch_limit()))
 
     def _forget(self, rec: _Running) -> None:
         api.unregister(rec.id)
