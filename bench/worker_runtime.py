@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.table import Table
 
 from control_plane import (
@@ -77,6 +78,7 @@ if not RUNPOD_PY.exists():  # a worktree shares the main checkout's venvs
     RUNPOD_PY = Path("/work/main/.venv-runpod/bin/python")
 REDIS_URL = "redis://127.0.0.1:6379/13"
 RUNTIMES = ("bare", "podium", "runpod")
+RUNSYNC_WARMUP = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,11 @@ SCENARIOS = [
 class Cell:
     latencies: list[Latency] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # worker CPU per job
     error: str | None = None
+
+    def cpu(self) -> float | None:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else None
 
     def p50(self) -> float | None:
         return statistics.median(x.p50_ms for x in self.latencies) if self.latencies else None
@@ -177,7 +183,7 @@ def _command(runtime: str, sc: Scenario, gw: Gateway, ep: dict, worker_id: str) 
 @contextlib.contextmanager
 def running_workers(
     runtime: str, sc: Scenario, gw: Gateway, ep: dict, tmp: Path, py_spy: Path | None
-) -> Iterator[None]:
+) -> Iterator[list[subprocess.Popen]]:
     # The bare loop has no concurrency in a process: its "1x4" is 4 processes (the ceiling).
     n = sc.processes * (sc.concurrency if runtime == "bare" else 1)
     procs: list[subprocess.Popen] = []
@@ -202,7 +208,7 @@ def running_workers(
                 args = ["py-spy", "record", "-r", "250", "-f", "raw", "-o", str(out)]
                 spies.append(spawn([*args, "-p", str(p.pid)], tmp / f"py-spy-{i}.log"))
         time.sleep(0.3)  # every worker is inside its job-take now
-        yield
+        yield procs
     finally:
         for spy in spies:  # SIGINT: py-spy writes its profile and exits
             with contextlib.suppress(ProcessLookupError):
@@ -213,10 +219,23 @@ def running_workers(
             stop(p, grace=WORKER_HOLD_S + 5)
 
 
+def _cpu_seconds(procs: list[subprocess.Popen]) -> float:
+    """User + system CPU of the worker processes and their children (the runpod SDK
+    pings from a child process) so far. Unlike wall time, barely moved by other load."""
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(p.pid)
+            for q in [proc, *proc.children(recursive=True)]:
+                t = q.cpu_times()
+                total += t.user + t.system
+    return total
+
+
 def runsync_latency(gw: Gateway, ep: str, key: str, n: int) -> Latency:
     conn = Conn(gw.port, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     try:
-        for _ in range(3):  # warm-up
+        for _ in range(RUNSYNC_WARMUP):
             conn.call("POST", f"/v2/{ep}/runsync?wait=10000", JOB_BODY)
         samples: list[float] = []
         for _ in range(n):
@@ -243,28 +262,37 @@ def measure(
     ep = gw.create_endpoint(f"{runtime}-{sc.name.replace(' ', '-')}")
     slow = runtime == "runpod"
     try:
-        with running_workers(runtime, sc, gw, ep, tmp, py_spy):
+        with running_workers(runtime, sc, gw, ep, tmp, py_spy) as procs:
+            cpu0 = _cpu_seconds(procs)
             if sc.latency:
                 n = plan.runpod_latency_jobs if slow else plan.latency_jobs
                 cell.latencies.append(runsync_latency(gw, ep["id"], key, n))
+                n += RUNSYNC_WARMUP
             else:
                 n = plan.runpod_drain_jobs if slow else plan.drain_jobs
                 url = f"{gw.url}/v2/{ep['id']}/run"
                 rate, _, _, _ = drain(gw, ep["id"], key, n, False, [(url, 32, n)])
                 cell.rates.append(rate)
+            cell.cpu_ms.append((_cpu_seconds(procs) - cpu0) / n * 1000)
     except Exception as exc:  # one failing cell must not hide the others
         cell.error = f"{type(exc).__name__}: {exc}"[:200]
         console.print(f"[red]{runtime} / {sc.name}: {cell.error}[/red]")
 
 
 def bench_store(
-    label: str, store_url: str | None, plan: Plan, runtimes: list[str], tmp: Path, py_spy: Any
+    label: str,
+    store_url: str | None,
+    plan: Plan,
+    scenarios: list[Scenario],
+    runtimes: list[str],
+    tmp: Path,
+    py_spy: Path | None,
 ) -> dict[tuple[str, str], Cell]:
     cells: dict[tuple[str, str], Cell] = {}
     gw = Gateway(tmp / f"gw-{label.lower()}", store_url).start()
     try:
         key = gw.admin_key
-        for sc in SCENARIOS:
+        for sc in scenarios:
             for r in range(plan.repeats):
                 for runtime in runtimes:
                     if runtime == "runpod" and r > 0:
@@ -288,7 +316,7 @@ def _fmt_latency(cell: Cell | None) -> str:
         return "failed"
     if cell.p50() is None:
         return "—"
-    return f"{cell.p50():.2f} / {cell.p99():.2f} ms"
+    return f"{cell.p50():.2f} / {cell.p99():.2f} ms{_fmt_cpu(cell)}"
 
 
 def _fmt_rate(cell: Cell | None) -> str:
@@ -297,7 +325,12 @@ def _fmt_rate(cell: Cell | None) -> str:
     if cell.error:
         return "failed"
     rate = cell.rate()
-    return "—" if rate is None else f"{rate:,.0f} jobs/s"
+    return "—" if rate is None else f"{rate:,.0f} jobs/s{_fmt_cpu(cell)}"
+
+
+def _fmt_cpu(cell: Cell) -> str:
+    cpu = cell.cpu()
+    return "" if cpu is None else f" ({cpu:.2f})"
 
 
 def _ratio(sc: Scenario, cells: dict, a: str, b: str) -> str:
@@ -305,8 +338,11 @@ def _ratio(sc: Scenario, cells: dict, a: str, b: str) -> str:
     if x is None or y is None or x.error or y.error:
         return "—"
     if sc.latency:
-        return f"{x.p50() / y.p50():.2f}x" if x.p50() and y.p50() else "—"
-    return f"{x.rate() / y.rate():.2f}x" if x.rate() and y.rate() else "—"
+        ratio = f"{x.p50() / y.p50():.2f}x" if x.p50() and y.p50() else "—"
+    else:
+        ratio = f"{x.rate() / y.rate():.2f}x" if x.rate() and y.rate() else "—"
+    cpu = f" (cpu {x.cpu() / y.cpu():.2f}x)" if x.cpu() and y.cpu() else ""
+    return ratio + cpu
 
 
 def render(results: dict[str, dict], runtimes: list[str], env: list[tuple[str, str]]) -> None:
@@ -326,7 +362,8 @@ def render(results: dict[str, dict], runtimes: list[str], env: list[tuple[str, s
             table.add_row(sc.name, *row, _ratio(sc, cells, "podium", "bare"))
         console.print(table)
     console.print(
-        "[dim]targets: runsync p50 podium/bare <= 1.25x; drain podium/bare >= 0.8x. "
+        "[dim]In brackets: the workers' CPU per job in ms (user + system, all worker "
+        "processes). Targets: runsync p50 podium/bare <= 1.25x; drain podium/bare >= 0.8x. "
         "bare 1x4 = 4 bare processes (it has no in-process concurrency).[/dim]"
     )
 
@@ -348,10 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-runpod", action="store_true", help="skip the runpod SDK worker")
     parser.add_argument("--runtime", action="append", choices=RUNTIMES, help="only these")
+    parser.add_argument(
+        "--scenario", action="append", choices=[sc.name for sc in SCENARIOS], help="only these"
+    )
     parser.add_argument("--py-spy", type=Path, help="record Podium's workers with py-spy here")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    scenarios = [sc for sc in SCENARIOS if not args.scenario or sc.name in args.scenario]
     stores = args.store or ["sqlite", "redis"]
     runtimes = list(args.runtime or RUNTIMES)
     if (args.no_runpod or not RUNPOD_PY.exists()) and "runpod" in runtimes:
@@ -382,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         for store in stores:
             label = "SQLite" if store == "sqlite" else "Redis"
             url = None if store == "sqlite" else redis_url
-            results[label] = bench_store(label, url, plan, runtimes, tmp, args.py_spy)
+            results[label] = bench_store(label, url, plan, scenarios, runtimes, tmp, args.py_spy)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if "redis" in stores:
