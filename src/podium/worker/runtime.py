@@ -302,16 +302,21 @@ class Worker:
             )
         limit = self._batch_limit()
         jobs = self._accept(await self._transport.take(limit, in_progress, hold))
-        # Fill the batch: keep taking for up to max_wait_s after the first job arrived.
+        # Fill the batch with what is queued now: ask again without holding while each ask
+        # brings more, for at most max_wait_s. The first answer already held every job that
+        # was queued (up to `limit`), so a lone job starts after one empty ask (a round
+        # trip) instead of waiting max_wait_s for company that is not coming; under load
+        # the jobs queue while a batch runs, and the next take gets them all at once.
         deadline = time.monotonic() + float(self.handler.max_wait_s)
         self._filling = True
         try:
             while jobs and len(jobs) < limit and not self._stopping.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if deadline - time.monotonic() <= 0:
                     break
-                more = await self._transport.take(limit - len(jobs), True, remaining)
-                jobs += self._accept(more)
+                more = self._accept(await self._transport.take(limit - len(jobs), True, 0.0))
+                if not more:
+                    break
+                jobs += more
         except (httpx.HTTPError, OSError, Throttled, GatewayRefused) as exc:
             log.warning("filling a batch failed (%s); running %d job(s)", exc, len(jobs))
         finally:
