@@ -602,8 +602,12 @@ async def _enqueue_direct(store_url: str, ep_id: str, n: int) -> None:
     try:
         endpoint = await store.get_endpoint(ep_id)
         assert endpoint is not None
+        body = json.loads(JOB_BODY)
         sub = parse_submission(
-            json.loads(JOB_BODY), DEFAULT_LIMITS, endpoint.spec.execution_timeout_ms
+            body,
+            json.dumps(body["input"]),
+            DEFAULT_LIMITS,
+            endpoint.spec.execution_timeout_ms,
         )
         retention = endpoint.spec.retention_run_ms or DEFAULT_LIMITS.retention_run_ms
         batch = 64  # concurrent submits (the Redis pool allows 100 connections)
