@@ -1,14 +1,14 @@
 """glibc malloc settings for a process that runs the SD pipeline on the CPU. Edge code.
 
-Every denoising step allocates and frees the same large activation buffers. With glibc's
-defaults a freed buffer above the (dynamic) mmap threshold goes back to the kernel
-(munmap) and the top of a heap is trimmed, so the next step maps fresh zeroed pages and
-page-faults on every one of them: measured on sd15-random at 128², about 1.4 million minor
-faults per 2-step image and a large share of the process's CPU time in the kernel
-(docs/benchmarks.md, "Stable Diffusion worker"). Keeping freed memory for reuse removes
-that: one arena (the handler thread allocates from the same heap as the main thread), no
-trimming, and a fixed mmap threshold at glibc's maximum (32 MiB) so buffers below it stay
-in the heap.
+Every denoising step allocates and frees the same large buffers (activations, and the
+blocked copies of conv weights that oneDNN makes per call: tens of MB each). With glibc's
+defaults a buffer above the mmap threshold (at most 32 MiB, however it adapts) is mapped
+on malloc and unmapped on free, and a heap's free top is trimmed, so every step maps fresh
+zeroed pages and page-faults on each one: measured on sd15-random at 128², 1.4 million
+minor faults and ~40% of the CPU time per 2-step image (docs/benchmarks.md, "Stable
+Diffusion worker"). Keeping freed memory for reuse removes that: no mmap for allocations
+(M_MMAP_MAX 0: every block comes from the heap and goes back to it), no trimming, and one
+arena, so that the handler thread reuses the same heap as the main thread.
 
 The cost is memory held after a peak instead of returned: the process keeps its
 high-water mark, which for a worker that serves one model at steady sizes is what it
@@ -31,16 +31,17 @@ log = logging.getLogger(__name__)
 
 # glibc's malloc.h parameter numbers.
 _M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 
-MMAP_THRESHOLD_MAX = 32 * 2**20  # glibc refuses more on 64-bit (HEAP_MAX_SIZE / 2)
 TRIM_THRESHOLD = 2**31 - 1  # mallopt's int maximum: trim only a free top above 2 GiB
 
+# The same as MALLOC_ARENA_MAX=1 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_MMAP_MAX_=0 in
+# the environment of a process, which is how they were measured.
 MALLOC_SETTINGS = {
     _M_ARENA_MAX: 1,
     _M_TRIM_THRESHOLD: TRIM_THRESHOLD,
-    _M_MMAP_THRESHOLD: MMAP_THRESHOLD_MAX,
+    _M_MMAP_MAX: 0,
 }
 _applied = False
 
