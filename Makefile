@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install -q -e ".[sd,redis,dev]"
+	$(PY) -m pip install -q -e ".[sd,redis,dev,ray]"
 	touch $@
 
 # The runpod SDK pins many packages: it lives in its own venv, used only by the tests.

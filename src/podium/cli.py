@@ -63,6 +63,14 @@ TickOpt = Annotated[
         help="Seconds between supervisor passes (env PODIUM_SUPERVISOR_TICK_S, default 0.5).",
     ),
 ]
+FleetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fleet",
+        help="Where workers run (env PODIUM_FLEET): 'local' (default), 'ray' (the Ray "
+        "cluster of this machine, or RAY_ADDRESS), or 'ray://HOST:PORT' (Ray Client).",
+    ),
+]
 GpusOpt = Annotated[
     str | None,
     typer.Option(
@@ -126,12 +134,14 @@ def serve(
     no_supervisor: NoSupervisorOpt = False,
     supervisor_tick_s: TickOpt = None,
     gpus: GpusOpt = None,
+    fleet_backend: FleetOpt = None,
     log_level: Annotated[str, typer.Option(envvar="PODIUM_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the gateway (client, worker and admin APIs, reaper) and the supervisor.
 
-    The supervisor starts the workers of endpoints that have a template on this machine;
-    --no-supervisor for a gateway whose workers all run elsewhere."""
+    The supervisor starts the workers of endpoints that have a template, on this machine
+    or (--fleet ray) across a Ray cluster; --no-supervisor for a gateway whose workers all
+    run elsewhere."""
     from podium.settings import Settings
 
     settings = Settings.from_env(
@@ -150,7 +160,10 @@ def serve(
         accept_empty_store=accept_empty_store or None,
     )
     fleet = _fleet_settings(
-        enabled=False if no_supervisor else None, tick_s=supervisor_tick_s, gpus=gpus
+        enabled=False if no_supervisor else None,
+        tick_s=supervisor_tick_s,
+        gpus=gpus,
+        backend=fleet_backend,
     )
     from podium.server import serve as run_server
 
@@ -287,6 +300,12 @@ def worker(
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Jobs per take (PODIUM_WORKER_BATCH_SIZE).")
     ] = None,
+    ship_logs: Annotated[
+        bool,
+        typer.Option(
+            "--ship-logs", help="Also send stdout and stderr to the gateway (`podium logs`)."
+        ),
+    ] = False,
 ) -> None:
     """Run a worker that pulls jobs from a gateway (or from RunPod, by RUNPOD_* env vars)."""
     from podium.worker.__main__ import start
@@ -302,6 +321,7 @@ def worker(
             model=model,
             concurrency=concurrency,
             batch_size=batch_size,
+            ship_logs=ship_logs,
         )
     except ConfigError as exc:
         err.print(f"[red]error[/red]: {exc.message}")
@@ -736,27 +756,57 @@ def endpoints_delete(endpoint_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOp
     err.print(f"deleted {endpoint_id}")
 
 
+def _log_line(line: dict[str, Any]) -> str:
+    jobs = f" [{','.join(line['jobs'])}]" if line["jobs"] else ""
+    return f"{line['time']} {line['workerId']}{jobs} | {line['text']}"
+
+
 @app.command()
 def logs(
     endpoint_id: str,
-    tail: Annotated[int, typer.Option("--tail", "-n", min=0, help="Lines per worker.")] = 100,
-    worker: Annotated[str | None, typer.Option(help="Only this worker.")] = None,
+    tail: Annotated[
+        int, typer.Option("--tail", "-n", min=0, max=10_000, help="Lines to show first.")
+    ] = 100,
+    worker: Annotated[str | None, typer.Option(help="Only this worker's lines.")] = None,
+    job: Annotated[str | None, typer.Option(help="Only lines written while this job ran.")] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C ends).")
+    ] = False,
     json_out: JsonOpt = False,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Print the last lines of each of an endpoint's worker logs (stdout and stderr)."""
+    """Print an endpoint's worker logs (stdout and stderr): `TIME WORKER [JOBS] | TEXT`."""
     with _client(url, api_key) as client:
-        body = _call(client, lambda: client.endpoint_logs(endpoint_id, tail, worker))
+        if follow:
+            _call(client, lambda: _follow(client, endpoint_id, tail, worker, job, json_out))
+            return
+        body = _call(client, lambda: client.endpoint_logs(endpoint_id, tail, worker, job))
     if json_out:
         print(json.dumps(body))
         return
-    if not body["workers"]:
-        err.print(f"no worker logs for {endpoint_id} yet")
-    for w in body["workers"]:
-        print(f"==> {w['workerId']} ({w['phase']}) <==")
-        sys.stdout.write(w["log"])
+    if not body["lines"]:
+        err.print(f"no log lines for {endpoint_id}{' that match' if worker or job else ''} yet")
+    for line in body["lines"]:
+        print(_log_line(line))
     sys.stdout.flush()
+
+
+def _follow(
+    client: PodiumClient,
+    endpoint_id: str,
+    tail: int,
+    worker: str | None,
+    job: str | None,
+    json_out: bool,
+) -> None:
+    for item in client.follow_logs(endpoint_id, tail, worker, job):
+        if "error" in item:
+            err.print(f"[red]error[/red]: {item['error']}")
+            raise typer.Exit(1)
+        if "heartbeat" in item:
+            continue
+        print(json.dumps(item) if json_out else _log_line(item), flush=True)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -32,6 +33,13 @@ def _check(response: httpx.Response) -> Any:
     if response.status_code == 204 or not response.content:
         return None
     return response.json()
+
+
+def _log_params(
+    tail: int, worker: str | None, job: str | None, since: int | None
+) -> dict[str, Any]:
+    given = {"tail": tail, "worker": worker, "job": job, "since": since}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -113,11 +121,39 @@ class PodiumClient:
     def delete_endpoint(self, endpoint_id: str) -> Any:
         return _check(self._http.delete(f"/v1/endpoints/{endpoint_id}"))
 
-    def endpoint_logs(self, endpoint_id: str, tail: int = 100, worker: str | None = None) -> Any:
-        params: dict[str, Any] = {"tail": tail}
-        if worker:
-            params["worker"] = worker
+    def endpoint_logs(
+        self,
+        endpoint_id: str,
+        tail: int = 100,
+        worker: str | None = None,
+        job: str | None = None,
+        since: int | None = None,
+    ) -> Any:
+        """{"endpointId", "lines": [{"seq", "workerId", "time", "text", "jobs"}], "cursor"}."""
+        params = _log_params(tail, worker, job, since)
         return _check(self._http.get(f"/v1/endpoints/{endpoint_id}/logs", params=params))
+
+    def follow_logs(
+        self,
+        endpoint_id: str,
+        tail: int = 100,
+        worker: str | None = None,
+        job: str | None = None,
+        since: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The lines `endpoint_logs` would give, then each new one as the gateway gets it
+        (heartbeats, `{"heartbeat": time, "cursor": n}`, too); runs until the caller
+        stops iterating or the connection ends."""
+        params = {**_log_params(tail, worker, job, since), "follow": "true"}
+        timeout = httpx.Timeout(30.0, read=None)  # heartbeats come every 15 s
+        url = f"/v1/endpoints/{endpoint_id}/logs"
+        with self._http.stream("GET", url, params=params, timeout=timeout) as r:
+            if r.status_code >= 400:
+                r.read()
+                _check(r)
+            for raw in r.iter_lines():
+                if raw.strip():
+                    yield json.loads(raw)
 
     def list_templates(self) -> Any:
         return _check(self._http.get("/v1/templates"))

@@ -48,7 +48,8 @@ FINAL_STATUSES = frozenset(
     {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
 )
 
-# The state machine of ARCHITECTURE.md: from -> allowed targets.
+# The state machine of ARCHITECTURE.md: from -> allowed targets. The stores enforce it in
+# SQL and Lua; tests/store/test_state_machine.py checks both against this table.
 _TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.IN_QUEUE: frozenset(
         {JobStatus.IN_PROGRESS, JobStatus.CANCELLED, JobStatus.TIMED_OUT}

@@ -68,7 +68,11 @@ def serve(
         prepare = before
         asyncio.run(_with_store(settings, clock, lambda s: prepare(s, clock)))
     _log_fleet(log_level)
-    what = f"supervisor every {fleet.tick_s:g} s" if fleet.enabled else "no supervisor"
+    what = (
+        f"{fleet.backend} fleet, supervisor every {fleet.tick_s:g} s"
+        if fleet.enabled
+        else "no supervisor"
+    )
     err.print(f"Podium gateway on {settings.base_url} (store: {settings.store_url}; {what})")
     app, service = build_app(settings, fleet, clock)
 

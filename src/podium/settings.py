@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from podium.jobs import DEFAULT_LIMITS
+from podium.logs.lines import LINES_PER_WORKER_DEFAULT, RETENTION_DEFAULT_MS, RETENTION_MAX_MS
 
 __all__ = ["ENV", "Settings"]
 
@@ -34,6 +35,8 @@ ENV = {
     "PODIUM_SQLITE_SYNC": "sqlite_sync",
     "PODIUM_ACCEPT_EMPTY_STORE": "accept_empty_store",
     "PODIUM_DECODE_OFF_LOOP_BYTES": "decode_off_loop_bytes",
+    "PODIUM_LOG_LINES_PER_WORKER": "log_lines_per_worker",
+    "PODIUM_LOG_RETENTION_MS": "log_retention_ms",
 }
 
 
@@ -63,6 +66,10 @@ class Settings(BaseModel):
     accept_empty_store: bool = False
     # Bodies larger than this are decoded in a helper process (gateway/http.py).
     decode_off_loop_bytes: int = Field(default=256 * 1024, ge=0)
+    # Worker logs (podium.logs): the last lines the store keeps per worker, and how long
+    # the log of a worker that ships nothing more is kept.
+    log_lines_per_worker: int = Field(default=LINES_PER_WORKER_DEFAULT, ge=1, le=1_000_000)
+    log_retention_ms: int = Field(default=RETENTION_DEFAULT_MS, ge=60_000, le=RETENTION_MAX_MS)
 
     @field_validator("sqlite_sync", mode="before")
     @classmethod

@@ -299,6 +299,19 @@ def test_a_read_only_key_sees_no_deploy_and_the_api_refuses_it(
     page.context.close()
 
 
+def test_the_endpoint_page_loads_its_worker_logs(admin_page: Any, deployed: Deployed):
+    """The supervisor's start line of the deployed worker, then the worker's own lines."""
+    from playwright.sync_api import expect
+
+    page = admin_page
+    page.goto(f"/console/#/endpoint/{deployed.id}")
+    page.get_by_text("Worker logs", exact=True).click()
+    logs = page.get_by_label("Worker logs")
+    page.get_by_role("button", name="Load the last 100 lines").click()
+    expect(logs).to_contain_text(re.compile(r"--- podium: worker \S+ start, GPUs \[\]"))
+    expect(logs).to_contain_text(re.compile(r"^\d{4}-\d\d-\d\dT\S+Z \S+ \| "))
+
+
 def test_the_endpoint_page_is_readable_on_a_phone(
     browser: Any, console_gw: Gateway, deployed: Deployed, shots: Path
 ):

@@ -1,4 +1,5 @@
-"""The admin API for endpoints, templates, GPUs and logs (in-process, every store)."""
+"""The admin API for endpoints, templates and GPUs (in-process, every store); worker logs:
+tests/gateway/test_logs_api.py."""
 
 from __future__ import annotations
 
@@ -231,12 +232,16 @@ async def test_the_supervisors_derived_token_works_on_its_endpoint_only(api):
 
 
 async def test_gpus_lists_the_inventory_and_holders(api):
-    api.state.fleet.inventory = Inventory((Gpu(0, "Fake", 24564), Gpu(1, "Fake", 24564)), "config")
-    api.state.fleet.workers = {api.ep: [WorkerStatus("w1", api.ep, Phase.READY, gpus=(1,))]}
+    gpus = (Gpu(0, "Fake", 24564, "h1"), Gpu(1, "Fake", 24564, "h1"), Gpu(0, "Fake", 1, "h2"))
+    api.state.fleet.inventory = Inventory(gpus, "config")
+    api.state.fleet.workers = {
+        api.ep: [WorkerStatus("w1", api.ep, Phase.READY, gpus=(1,), node="h1")]
+    }
     body = (await api.http.get("/v1/gpus", headers=api.auth())).json()
     assert body["gpus"] == [
-        {"index": 0, "name": "Fake", "memoryMb": 24564, "worker": None},
-        {"index": 1, "name": "Fake", "memoryMb": 24564, "worker": "w1"},
+        {"index": 0, "name": "Fake", "memoryMb": 24564, "node": "h1", "worker": None},
+        {"index": 1, "name": "Fake", "memoryMb": 24564, "node": "h1", "worker": "w1"},
+        {"index": 0, "name": "Fake", "memoryMb": 1, "node": "h2", "worker": None},
     ]
     assert body["source"] == "config" and body["warning"] is None
 
@@ -267,30 +272,6 @@ async def test_health_merges_supervisor_phases_with_worker_records(api):
         "throttled": 1,
         "unhealthy": 1,
     }
-
-
-async def test_logs_tail_per_worker(api):
-    folder = api.state.settings.data_dir / "logs" / api.ep
-    folder.mkdir(parents=True)
-    (folder / "w1.log").write_text("".join(f"line {i}\n" for i in range(500)))
-    (folder / "w2.log").write_text("only\n")
-    api.state.fleet.workers = {api.ep: [WorkerStatus("w2", api.ep, Phase.READY)]}
-    r = await api.http.get(f"/v1/endpoints/{api.ep}/logs?tail=3", headers=api.auth())
-    body = r.json()
-    assert body["endpointId"] == api.ep
-    by = {w["workerId"]: w for w in body["workers"]}
-    assert by["w1"] == {
-        "workerId": "w1",
-        "phase": "stopped",
-        "log": "line 497\nline 498\nline 499\n",
-    }
-    assert by["w2"]["phase"] == "ready" and by["w2"]["log"] == "only\n"
-    r = await api.http.get(f"/v1/endpoints/{api.ep}/logs?worker=w2", headers=api.auth())
-    assert [w["workerId"] for w in r.json()["workers"]] == ["w2"]
-    r = await api.http.get(f"/v1/endpoints/{api.ep}/logs?worker=zz", headers=api.auth())
-    assert r.status_code == 404
-    r = await api.http.get(f"/v1/endpoints/{api.ep}/logs?tail=-1", headers=api.auth())
-    assert r.status_code == 400
 
 
 def test_old_endpoint_docs_still_load():

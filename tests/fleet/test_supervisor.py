@@ -3,7 +3,10 @@ fake processes (the real processes are in tests/e2e/test_fleet.py)."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,12 +17,15 @@ from podium.endpoints import EndpointSpec
 from podium.endpoints.templates import launch_for
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.gpus import Gpu, Inventory
+from podium.fleet.local import LocalBackend
 from podium.fleet.scaling import Phase, QueueStats
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import WorkerStatus
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import FleetEndpoint
+from podium.logs.markers import MARKER_ENV
 from podium.store.base import WorkerInfo
+from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
 _pids = itertools.count(1000)
 
@@ -32,6 +38,7 @@ class FakeProcess:
     code: int | None = None
     terminated: bool = False
     killed: bool = False
+    stdout: io.BytesIO | None = None  # what it wrote (None: nothing to read)
 
     def poll(self) -> int | None:
         return self.code
@@ -42,6 +49,34 @@ class FakeProcess:
     def kill(self) -> None:
         self.killed = True
         self.code = -9
+
+
+class MemorySink:
+    """The log lines shipped for each worker, in order (by its RUNPOD_POD_ID)."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {}
+        self.lock = threading.Lock()
+
+    def for_env(self, env) -> object:
+        sink, worker_id = self, env["RUNPOD_POD_ID"]
+
+        class _One:
+            def send(self, lines, dropped) -> None:
+                with sink.lock:
+                    sink.lines.setdefault(worker_id, []).extend(ln.text for ln in lines)
+
+        return _One()
+
+    def wait_for(self, worker_id: str, text: str, timeout: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                got = list(self.lines.get(worker_id, []))
+            if any(text in line for line in got):
+                return got
+            time.sleep(0.01)
+        raise AssertionError(f"no line with {text!r} for {worker_id}: {self.lines}")
 
 
 @dataclass
@@ -76,13 +111,13 @@ class Harness:
         self.clock = ManualClock()
         self.view = FakeView()
         self.procs: list[FakeProcess] = []
-        self.sup = Supervisor(
-            self.view,
-            FleetSettings(**settings),
+        self.output: bytes | None = None  # what the next processes write
+        self.logs = MemorySink()
+        fleet = FleetSettings(**settings)
+        self.backend = LocalBackend(
             tmp_path,
-            self.clock,
+            lambda: inventory,
             spawn=self._spawn,
-            discover_gpus=lambda: inventory,
             base_env={
                 "PATH": "/bin",
                 "HOME": "/home/me",
@@ -90,10 +125,15 @@ class Harness:
                 "RUNPOD_AI_API_KEY": "leak",
                 "HF_TOKEN": "hf",
             },
+            log_sink=self.logs.for_env,
         )
+        self.sup = Supervisor(self.view, fleet, self.clock, self.backend)
 
     def _spawn(self, argv, env, log_file) -> FakeProcess:
+        assert log_file is None  # the output goes to a pipe that a LogShipper reads
         p = FakeProcess(list(argv), dict(env))
+        if self.output is not None:  # a pipe that has ended: what the process wrote
+            p.stdout = io.BytesIO(self.output)
         self.procs.append(p)
         return p
 
@@ -301,14 +341,45 @@ async def test_spawn_failure_counts_as_a_startup_crash(tmp_path):
     def broken(argv, env, log_file):
         raise FileNotFoundError(2, "No such file or directory")
 
-    h.sup._spawn = broken
+    h.backend._spawn = broken
     h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
     for _ in range(12):
         await h.tick(0.5)
     (w,) = h.workers()
     assert w.phase is Phase.UNHEALTHY and "cannot start" in (w.reason or "")
-    log = (tmp_path / "logs" / "ep1" / f"{w.id}.log").read_text()
-    assert "cannot start" in log
+    lines = h.logs.wait_for(w.id, "cannot start")
+    assert lines[0].startswith(f"--- podium: worker {w.id} start")
+
+
+async def test_each_run_gets_a_marker_and_its_exit_is_in_its_log(tmp_path):
+    h = Harness(tmp_path, CPU)
+    h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
+    await h.tick()
+    (p,) = h.procs
+    (w,) = h.workers()
+    assert p.env[MARKER_ENV].startswith("podium-log-marker-")
+    p.code = 3
+    await h.tick()
+    lines = h.logs.wait_for(w.id, "exited with code 3")
+    assert lines == [
+        f"--- podium: worker {w.id} start, GPUs []: python ---",
+        f"--- podium: worker {w.id} exited with code 3 ---",
+    ]
+
+
+async def test_a_worker_that_cannot_start_says_why_from_its_own_output(tmp_path):
+    h = Harness(tmp_path, CPU)
+    h.output = f"loading\n{CANNOT_START}no weights at /m\n".encode()
+    h.view.specs["ep1"] = custom(workers_min=1, workers_max=1)
+    await h.tick()
+    (p,) = h.procs
+    p.code = EXIT_CANNOT_START
+    await h.tick()
+    (w,) = h.workers()
+    assert w.phase is Phase.UNHEALTHY
+    assert w.reason == "no weights at /m (updating the endpoint retries)"
+    lines = h.logs.wait_for(w.id, "exited with code 78")
+    assert lines[-3:] == ["loading", f"{CANNOT_START}no weights at /m", lines[-1]]
 
 
 @pytest.mark.parametrize("model", [None, "tiny"])

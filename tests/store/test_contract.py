@@ -377,10 +377,15 @@ async def test_wait_for_change_times_out_with_current(store, clock):
 
 async def test_workers_seen_and_job_counts(store, clock):
     job = await submit(store, clock)
-    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    other = await submit(store, clock)
+    await store.take(EP, "w1", 2, hold=0, lease_s=LEASE)
     await store.heartbeat(EP, "w2", [], LEASE)
     ws = {w.worker_id: w for w in await store.workers(EP, alive_since=clock.now() - 10)}
-    assert ws["w1"].jobs == 1 and ws["w2"].jobs == 0
+    assert ws["w1"].jobs == 2 and ws["w2"].jobs == 0
+    assert ws["w1"].job_ids == tuple(sorted([job.id, other.id])) and ws["w2"].job_ids == ()
+    await store.finish(other.id, "w1", done(2))
+    ws = {w.worker_id: w for w in await store.workers(EP, alive_since=clock.now() - 10)}
+    assert ws["w1"].job_ids == (job.id,)  # a finished job is no longer held
     await store.finish(job.id, "w1", done(1))
     clock.advance(100)
     assert await store.workers(EP, alive_since=clock.now() - 10) == []

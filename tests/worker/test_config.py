@@ -128,3 +128,19 @@ def test_log_level_falls_back_to_the_sdk_variable() -> None:
     assert WorkerConfig.from_env(env={**RUNPOD_ENV, "RUNPOD_DEBUG_LEVEL": "WARN"}).log_level == (
         "WARNING"
     )
+
+
+def test_a_log_shipper_s_marker_and_the_worker_logs_url() -> None:
+    config = WorkerConfig.from_env(
+        {"PODIUM_LOG_MARKER": "podium-log-marker-x"},
+        gateway="http://gw:8000/",
+        endpoint_id="ep 1",
+        worker_id="w/1",
+    )
+    assert config.log_marker == "podium-log-marker-x"
+    assert config.logs_url == "http://gw:8000/v2/ep%201/worker-logs/w%2F1"
+    assert WorkerConfig.from_env({}, gateway="http://gw", endpoint_id="e").log_marker is None
+    odd = WorkerConfig.from_env(
+        {**RUNPOD_ENV, "RUNPOD_WEBHOOK_GET_JOB": "http://elsewhere/next?worker=$ID"}
+    )
+    assert odd.logs_url is None

@@ -9,6 +9,7 @@ import httpx
 
 from podium.worker.config import WorkerConfig
 from podium.worker.heartbeat import Heartbeat
+from podium.worker.startup import Startup, process_exec_time
 
 
 def config(interval_ms: int = 1000) -> WorkerConfig:
@@ -47,6 +48,32 @@ def test_a_ping_names_the_held_jobs_and_the_versions() -> None:
     assert busy["runpod_version"] == "1.12.0" and busy["gpu"] == "unknown"
     assert "job_id" not in idle_again
     assert seen[0].url.path == "/v2/ep/ping/w1"
+
+
+def test_pings_say_when_the_process_came_up() -> None:
+    client, seen = recording()
+    hb = Heartbeat(config(), client)
+    hb.startup = Startup(exec_at=100.0, booted_at=101.25, loaded_at=104.5)
+    hb.beat()
+    hb.beat()
+    for request in seen:  # every ping: a gateway that lost the record learns it again
+        params = request.url.params
+        assert (params["exec_ms"], params["boot_ms"], params["load_ms"]) == (
+            "100000",
+            "101250",
+            "104500",
+        )
+    hb.startup = Startup(exec_at=None, booted_at=1.0, loaded_at=2.0)
+    hb.beat()
+    assert "exec_ms" not in seen[-1].url.params  # no /proc: not sent
+
+
+def test_the_process_exec_time_comes_before_now() -> None:
+    began = process_exec_time()
+    assert began is not None  # Linux: /proc
+    assert began <= time.time()
+    startup = Startup.now(booted_at=time.time())
+    assert startup.exec_at == began and startup.exec_at <= startup.booted_at <= startup.loaded_at
 
 
 def test_a_failed_ping_is_reported_not_raised() -> None:

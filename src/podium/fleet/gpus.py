@@ -57,9 +57,15 @@ class Gpu:
     index: int
     name: str
     memory_mb: int
+    node: str = ""  # the machine (host name) or Ray node id it is on
 
     def public(self) -> dict[str, object]:
-        return {"index": self.index, "name": self.name, "memoryMb": self.memory_mb}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "memoryMb": self.memory_mb,
+            "node": self.node,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,23 @@
 """The fleet beside a gateway: started and stopped with it (gateway.app.Service), and what
 its routes may ask (status.FleetAccess).
 
-With `FleetSettings.enabled` the supervisor runs here and starts managed endpoints'
-workers; without, the fleet only answers what GPUs there are (an injected or discovered
-inventory) and nothing starts.
+With `FleetSettings.enabled` the supervisor runs here and drives the chosen backend:
+`local` (processes on this machine) or `ray` (actors across a Ray cluster; `ray` is
+imported only then). Without, the fleet only answers what GPUs there are (an injected or
+discovered inventory) and nothing starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from podium.fleet.backend import Backend
 from podium.fleet.gpus import Inventory, discover
+from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
@@ -27,6 +32,7 @@ class Fleet:
     def __init__(self, settings: FleetSettings) -> None:
         self.settings = settings
         self.supervisor: Supervisor | None = None
+        self.backend: Backend | None = None
         self._state: GatewayState | None = None
 
     # --- gateway.app.Service ------------------------------------------------------------
@@ -38,17 +44,24 @@ class Fleet:
             return
         assert state.fleet_secret is not None  # created before services start
         view = LocalFleetView(
-            state.store, state.settings, state.fleet_secret, state.fleet, state.clock
-        )
-        self.supervisor = Supervisor(
-            view,
-            self.settings,
-            Path(state.settings.data_dir),
+            state.store,
+            state.settings,
+            state.fleet_secret,
+            state.fleet,
             state.clock,
-            discover_gpus=self._discover,
+            remote_workers=self.settings.ray,
         )
+        self.backend = await self._backend(Path(state.settings.data_dir))
+        self.supervisor = Supervisor(view, self.settings, state.clock, self.backend)
         state.fleet.supervised = True
         self.supervisor.start()
+
+    async def _backend(self, data_dir: Path) -> Backend:
+        if self.settings.ray:
+            from podium.fleet.raycluster import RayBackend  # imports ray
+
+            return await RayBackend.connect(self.settings)
+        return LocalBackend(data_dir, self._discover)
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:
@@ -61,6 +74,8 @@ class Fleet:
     # --- status.FleetAccess -------------------------------------------------------------
 
     async def inventory(self) -> Inventory:
+        if self.backend is not None and (found := self.backend.inventory()) is not None:
+            return found
         return await asyncio.to_thread(self._discover)
 
     def _discover(self) -> Inventory:
@@ -68,7 +83,11 @@ class Fleet:
         board = self._state.fleet if self._state is not None else None
         if board is not None and board.inventory is not None:
             return board.inventory
-        inventory = discover(self.settings.gpus)
+        found = discover(self.settings.gpus)
+        host = socket.gethostname()
+        inventory = dataclasses.replace(
+            found, gpus=tuple(dataclasses.replace(g, node=host) for g in found.gpus)
+        )
         if board is not None:
             board.inventory = inventory
         return inventory

@@ -2,7 +2,8 @@
 
 The embedded supervisor writes its report into the gateway's memory (`FleetBoard`, held
 by GatewayState); a per-host agent would POST the same records over HTTP. The store's
-worker records (who pinged, who holds jobs) are merged in by `health_counts`.
+worker records (who pinged, which jobs it holds) are merged in by `worker_entries`, the one
+place that names a worker's RunPod status; /health counts those entries.
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from podium.clock import iso_time
 from podium.fleet.gpus import Inventory
 from podium.fleet.scaling import Phase
 from podium.store.base import WorkerInfo
 
 __all__ = [
+    "RUNPOD_STATUSES",
     "WORKER_STATES",
     "FleetAccess",
     "FleetBoard",
     "FleetReport",
+    "WorkerEntry",
     "WorkerStatus",
     "health_counts",
+    "summary",
+    "worker_entries",
 ]
 
+# RunPod's worker statuses; /health adds `ready` (idle + running).
+RUNPOD_STATUSES = ("running", "idle", "initializing", "throttled", "unhealthy")
 WORKER_STATES = ("idle", "initializing", "ready", "running", "throttled", "unhealthy")
 
 
@@ -41,7 +49,8 @@ class WorkerStatus:
     ready_at: float | None = None
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
-    log: str | None = None  # the log file (on the supervisor's host)
+    log: str | None = None  # the log file (on its node)
+    node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,7 @@ class WorkerStatus:
             "readyAt": self.ready_at,
             "exitCode": self.exit_code,
             "reason": self.reason,
+            "node": self.node,
         }
 
 
@@ -89,9 +99,9 @@ class FleetBoard:
     def stopped_of(self, endpoint_id: str) -> dict[str, float]:
         return dict(self.stopped.get(endpoint_id, {}))
 
-    def gpu_holders(self) -> dict[int, str]:
-        """GPU index -> the worker holding it."""
-        return {g: w.id for ws in self.workers.values() for w in ws for g in w.gpus}
+    def gpu_holders(self) -> dict[tuple[str, int], str]:
+        """(node, GPU index) -> the worker holding it."""
+        return {(w.node, g): w.id for ws in self.workers.values() for w in ws for g in w.gpus}
 
 
 class FleetAccess(Protocol):
@@ -102,38 +112,119 @@ class FleetAccess(Protocol):
         ...
 
 
-def health_counts(
+@dataclass(frozen=True, slots=True)
+class WorkerEntry:
+    """One worker of an endpoint as the API lists it: what the fleet says about it (None:
+    started elsewhere, e.g. by hand) merged with the store's record of its pings and
+    the jobs it holds (None: it has not been seen yet)."""
+
+    id: str
+    status: str  # RunPod's: running | idle | initializing | throttled | unhealthy
+    supervised: WorkerStatus | None
+    seen: WorkerInfo | None
+
+    @property
+    def job_ids(self) -> tuple[str, ...]:
+        return self.seen.job_ids if self.seen is not None else ()
+
+    def public(self, now: float, show_jobs: bool = True) -> dict[str, Any]:
+        """RunPod's worker fields (id, status, gpuCount, startedAt, uptimeSeconds) and
+        Podium's (node, gpus, jobs, readyAt, restarts, reason, managed, lastSeen, and
+        the fleet's phase, pid and exitCode). `show_jobs=False` leaves the job ids out
+        (they let a key read those jobs' results)."""
+        s, seen = self.supervised, self.seen
+        gpus = list(s.gpus) if s is not None else []
+        started = s.started_at if s is not None else None
+        reason = s.reason if s is not None else None
+        if reason is None and seen is not None and self.status == "unhealthy":
+            reason = seen.info.get("reason")
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "node": (s.node if s is not None else "") or None,
+            "gpus": gpus,
+            "gpuCount": len(gpus),
+            "jobs": list(self.job_ids) if show_jobs else None,
+            "jobCount": len(self.job_ids),
+            "startedAt": None if started is None else iso_time(started),
+            "readyAt": None if s is None or s.ready_at is None else iso_time(s.ready_at),
+            "uptimeSeconds": None if started is None else max(0, int(now - started)),
+            "restarts": s.restarts if s is not None else 0,
+            "reason": reason,
+            "managed": s is not None,
+            "lastSeen": None if seen is None else iso_time(seen.last_seen),
+            "startup": _startup(seen),
+            "phase": None if s is None else s.phase.value,
+            "pid": None if s is None else s.pid,
+            "exitCode": None if s is None else s.exit_code,
+        }
+        return body
+
+
+def _startup(seen: WorkerInfo | None) -> dict[str, str | None] | None:
+    """When the worker's process began, its runtime was up and its handler built, as
+    Podium's runtime reports them on its pings (worker/startup.py); None for workers that
+    do not (the runpod SDK's)."""
+    if seen is None or "loadedAt" not in seen.info:
+        return None
+    return {
+        name: None if seen.info.get(name) is None else iso_time(float(seen.info[name]))
+        for name in ("execAt", "bootedAt", "loadedAt")
+    }
+
+
+def _status(supervised: WorkerStatus | None, seen: WorkerInfo | None) -> str:
+    """RunPod's worker status: the fleet's phase for the workers it runs (a ready or
+    draining one is running while it holds a job, else idle); the worker's own report
+    for the workers started elsewhere."""
+    if supervised is not None:
+        phase = supervised.phase
+        if phase in (Phase.STARTING, Phase.BACKOFF):
+            return "initializing"
+        if phase is Phase.THROTTLED:
+            return "throttled"
+        if phase is Phase.UNHEALTHY:
+            return "unhealthy"
+    elif seen is not None and seen.state in ("unhealthy", "initializing", "throttled"):
+        return seen.state
+    return "running" if seen is not None and seen.jobs else "idle"
+
+
+def worker_entries(
     supervised: Iterable[WorkerStatus],
     seen: Iterable[WorkerInfo],
     stopped: Mapping[str, float] | None = None,
-) -> dict[str, int]:
-    """RunPod's worker counts: the supervisor's phases for the workers it runs, the store's
-    records (holds a job: running, else idle) for the ones that are up, and for workers
-    started elsewhere. A worker the supervisor saw exit is not counted, though its last
-    ping keeps its store record alive for a lease (`stopped`: worker -> exit time)."""
-    counts = dict.fromkeys(WORKER_STATES, 0)
+) -> list[WorkerEntry]:
+    """An endpoint's workers: the fleet's (in its order), then the ones only the store has
+    seen (started elsewhere), by id. A worker the fleet saw exit is left out, though its
+    last ping keeps its store record alive for a lease (`stopped`: worker -> exit time);
+    a ping after the exit brings it back."""
     gone = stopped or {}
     by_id = {
         w.worker_id: w for w in seen if w.worker_id not in gone or w.last_seen > gone[w.worker_id]
     }
+    out: list[WorkerEntry] = []
     for s in supervised:
         info = by_id.pop(s.id, None)
-        if s.phase in (Phase.STARTING, Phase.BACKOFF):
-            counts["initializing"] += 1
-        elif s.phase is Phase.THROTTLED:
-            counts["throttled"] += 1
-        elif s.phase is Phase.UNHEALTHY:
-            counts["unhealthy"] += 1
-        elif info is not None and info.jobs:
-            counts["running"] += 1
-        else:
-            counts["idle"] += 1
-    for w in by_id.values():
-        if w.state in ("unhealthy", "initializing", "throttled"):
-            counts[w.state] += 1
-        elif w.jobs:
-            counts["running"] += 1
-        else:
-            counts["idle"] += 1
-    counts["ready"] = counts["idle"] + counts["running"]
+        out.append(WorkerEntry(s.id, _status(s, info), s, info))
+    for worker_id in sorted(by_id):
+        info = by_id[worker_id]
+        out.append(WorkerEntry(worker_id, _status(None, info), None, info))
+    return out
+
+
+def summary(entries: Iterable[WorkerEntry]) -> dict[str, int]:
+    """RunPod's roll-up of a workers list: a count per status, and `total`."""
+    counts = dict.fromkeys(RUNPOD_STATUSES, 0)
+    for e in entries:
+        counts[e.status] += 1
+    counts["total"] = sum(counts.values())
     return counts
+
+
+def health_counts(entries: Iterable[WorkerEntry]) -> dict[str, int]:
+    """/health's worker counts: the entries' statuses counted, and `ready` (idle +
+    running)."""
+    counts = summary(entries)
+    counts["ready"] = counts["idle"] + counts["running"]
+    return {state: counts[state] for state in WORKER_STATES}

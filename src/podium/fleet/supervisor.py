@@ -1,139 +1,61 @@
-"""The supervisor: runs the worker processes of managed endpoints on this machine.
+"""The supervisor: the one controller loop that runs the workers of managed endpoints,
+through a backend (fleet/backend.py: local processes, or Ray actors across a cluster).
 
-Every tick (`FleetSettings.tick_s`) and for each endpoint with a template it
-    1. notices exits: a drained worker is gone; any other exit is a crash, restarted after
+Every tick (`FleetSettings.tick_s`):
+    0. with a shared backend (Ray), only the holder of the store's `fleet` lock acts (like
+       the reaper); a new holder first adopts the workers that already run;
+    1. the backend refreshes what it knows of its workers (and the cluster's GPUs);
+and for each endpoint with a template
+    2. notices exits: a drained worker is gone; any other exit is a crash, restarted after
        a backoff of 1, 2, 4 ... 60 s; `startup_crash_limit` crashes in a row before the
        gateway ever saw the worker make it `unhealthy`, and it is not started again
-       (until the endpoint's settings change);
-    2. marks started workers ready once the gateway has seen them (a ping or a poll since
+       (until the endpoint's settings change); exit 78 (cannot start) makes it
+       `unhealthy` at once, with the worker's own reason;
+    3. marks started workers ready once the gateway has seen them (a ping or a poll since
        the process started), and which ready ones hold jobs (the store's worker records);
-    3. restarts crashed workers whose backoff ended, retries throttled ones;
-    4. asks the scaling policy (scaling.decide, pure) how many to start and which idle
+    4. restarts crashed workers whose backoff ended, retries throttled ones;
+    5. asks the scaling policy (scaling.decide, pure) how many to start and which idle
        ones to stop; stopping is a drain: SIGTERM, the worker runtime finishes the job it
        may hold and exits; SIGKILL only after executionTimeout + `drain_extra_s`;
-    5. publishes its view (FleetView.publish) for /health and the admin API.
+    6. publishes its view (FleetView.publish) for /health and the admin API.
 
-Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
-workers; no free GPU -> `throttled`), an isolated HOME (no ~/.runpod/config.toml), every
-RUNPOD_* variable of PROTOCOL.md §2 from the view, its own process group, and its stdout
-and stderr in DATA_DIR/logs/<endpoint>/<worker>.log. On Linux a worker is killed when
-the gateway process dies, so no worker outlives its gateway.
+A worker the backend cannot place (no free GPU; Ray has no node for it yet) is
+`throttled` with the backend's reason. Each worker has a slot number (0 .. workersMax-1
+within its endpoint) that names it in the backend.
 
-`clock` and `spawn` are injectable: tests drive `tick()` with fake processes.
+`clock` and the backend are injectable: tests drive `tick()` with fake processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
-import signal
-import subprocess
-import sys
+import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from functools import partial
 
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
-from podium.endpoints.gpu_ids import parse_gpu_ids
-from podium.fleet import logs
-from podium.fleet.gpus import Inventory, assign, discover, why_throttled
+from podium.fleet.backend import Adopted, Backend, Placement, Slot
 from podium.fleet.scaling import Phase, ScalingSettings, WorkerSnapshot, decide
-from podium.fleet.settings import ENV as FLEET_ENV
 from podium.fleet.settings import FleetSettings
 from podium.fleet.status import FleetReport, WorkerStatus
 from podium.fleet.view import FleetEndpoint, FleetView
-from podium.settings import ENV as GATEWAY_ENV
 from podium.store.base import WorkerInfo
 from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
-__all__ = ["Process", "Supervisor", "spawn_process"]
+__all__ = ["FLEET_LOCK", "Supervisor"]
 
 log = logging.getLogger("podium.fleet")
 
-# The gateway's own variables are not the workers' business (a store URL may hold a
-# password); RUNPOD_* are set per worker.
 STOPPED_MEMORY_S = 3600.0  # how long /health remembers that a worker exited
-_GATEWAY_ONLY = {*GATEWAY_ENV, *FLEET_ENV, "PODIUM_API_KEY", "PODIUM_URL", "PODIUM_LOG_LEVEL"}
-
-
-class Process(Protocol):
-    pid: int
-
-    def poll(self) -> int | None: ...
-    def terminate(self) -> None:
-        """SIGTERM to the worker (a drain)."""
-        ...
-
-    def kill(self) -> None:
-        """SIGKILL to the worker's whole process group."""
-        ...
-
-
-Spawn = Callable[[Sequence[str], Mapping[str, str], Path], Process]
-
-
-class _Popen:
-    """A worker process in its own process group, killed if the gateway dies (Linux)."""
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> None:
-        with log_file.open("ab") as out:
-            self._p = subprocess.Popen(
-                list(argv),
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
-            )
-        self.pid = self._p.pid
-        self._swept = False
-
-    def poll(self) -> int | None:
-        code = self._p.poll()
-        if code is not None and not self._swept:
-            # Leftovers of the group (a shell's children, an SDK's ping process) go too.
-            self._swept = True
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
-        return code
-
-    def terminate(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self._p.terminate()
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def set_signal() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGKILL))
-
-    return set_signal
-
-
-_DIE_WITH_PARENT = _parent_death_signal()
-
-
-def spawn_process(argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> Process:
-    return _Popen(argv, env, log_file)
+FLEET_LOCK = "fleet"  # the store lock whose holder drives a shared (Ray) fleet
 
 
 @dataclass(eq=False)
@@ -141,9 +63,9 @@ class _Worker:
     id: str
     endpoint_id: str
     launch_key: str
+    slot_index: int = 0
     phase: Phase = Phase.STARTING
-    gpus: tuple[int, ...] = ()
-    proc: Process | None = None
+    slot: Slot | None = None
     started_at: float | None = None
     ready_at: float | None = None
     idle_since: float | None = None
@@ -155,23 +77,26 @@ class _Worker:
     kill_at: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    log: str | None = None
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
 
-    def status(self, log_file: Path) -> WorkerStatus:
+    def status(self) -> WorkerStatus:
+        slot = self.slot
         return WorkerStatus(
             id=self.id,
             endpoint_id=self.endpoint_id,
             phase=self.phase,
-            gpus=self.gpus,
-            pid=self.proc.pid if self.proc else None,
+            gpus=slot.gpus if slot is not None else (),
+            pid=slot.pid if slot is not None else None,
             restarts=self.restarts,
             started_at=self.started_at,
             ready_at=self.ready_at,
             exit_code=self.exit_code,
             reason=self.reason,
-            log=str(log_file),
+            log=slot.log if slot is not None else self.log,
+            node=slot.node if slot is not None else "",
         )
 
 
@@ -196,29 +121,16 @@ def _scaling(spec: EndpointSpec) -> ScalingSettings:
 
 class Supervisor:
     def __init__(
-        self,
-        view: FleetView,
-        settings: FleetSettings,
-        data_dir: Path,
-        clock: Clock,
-        *,
-        spawn: Spawn = spawn_process,
-        discover_gpus: Callable[[], Inventory] | None = None,
-        base_env: Mapping[str, str] | None = None,
+        self, view: FleetView, settings: FleetSettings, clock: Clock, backend: Backend
     ) -> None:
         self.view = view
         self.settings = settings
-        self.data_dir = data_dir
         self.clock = clock
-        self._spawn = spawn
-        self._discover = discover_gpus or (lambda: discover(settings.gpus))
-        env = dict(os.environ if base_env is None else base_env)
-        self._base_env = {
-            k: v for k, v in env.items() if not k.startswith("RUNPOD_") and k not in _GATEWAY_ONLY
-        }
-        home = Path(self._base_env.get("HOME") or Path.home())
-        self._cache_home = self._base_env.get("XDG_CACHE_HOME") or str(home / ".cache")
-        self.inventory: Inventory | None = None
+        self.backend = backend
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        # A shared backend acts only while this gateway holds the fleet lock.
+        self.active = not backend.shared
+        self.lock_lease_s = max(settings.lock_lease_s, 3 * settings.tick_s)
         self._pools: dict[str, _Pool] = {}
         self._leaving: list[_Worker] = []  # workers of deleted endpoints, until they exit
         self._stopped: dict[str, dict[str, float]] = {}  # endpoint -> worker -> exited at
@@ -242,52 +154,60 @@ class Supervisor:
     def begin_stop(self) -> None:
         """The gateway is shutting down: stop the loop and SIGTERM every worker now, so
         that their long-polls end and the server's graceful shutdown does not wait for
-        them. `stop()` then waits for them. Call it on the event loop."""
+        them. `stop()` then waits for them. Call it on the event loop. Workers of a
+        shared backend stay: they belong to the cluster, and the next controller adopts
+        them."""
         if self._task is not None:
             self._task.cancel()
+        if self.backend.shared:
+            return
         for w in self._all_workers():
-            if w.proc is not None and w.phase is not Phase.DRAINING:
+            if w.slot is not None and w.phase is not Phase.DRAINING:
                 w.phase, w.reason = Phase.DRAINING, "the gateway is shutting down"
-                w.proc.terminate()
+                w.slot.terminate()
 
     async def stop(self) -> None:
-        """Stop the loop, then every worker: SIGTERM, `shutdown_grace_s`, SIGKILL."""
+        """Stop the loop, then every worker: SIGTERM, `shutdown_grace_s`, SIGKILL (not the
+        workers of a shared backend: see begin_stop)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        running = [w for w in self._all_workers() if w.proc is not None]
-        for w in running:
-            assert w.proc is not None
-            w.proc.terminate()
-        deadline = time.monotonic() + self.settings.shutdown_grace_s
-        while time.monotonic() < deadline and any(
-            w.proc is not None and w.proc.poll() is None for w in running
-        ):
-            await asyncio.sleep(0.05)
-        for w in running:
-            if w.proc is not None and w.proc.poll() is None:
-                log.warning("worker %s did not stop in time; killing it", w.id)
-                w.proc.kill()
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and any(
-            w.proc is not None and w.proc.poll() is None for w in running
-        ):
-            await asyncio.sleep(0.02)
+        if not self.backend.shared:
+            await self._stop_workers()
         self._pools.clear()
         self._leaving.clear()
+        await self.backend.close()
+
+    async def _stop_workers(self) -> None:
+        running = [w.slot for w in self._all_workers() if w.slot is not None]
+        for slot in running:
+            slot.terminate()
+        deadline = time.monotonic() + self.settings.shutdown_grace_s
+        while time.monotonic() < deadline and any(s.poll() is None for s in running):
+            await asyncio.sleep(0.05)
+        for slot in running:
+            if slot.poll() is None:
+                log.warning("worker pid %s did not stop in time; killing it", slot.pid)
+                slot.kill()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(s.poll() is None for s in running):
+            await asyncio.sleep(0.02)
 
     # --- one pass -----------------------------------------------------------------------
 
     async def tick(self) -> None:
+        if not await self._hold():
+            await self.backend.refresh([])  # a standby still shows the cluster's GPUs
+            self._publish()
+            return
         now = self.clock.now()
         endpoints = await self.view.endpoints()
         wanted = {e.id: e for e in endpoints}
         for ep_id in [p for p in self._pools if p not in wanted]:
             self._retire(self._pools.pop(ep_id), now)
-        if endpoints and self.inventory is None:
-            self.inventory = await asyncio.to_thread(self._discover)
-            self._announce_inventory(self.inventory)
+        if endpoints or self._leaving:
+            await self.backend.refresh([w.slot for w in self._all_workers() if w.slot])
             now = self.clock.now()
         for e in endpoints:
             pool = self._pools.setdefault(e.id, _Pool(e.id))
@@ -299,16 +219,49 @@ class Supervisor:
                     del gone[wid]
             if not gone:
                 del self._stopped[ep_id]
+        self._publish()
+
+    def _publish(self) -> None:
         self.view.publish(
             FleetReport(
                 workers={
-                    ep_id: [w.status(self._log(w)) for w in pool.workers.values()]
+                    ep_id: [w.status() for w in pool.workers.values()]
                     for ep_id, pool in self._pools.items()
                 },
                 stopped={ep: dict(gone) for ep, gone in self._stopped.items()},
-                inventory=self.inventory,
+                inventory=self.backend.inventory(),
             )
         )
+
+    async def _hold(self) -> bool:
+        """Whether this supervisor drives the fleet now (always, unless shared). A new
+        holder adopts what runs; one that lost the lock forgets its workers (they run on,
+        for the new holder to adopt) and stops acting."""
+        if not self.backend.shared:
+            return True
+        held = await self.view.hold_lock(FLEET_LOCK, self.owner, self.lock_lease_s)
+        if held and not self.active:
+            log.info("fleet controller %s: active (%s backend)", self.owner, self.backend.name)
+            await self._adopt(await self.backend.adopt())
+        elif not held and self.active:
+            log.warning("fleet controller %s: lost the fleet lock; standing by", self.owner)
+            self._pools.clear()
+            self._leaving.clear()
+        self.active = held
+        return held
+
+    async def _adopt(self, found: list[Adopted]) -> None:
+        now = self.clock.now()
+        for a in found:
+            pool = self._pools.setdefault(a.endpoint_id, _Pool(a.endpoint_id))
+            w = _Worker(a.worker_id, a.endpoint_id, "", slot_index=a.slot_index, slot=a.slot)
+            w.started_at = a.started_at if a.started_at is not None else now
+            if a.draining:
+                grace = self.settings.drain_extra_s
+                w.phase, w.kill_at, w.reason = Phase.DRAINING, now + grace, "adopted while draining"
+            pool.workers[w.id] = w
+        if found:
+            log.info("adopted %d running worker(s)", len(found))
 
     async def _tick_endpoint(self, pool: _Pool, e: FleetEndpoint, now: float) -> None:
         if e.launch is None:
@@ -318,32 +271,35 @@ class Supervisor:
             pool.workers.clear()
             return
         self._apply_settings(pool, e, now)
-        # 1. exits
+        # 2. exits; placements Ray has not made yet are throttled (with its reason)
         for w in list(pool.workers.values()):
-            if w.proc is not None:
-                code = w.proc.poll()
+            if w.slot is not None:
+                code = w.slot.poll()
                 if code is not None:
                     self._exited(pool, w, code, now)
-        # 2. what the gateway saw
+                else:
+                    self._placement(w)
+        # 3. what the gateway saw
         seen = {i.worker_id: i for i in await self.view.workers(e.id)}
         for w in pool.workers.values():
             self._observe(w, seen.get(w.id), now)
-        # 3. the policy; stopping is a drain (or just forgetting a worker with no process)
+        # 4/5. the policy; stopping is a drain (or just forgetting a worker with no process)
         queue = await self.view.queue(e.id)
         snapshots = [w.snapshot() for w in pool.workers.values()]
         decision = decide(_scaling(e.spec), queue, snapshots, now)
         grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
         for wid in decision.stop:
             w = pool.workers[wid]
-            if w.proc is None:
+            if w.slot is None:
                 del pool.workers[wid]
             else:
                 self._drain(w, now, grace, "not needed (idle)")
-        # 4. restarts whose backoff ended, throttled workers (first come, first served),
+        # restarts whose backoff ended, throttled workers (first come, first served),
         # then new workers
         for w in list(pool.workers.values()):
-            if w.phase is Phase.THROTTLED or (
-                w.phase is Phase.BACKOFF and (w.restart_at or 0) <= now
+            if w.slot is None and (
+                w.phase is Phase.THROTTLED
+                or (w.phase is Phase.BACKOFF and (w.restart_at or 0) <= now)
             ):
                 self._launch(w, e, now)
         for _ in range(decision.start):
@@ -351,16 +307,17 @@ class Supervisor:
                 id=f"{e.id[:6]}-{secrets.token_hex(4)}",
                 endpoint_id=e.id,
                 launch_key=pool.launch_key or "",
+                slot_index=self._free_slot(e.id),
             )
             pool.workers[w.id] = w
             self._launch(w, e, now)
-        # 5. drains that take too long
+        # drains that take too long
         for w in pool.workers.values():
-            if w.phase is Phase.DRAINING and w.proc is not None and (w.kill_at or now) < now:
+            if w.phase is Phase.DRAINING and w.slot is not None and (w.kill_at or now) < now:
                 log.warning(
                     "worker %s: still running %.0f s after SIGTERM; killing it", w.id, grace
                 )
-                w.proc.kill()
+                w.slot.kill()
                 w.kill_at = None
 
     def _apply_settings(self, pool: _Pool, e: FleetEndpoint, now: float) -> None:
@@ -375,7 +332,7 @@ class Supervisor:
         if pool.launch_key is not None and pool.launch_key != key:
             log.info("endpoint %s: its worker settings changed; replacing its workers", e.id)
             for w in list(pool.workers.values()):
-                if w.proc is None:
+                if w.slot is None:
                     del pool.workers[w.id]
                 elif w.phase is not Phase.DRAINING:
                     grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
@@ -383,8 +340,20 @@ class Supervisor:
         pool.spec = e.spec
         pool.launch_key = key
 
+    def _placement(self, w: _Worker) -> None:
+        """A placed slot that the backend has not started yet is throttled, with why."""
+        assert w.slot is not None
+        waiting = w.slot.waiting
+        if waiting is not None and w.phase is Phase.STARTING:
+            w.phase, w.reason = Phase.THROTTLED, waiting
+            log.info("worker %s is throttled: %s", w.id, waiting)
+        elif waiting is not None and w.phase is Phase.THROTTLED:
+            w.reason = waiting
+        elif waiting is None and w.phase is Phase.THROTTLED:
+            w.phase, w.reason = Phase.STARTING, None
+
     def _observe(self, w: _Worker, info: WorkerInfo | None, now: float) -> None:
-        if w.proc is None or w.phase not in (Phase.STARTING, Phase.READY, Phase.DRAINING):
+        if w.slot is None or w.phase not in (Phase.STARTING, Phase.READY, Phase.DRAINING):
             return
         # Seen since this process started (a restarted worker keeps its id).
         seen = info is not None and w.started_at is not None and info.last_seen >= w.started_at
@@ -402,9 +371,12 @@ class Supervisor:
             w.crashes = 0
 
     def _exited(self, pool: _Pool, w: _Worker, code: int, now: float) -> None:
-        w.proc, w.exit_code, w.gpus, w.busy, w.idle_since = None, code, (), False, None
-        with contextlib.suppress(OSError), self._log(w).open("a") as fh:
-            fh.write(f"--- podium: worker {w.id} exited with code {code} ---\n")
+        assert w.slot is not None
+        slot, w.exit_code, w.busy, w.idle_since = w.slot, code, False, None
+        cannot_start = self._cannot_start(slot) if code == EXIT_CANNOT_START else None
+        w.log = slot.log
+        slot.release()
+        w.slot = None
         if w.phase is Phase.DRAINING:
             log.info("worker %s stopped (exit code %d)", w.id, code)
             self._forget(pool, w, now)
@@ -413,19 +385,17 @@ class Supervisor:
             log.info("worker %s exited on its own (code 0)", w.id)
             self._forget(pool, w, now)
             return
-        if code == EXIT_CANNOT_START:  # restarting would not help: say why, stop here
+        if cannot_start is not None:  # restarting would not help: say why, stop here
             w.phase, w.restart_at = Phase.UNHEALTHY, None
-            w.reason = self._cannot_start(w) + " (updating the endpoint retries)"
+            w.reason = cannot_start + " (updating the endpoint retries)"
             log.error("worker %s cannot start: %s", w.id, w.reason)
             return
         self._crashed(w, f"exited with code {code}", now)
 
-    def _cannot_start(self, w: _Worker) -> str:
-        """The worker's own reason: the last `cannot start` line of its log."""
-        try:
-            lines = self._log(w).read_text(errors="replace").splitlines()[-50:]
-        except OSError:
-            lines = []
+    @staticmethod
+    def _cannot_start(slot: Slot) -> str:
+        """The worker's own reason: the last `cannot start` line of its output."""
+        lines = slot.last_lines(50)
         reasons = [line.split(CANNOT_START, 1)[1] for line in lines if CANNOT_START in line]
         return reasons[-1] if reasons else f"exited with code {EXIT_CANNOT_START}"
 
@@ -453,81 +423,76 @@ class Supervisor:
         log.warning("worker %s %s", w.id, w.reason)
 
     def _launch(self, w: _Worker, e: FleetEndpoint, now: float) -> None:
-        assert e.launch is not None and self.inventory is not None
-        request = parse_gpu_ids(e.spec.gpu_ids)
-        gpus = assign(self.inventory, request, e.spec.gpu_count, self._gpus_in_use())
-        if gpus is None:
-            if w.phase is not Phase.THROTTLED:
-                w.reason = why_throttled(self.inventory, request, e.spec.gpu_count)
-                log.info("worker %s is throttled: %s", w.id, w.reason)
-            w.phase = Phase.THROTTLED
-            return
+        assert e.launch is not None
         restart = w.started_at is not None
-        label = ",".join(g.name for g in self.inventory.gpus if g.index in gpus) or "cpu"
-        home = self.data_dir / "workers" / w.id
-        home.mkdir(parents=True, exist_ok=True)
-        env = {
-            **self._base_env,
-            # An isolated HOME: a RunPod SDK worker must not read ~/.runpod/config.toml.
-            # Caches stay shared (models are big), so XDG_CACHE_HOME keeps the real one.
-            "HOME": str(home),
-            "XDG_CACHE_HOME": self._cache_home,
-            "PODIUM_DATA_DIR": str(self.data_dir),
-            "PYTHONUNBUFFERED": "1",
-            **e.launch.env,
-            **self.view.worker_env(e.id, w.id, label),
-            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus),
-        }
-        log_file = self._log(w)
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        logs.rotate_if_large(log_file, self.settings.log_max_bytes)
-        with log_file.open("a") as fh:
-            fh.write(
-                f"--- podium: worker {w.id} {'restart' if restart else 'start'} at "
-                f"{time.strftime('%Y-%m-%d %H:%M:%S')}, GPUs [{env['CUDA_VISIBLE_DEVICES']}]: "
-                f"{e.launch.argv[0] if e.launch.argv else '?'} ---\n"
-            )
-        w.gpus, w.started_at, w.ready_at, w.idle_since, w.busy = gpus, now, None, None, False
+        placement = Placement(
+            endpoint_id=e.id,
+            worker_id=w.id,
+            slot=w.slot_index,
+            argv=tuple(e.launch.argv),
+            env=partial(self._worker_env, e, w.id),
+            gpu_ids=e.spec.gpu_ids,
+            gpu_count=e.spec.gpu_count,
+            restart=restart,
+        )
+        try:
+            placed = self.backend.place(placement)
+        except OSError as exc:  # the command does not exist, say
+            w.phase, w.started_at = Phase.STARTING, now
+            if restart:
+                w.restarts += 1
+            self._crashed(w, f"cannot start: {exc.strerror or exc}", now)
+            return
+        if isinstance(placed, str):
+            if w.phase is not Phase.THROTTLED or w.reason != placed:
+                log.info("worker %s is throttled: %s", w.id, placed)
+            w.phase, w.reason = Phase.THROTTLED, placed
+            return
+        w.slot, w.started_at, w.ready_at, w.idle_since, w.busy = placed, now, None, None, False
         w.restart_at, w.reason = None, None
         if restart:
             w.restarts += 1
-        try:
-            w.proc = self._spawn(e.launch.argv, env, log_file)
-        except OSError as exc:
-            w.gpus = ()
-            w.phase = Phase.STARTING
-            with log_file.open("a") as fh:
-                fh.write(f"--- podium: cannot start {e.launch.argv[:1]}: {exc} ---\n")
-            self._crashed(w, f"cannot start: {exc.strerror or exc}", now)
-            return
         w.phase = Phase.STARTING
         log.info(
-            "worker %s started for endpoint %s (pid %d, GPUs [%s])",
+            "worker %s started for endpoint %s (%s, pid %s, GPUs %s)",
             w.id,
             e.id,
-            w.proc.pid,
-            env["CUDA_VISIBLE_DEVICES"],
+            placed.node or self.backend.name,
+            placed.pid,
+            list(placed.gpus),
         )
 
+    def _worker_env(self, e: FleetEndpoint, worker_id: str, gpu: str) -> dict[str, str]:
+        assert e.launch is not None
+        return {
+            "PYTHONUNBUFFERED": "1",
+            **e.launch.env,
+            **self.view.worker_env(e.id, worker_id, gpu),
+        }
+
     def _drain(self, w: _Worker, now: float, grace: float, why: str) -> None:
-        assert w.proc is not None
+        assert w.slot is not None
         w.phase, w.kill_at, w.reason = Phase.DRAINING, now + grace, why
         log.info("worker %s: draining (%s)", w.id, why)
-        w.proc.terminate()
+        w.slot.terminate()
 
     def _retire(self, pool: _Pool, now: float) -> None:
         """The endpoint is gone: stop its workers (SIGTERM, then SIGKILL soon)."""
         for w in pool.workers.values():
-            if w.proc is not None:
+            if w.slot is not None:
                 self._drain(w, now, self.settings.delete_grace_s, "the endpoint was deleted")
                 self._leaving.append(w)
 
     def _reap_leaving(self, now: float) -> None:
         for w in list(self._leaving):
-            if w.proc is None or w.proc.poll() is not None:
+            if w.slot is None:
+                self._leaving.remove(w)
+            elif w.slot.poll() is not None:
+                w.slot.release()
+                w.slot = None
                 self._leaving.remove(w)
             elif (w.kill_at or now) < now:
-                w.proc.kill()
+                w.slot.kill()
                 w.kill_at = None
 
     # --- helpers ------------------------------------------------------------------------
@@ -535,15 +500,7 @@ class Supervisor:
     def _all_workers(self) -> list[_Worker]:
         return [w for p in self._pools.values() for w in p.workers.values()] + self._leaving
 
-    def _gpus_in_use(self) -> set[int]:
-        return {g for w in self._all_workers() if w.proc is not None for g in w.gpus}
-
-    def _log(self, w: _Worker) -> Path:
-        return logs.log_path(self.data_dir, w.endpoint_id, w.id)
-
-    @staticmethod
-    def _announce_inventory(inventory: Inventory) -> None:
-        if inventory.warning:
-            log.warning("%s", inventory.warning)
-        for g in inventory.gpus:
-            log.info("GPU %d: %s, %d MiB (%s)", g.index, g.name, g.memory_mb, inventory.source)
+    def _free_slot(self, endpoint_id: str) -> int:
+        """The lowest slot number no worker of the endpoint holds (leaving ones too)."""
+        taken = {w.slot_index for w in self._all_workers() if w.endpoint_id == endpoint_id}
+        return next(i for i in range(len(taken) + 1) if i not in taken)

@@ -58,6 +58,10 @@ class FleetView(Protocol):
         """The supervisor's current view of its workers (for /health and /v1/...)."""
         ...
 
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        """Take or renew the store lock `name` (one controller for a shared fleet)."""
+        ...
+
 
 async def queue_stats(store: JobStore, endpoint_id: str, now: float) -> QueueStats:
     """Normal and lowPriority queued jobs, jobs in progress, the oldest normal wait."""
@@ -81,6 +85,8 @@ class LocalFleetView:
         fleet_secret: str,
         board: FleetBoard,
         clock: Clock,
+        *,
+        remote_workers: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -88,8 +94,10 @@ class LocalFleetView:
         self.board = board
         self.clock = clock
         self.catalog = TemplateCatalog(store)
-        # Local workers talk to this process directly, not through public_url's proxy.
-        self.gateway_url = settings.local_url
+        # Local workers talk to this process directly, not through public_url's proxy;
+        # workers on other machines (Ray) through the public URL (a load balancer in
+        # front of every gateway, so that they outlive this one).
+        self.gateway_url = settings.base_url if remote_workers else settings.local_url
 
     async def endpoints(self) -> list[FleetEndpoint]:
         out: list[FleetEndpoint] = []
@@ -121,3 +129,6 @@ class LocalFleetView:
 
     def publish(self, report: FleetReport) -> None:
         self.board.publish(report, self.clock.now())
+
+    async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
+        return await self.store.hold_lock(name, owner, lease_s)

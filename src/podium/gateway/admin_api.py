@@ -1,32 +1,30 @@
-"""The admin API, `/v1/...`: endpoints, templates, GPUs and API keys (admin scope)."""
+"""The admin API, `/v1/...`: endpoints, templates, GPUs and API keys (admin scope), and
+an endpoint's workers list (`reader`: any key that may read that endpoint)."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shlex
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
 from podium.endpoints.gpu_ids import gpu_ids_from_types
 from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, NotFound
-from podium.fleet import logs
 from podium.fleet.gpus import Inventory
+from podium.fleet.status import summary as worker_summary
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.input_schema import validate_schema
 from podium.gateway.state import GatewayState
 from podium.keys import ApiKey, Scope, hash_secret, new_key
 
-__all__ = ["router"]
+__all__ = ["reader", "router"]
 
 NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere."
-LOG_TAIL_DEFAULT = 100
-LOG_TAIL_MAX = 10_000
 
 
 async def _admin(request: Request) -> None:
@@ -36,6 +34,9 @@ async def _admin(request: Request) -> None:
 router = APIRouter(
     prefix="/v1", tags=["admin"], dependencies=[Depends(_admin)], route_class=CodecRoute
 )
+# Routes each checks its own scope on: a key limited to some endpoints may call them for
+# the endpoints it can read.
+reader = APIRouter(prefix="/v1", tags=["admin"], route_class=CodecRoute)
 
 
 def _state(request: Request) -> GatewayState:
@@ -157,17 +158,13 @@ async def _shown(
     supervised workers and its template."""
     body = endpoint.public()
     if workers:
-        body["workers"] = [w.public() for w in state.fleet.of(endpoint.id)]
+        now = state.clock.now()
+        body["workers"] = [e.public(now) for e in await state.workers(endpoint.id)]
     if template:
         tid = endpoint.spec.template_id
         found = None if tid is None else await state.templates.get(tid)
         body["template"] = None if found is None else found.public()
     return body
-
-
-def _with_fleet(state: GatewayState, endpoint: Endpoint) -> dict[str, Any]:
-    workers = state.fleet.of(endpoint.id)
-    return {**endpoint.public(), "workers": [w.public() for w in workers]}
 
 
 async def create_endpoint_record(
@@ -265,7 +262,7 @@ async def get_endpoint(
 async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
     state = _state(request)
     endpoint = await update_endpoint_record(state, endpoint_id, _changes(body))
-    return JSON(_with_fleet(state, endpoint))
+    return JSON(await _shown(state, endpoint, workers=True, template=False))
 
 
 @router.post(
@@ -286,28 +283,28 @@ async def delete_endpoint(request: Request, endpoint_id: str) -> JSON:
     return JSON({"id": endpoint_id, "deleted": True})
 
 
-@router.get("/endpoints/{endpoint_id}/logs", summary="The last lines of each worker's log")
-async def endpoint_logs(
-    request: Request,
-    endpoint_id: str,
-    tail: int = Query(LOG_TAIL_DEFAULT, ge=0, le=LOG_TAIL_MAX),
-    worker: str | None = None,
-) -> JSON:
+@reader.get(
+    "/endpoints/{endpoint_id}/workers",
+    summary="The endpoint's workers: node, GPUs, status, current jobs (RunPod's workers list)",
+)
+async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
+    """Every worker of the endpoint: the ones the fleet runs, and the ones started
+    elsewhere that pinged within a lease; `summary` counts them by RunPod's statuses.
+    A key with the read scope on the endpoint may list them; the current job ids are
+    shown to keys with the admin scope only (a job id lets a key read that job)."""
     state = _state(request)
+    key = await authorize_client(request, Scope.READ, endpoint_id)
     await state.endpoint(endpoint_id)
-    phases = {w.id: w.phase.value for w in state.fleet.of(endpoint_id)}
-    paths = logs.worker_logs(state.settings.data_dir, endpoint_id)
-    if worker is not None:
-        paths = [p for p in paths if p.stem == worker]
-        if not paths:
-            raise NotFound(f"No log for worker {worker} of endpoint {endpoint_id}.")
-    out = await asyncio.to_thread(
-        lambda: [
-            {"workerId": p.stem, "phase": phases.get(p.stem, "stopped"), "log": logs.tail(p, tail)}
-            for p in paths
-        ]
+    show_jobs = key is None or key.allows(Scope.ADMIN, endpoint_id)
+    entries = await state.workers(endpoint_id)
+    now = state.clock.now()
+    return JSON(
+        {
+            "workers": [e.public(now, show_jobs) for e in entries],
+            "summary": worker_summary(entries),
+            "endpointVersion": None,  # RunPod's configuration version: Podium has none
+        }
     )
-    return JSON({"endpointId": endpoint_id, "workers": out})
 
 
 # --- templates -----------------------------------------------------------------------
@@ -360,7 +357,9 @@ async def list_gpus(request: Request) -> JSON:
     holders = state.fleet.gpu_holders()
     return JSON(
         {
-            "gpus": [{**g.public(), "worker": holders.get(g.index)} for g in inventory.gpus],
+            "gpus": [
+                {**g.public(), "worker": holders.get((g.node, g.index))} for g in inventory.gpus
+            ],
             "source": inventory.source,
             "warning": inventory.warning,
             "supervisor": state.fleet.supervised,

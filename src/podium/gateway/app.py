@@ -24,6 +24,7 @@ from podium.gateway import (
     console,
     graphql_api,
     history_api,
+    logs_api,
     me_api,
     openai_api,
     ops_api,
@@ -133,7 +134,9 @@ def create_app(
     app.include_router(openai_api.router)
     app.include_router(worker_api.router)
     app.include_router(me_api.router)
+    app.include_router(logs_api.router)
     app.include_router(admin_api.router)
+    app.include_router(admin_api.reader)
     app.include_router(graphql_api.router)
     console.mount(app)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from podium import codec
 from podium.errors import BadRequest, NotFound
+from podium.fleet.status import health_counts
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.input_schema import check_input, schema_for
@@ -219,15 +220,8 @@ async def health(request: Request, endpoint_id: str) -> JSON:
     await authorize_client(request, Scope.READ, endpoint_id)
     await state.endpoint(endpoint_id)
     c = await state.store.counts(endpoint_id)
-    from podium.fleet.status import health_counts
-
-    alive_since = state.clock.now() - state.settings.lease_s
-    # The supervisor's phases for the workers it runs, the store's records for the rest.
-    workers = health_counts(
-        state.fleet.of(endpoint_id),
-        await state.store.workers(endpoint_id, alive_since),
-        state.fleet.stopped_of(endpoint_id),
-    )
+    # The fleet's phases for the workers it runs, the store's records for the rest.
+    workers = health_counts(await state.workers(endpoint_id))
     return JSON(
         {
             "jobs": {

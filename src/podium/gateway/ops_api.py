@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium import __version__
+from podium.clock import iso_time
 from podium.errors import PodiumError
 from podium.gateway.auth import authorize_client
 from podium.gateway.errors import error_response
@@ -44,6 +45,11 @@ async def healthz(request: Request) -> JSON:
         body["reaper"] = state.reaper.describe() if state.reaper else None
         body["store"] = state.store.where
         body["instance"] = state.guard.mark
+        if state.fleet.supervised:
+            # when the fleet controller beside this gateway last looked at every endpoint
+            # (tests wait on it instead of sleeping: "a pass made after the idle timeout")
+            last = state.fleet.updated_at
+            body["fleet"] = {"lastPassAt": iso_time(last) if last is not None else None}
     return JSON(body, status_code=503 if problems else 200)
 
 

@@ -26,7 +26,9 @@ log = logging.getLogger("podium.reaper")
 
 
 async def reap_once(state: GatewayState) -> None:
-    report = await state.store.expire(state.clock.now(), state.settings.history_ms)
+    now = state.clock.now()
+    report = await state.store.expire(now, state.settings.history_ms)
+    await state.store.logs.expire(now - state.settings.log_retention_ms / 1000)
     for job in report.finished:
         await state.announce_final(job)
     if report.requeued:

@@ -9,7 +9,7 @@ from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.endpoints.catalog import TemplateCatalog
 from podium.errors import NotFound
-from podium.fleet.status import FleetAccess, FleetBoard
+from podium.fleet.status import FleetAccess, FleetBoard, WorkerEntry, worker_entries
 from podium.gateway.http import BodyDecoder
 from podium.gateway.instance import InstanceGuard
 from podium.gateway.lookups import Lookups
@@ -44,6 +44,7 @@ class GatewayState:
     fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
     reaper: Reaper | None = None  # set when background tasks run
+    log_followers: dict[str, int] = field(default_factory=dict)  # endpoint -> open follows
     lookups: Lookups = field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +66,16 @@ class GatewayState:
             await self.guard.verify()
             raise NotFound(f"Endpoint {endpoint_id} does not exist.")
         return endpoint
+
+    async def workers(self, endpoint_id: str) -> list[WorkerEntry]:
+        """The endpoint's workers: the fleet's view merged with the workers the store saw
+        within a lease (those started elsewhere too)."""
+        alive_since = self.clock.now() - self.settings.lease_s
+        return worker_entries(
+            self.fleet.of(endpoint_id),
+            await self.store.workers(endpoint_id, alive_since),
+            self.fleet.stopped_of(endpoint_id),
+        )
 
     async def job(self, endpoint_id: str, job_id: str) -> Job:
         job = await self.store.get(job_id)

@@ -11,6 +11,7 @@ import logging
 import time
 
 from fastapi import APIRouter, Request
+from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
 from podium.endpoints.worker_env import NEXT_JOB_PARAM
@@ -219,6 +220,25 @@ async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id:
     return JSON({"id": job_id, "status": appended.job.status.value})
 
 
+# Podium's runtime says when its process came up (worker/startup.py), epoch ms.
+_STARTUP = {"exec_ms": "execAt", "boot_ms": "bootedAt", "load_ms": "loadedAt"}
+
+
+def _startup(q: QueryParams) -> dict[str, float] | None:
+    """The startup times a ping carries (None: it carries none, as a runpod SDK worker's)."""
+    out: dict[str, float] = {}
+    for param, name in _STARTUP.items():
+        raw = q.get(param)
+        if raw is None:
+            continue
+        if not raw.isdigit() or len(raw) > 15:
+            raise BadRequest(
+                f"`{param}` must be a time in epoch milliseconds (digits), got {raw[:40]!r}."
+            )
+        out[name] = int(raw) / 1000.0
+    return out or None
+
+
 @router.get("/ping/{worker_id}", summary="Worker heartbeat; renews the listed jobs' leases")
 async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
     state = _state(request)
@@ -226,9 +246,9 @@ async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
     q = request.query_params
     job_ids = [j for j in q.get("job_id", "").split(",") if j]
     worker_state = "unhealthy" if q.get("status") == "unhealthy" else None
-    info = None
+    info = _startup(q)
     if worker_state:
-        info = {"check": q.get("check"), "reason": q.get("reason")}
+        info = {**(info or {}), "check": q.get("check"), "reason": q.get("reason")}
         log.warning("worker %s reports unhealthy: %s", worker_id, info)
     elif q.get("state") in ("initializing", "idle", "running"):
         worker_state = q.get("state")

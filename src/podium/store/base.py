@@ -15,6 +15,7 @@ from podium.endpoints import Endpoint
 from podium.history import HistoryPage, HistoryQuery
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
+from podium.logs.lines import LogLine, LogQuery, StoredLine
 
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
@@ -22,8 +23,10 @@ __all__ = [
     "FinishResult",
     "JobHistory",
     "JobStore",
+    "LogPage",
     "StoreCounts",
     "WorkerInfo",
+    "WorkerLogs",
     "open_store",
     "stream_limit_error",
 ]
@@ -82,6 +85,7 @@ class WorkerInfo:
     jobs: int = 0  # jobs it holds now
     state: str = "idle"  # idle | running | unhealthy (set by the worker) ...
     info: dict[str, Any] = field(default_factory=dict)
+    job_ids: tuple[str, ...] = ()  # the jobs it holds now, sorted (`jobs` counts them)
 
 
 @dataclass(slots=True)
@@ -108,9 +112,42 @@ class JobHistory(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class LogPage:
+    lines: list[StoredLine]  # oldest first
+    cursor: int  # pass as `since` to read on: every line after the answer has a larger seq
+
+
+class WorkerLogs(Protocol):
+    """Worker log lines (podium.logs), one role of a store: `store.logs`.
+
+    Every line gets a seq from one counter of the whole store, so a seq orders lines of
+    all workers by the time the store took them (a worker's own lines stay in the order
+    it wrote them) and serves as the cursor of `since`. Each worker keeps its last `keep`
+    lines; a worker that shipped nothing for the retention period is forgotten by
+    `expire`; `JobStore.delete_endpoint` deletes its endpoint's lines."""
+
+    async def append(
+        self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
+    ) -> int:
+        """Store lines in order, then trim the worker's log to its last `keep` lines;
+        the seq of the last one (the counter's value when `lines` is empty)."""
+        ...
+
+    async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
+        """The lines the query asks for, oldest first (see LogQuery)."""
+        ...
+
+    async def expire(self, before: float) -> int:
+        """Forget the logs of workers that last shipped a line before `before` (store
+        clock); how many workers were forgotten."""
+        ...
+
+
 class JobStore(JobHistory, Protocol):
     clock: Clock
     where: str  # where the data lives, for messages (no credentials)
+    logs: WorkerLogs
 
     # lifecycle
     async def close(self) -> None: ...
@@ -199,7 +236,10 @@ class JobStore(JobHistory, Protocol):
     async def put_endpoint(self, endpoint: Endpoint) -> None: ...
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None: ...
     async def list_endpoints(self) -> list[Endpoint]: ...
-    async def delete_endpoint(self, endpoint_id: str) -> bool: ...
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Delete the endpoint, its queued jobs, its workers' records and their logs."""
+        ...
+
     async def put_key(self, key: ApiKey) -> None: ...
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     async def list_keys(self) -> list[ApiKey]: ...

@@ -29,6 +29,7 @@ Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
                                            `:lookup` hash (token/key hash -> id),
                                            `:lookup_of` hash (id -> token/key hash)
     {p}:settings                   hash    name -> value
+    {p}:log*                               worker logs: store/redis_logs.py
 
 Final jobs' job and stream keys also carry a key TTL (retention plus TTL_GRACE_MS), so
 they vanish even when no reaper runs; expire() deletes them on time.
@@ -86,6 +87,7 @@ from podium.store.base import (
     stream_limit_error,
 )
 from podium.store.notify import Notifier
+from podium.store.redis_logs import RedisWorkerLogs
 
 __all__ = ["RedisStore"]
 
@@ -463,21 +465,25 @@ for _, id in ipairs(redis.call('ZRANGE', sk, 0, -1)) do
 end
 return reply(out)
 """,
-    # ep, alive_since -> {worker, last_seen, jobs, state, info}...
+    # ep, alive_since -> {worker, last_seen, state, info, {held job ids}}...
     "workers": """
 local ep, since = ARGV[A], ARGV[A + 1]
-local held_n = {}
+local held = {}
 for _, id in ipairs(redis.call('ZRANGE', key('run', ep), 0, -1)) do
   local w = redis.call('HGET', jkey(id), 'worker')
-  if w then held_n[w] = (held_n[w] or 0) + 1 end
+  if w then
+    held[w] = held[w] or {}
+    held[w][#held[w] + 1] = id
+  end
 end
 local seen = redis.call('ZRANGEBYSCORE', key('wseen', ep), since, '+inf', 'WITHSCORES')
 local out = {}
 for i = 1, #seen, 2 do
   local w = seen[i]
-  out[#out + 1] = {w, seen[i + 1], tostring(held_n[w] or 0),
+  out[#out + 1] = {w, seen[i + 1],
                    redis.call('HGET', key('wstate', ep), w) or 'idle',
-                   redis.call('HGET', key('winfo', ep), w) or '{}'}
+                   redis.call('HGET', key('winfo', ep), w) or '{}',
+                   held[w] or {}}
 end
 return reply(out)
 """,
@@ -945,6 +951,9 @@ class RedisStore:
         self._lock_script = self._redis.register_script(_HOLD_LOCK)
         self._submits: list[tuple[list[str], asyncio.Future[str]]] = []  # for the next call
         self._submit_tasks: set[asyncio.Task[None]] = set()
+        self.logs = RedisWorkerLogs(
+            self._redis, self.prefix, clock, lambda exc: _unavailable(self.where, exc)
+        )
         self._origin = uuid.uuid4().hex
         self._channel_prefix = f"{self.prefix}:n:"
         self._notifier = Notifier()
@@ -1315,11 +1324,12 @@ class RedisStore:
                 endpoint_id=endpoint_id,
                 worker_id=w,
                 last_seen=float(seen),
-                jobs=int(n),
+                jobs=len(held),
                 state=state,
                 info=codec.loads_trusted(info),
+                job_ids=tuple(sorted(held)),
             )
-            for w, seen, n, state, info in sorted(rows)
+            for w, seen, state, info, held in sorted(rows, key=lambda row: row[0])
         ]
 
     # --- reaper ------------------------------------------------------------------------
@@ -1397,6 +1407,7 @@ class RedisStore:
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         [existed] = await self._run("delete_endpoint", endpoint_id)
         await self.purge_queue(endpoint_id)
+        await self.logs.delete_endpoint(endpoint_id)
         return bool(existed)
 
     @_guarded

@@ -47,6 +47,7 @@ from podium.store.base import (
     stream_limit_error,
 )
 from podium.store.notify import Notifier
+from podium.store.sqlite_logs import SQLiteWorkerLogs
 
 __all__ = ["SQLiteStore"]
 
@@ -243,6 +244,7 @@ class SQLiteStore:
                 self.path, isolation_level=None, check_same_thread=False, timeout=10.0
             )
             self._setup(sync)
+            self.logs = SQLiteWorkerLogs(self._db, clock, self._unavailable)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         self._own_files()  # -wal and -shm exist now
@@ -733,22 +735,27 @@ class SQLiteStore:
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]:
         rows = self._db.execute(
             """SELECT w.worker_id, w.last_seen, w.state, w.info,
-                      (SELECT COUNT(*) FROM jobs j WHERE j.endpoint_id = w.endpoint_id
-                         AND j.worker_id = w.worker_id AND j.status = 'IN_PROGRESS') AS n
+                      (SELECT GROUP_CONCAT(j.id, ',') FROM jobs j
+                         WHERE j.endpoint_id = w.endpoint_id AND j.worker_id = w.worker_id
+                           AND j.status = 'IN_PROGRESS') AS held
                FROM workers w WHERE w.endpoint_id = ? AND w.last_seen >= ?""",
             (endpoint_id, alive_since),
         ).fetchall()
-        return [
-            WorkerInfo(
-                endpoint_id=endpoint_id,
-                worker_id=r["worker_id"],
-                last_seen=r["last_seen"],
-                jobs=r["n"],
-                state=r["state"],
-                info=codec.loads_trusted(r["info"]),
+        out = []
+        for r in rows:
+            held = tuple(sorted(r["held"].split(","))) if r["held"] else ()
+            out.append(
+                WorkerInfo(
+                    endpoint_id=endpoint_id,
+                    worker_id=r["worker_id"],
+                    last_seen=r["last_seen"],
+                    jobs=len(held),
+                    state=r["state"],
+                    info=codec.loads_trusted(r["info"]),
+                    job_ids=held,
+                )
             )
-            for r in rows
-        ]
+        return out
 
     # --- reaper ------------------------------------------------------------------------
 
@@ -976,6 +983,7 @@ class SQLiteStore:
                 "DELETE FROM jobs WHERE endpoint_id = ? AND status = 'IN_QUEUE'", (endpoint_id,)
             )
             db.execute("DELETE FROM workers WHERE endpoint_id = ?", (endpoint_id,))
+            self.logs.delete_endpoint(db, endpoint_id)
         self._notifier.notify("q:" + endpoint_id)
         return cur.rowcount > 0
 

@@ -8,11 +8,15 @@ both share.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from podium.endpoints.templates import TEMPLATE_SD15
+from podium.logs.markers import new_marker
+from podium.logs.shipper import HttpLogSink, ship_own_output
 from podium.worker.config import ConfigError, WorkerConfig
 from podium.worker.handlers import load_handler
 from podium.worker.runtime import serve
@@ -32,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model for --template (env PODIUM_SD_MODEL)")
     p.add_argument("--concurrency", type=int, help="jobs at once (env PODIUM_WORKER_CONCURRENCY)")
     p.add_argument("--batch-size", type=int, help="jobs per take (env PODIUM_WORKER_BATCH_SIZE)")
+    p.add_argument(
+        "--ship-logs",
+        action="store_true",
+        help="also send this worker's stdout and stderr to the gateway (`podium logs`)",
+    )
     return p
 
 
@@ -45,6 +54,7 @@ def start(
     model: str | None = None,
     concurrency: int | None = None,
     batch_size: int | None = None,
+    ship_logs: bool = False,
 ) -> int:
     """Build the config, load the handler, run until stopped; the exit code.
     ConfigError (the message says what to fix) when it cannot start."""
@@ -73,7 +83,27 @@ def start(
 
     # A handler that cannot be built is reported (unhealthy, with the reason) and the
     # process exits EXIT_CANNOT_START: see runtime.serve.
-    return serve(config, build)
+    if not ship_logs:
+        return serve(config, build)
+    config, stop_shipping = _ship_logs(config)
+    try:
+        return serve(config, build)
+    finally:
+        stop_shipping()
+
+
+def _ship_logs(config: WorkerConfig) -> tuple[WorkerConfig, Callable[[], None]]:
+    """`--ship-logs`: this process's output goes to the gateway too, its jobs marked."""
+    url = config.logs_url
+    if url is None:
+        raise ConfigError(
+            f"--ship-logs needs a Podium job-take URL (…/v2/ENDPOINT/job-take/WORKER), "
+            f"got {config.take_url!r}: give --gateway and --endpoint."
+        )
+    marker = new_marker()
+    sink = HttpLogSink.at(url, config.token)
+    stop = ship_own_output(sink, marker, name=config.worker_id)
+    return dataclasses.replace(config, log_marker=marker), stop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             model=args.model,
             concurrency=args.concurrency,
             batch_size=args.batch_size,
+            ship_logs=args.ship_logs,
         )
     except ConfigError as exc:
         print(f"podium.worker: {exc.message}", file=sys.stderr)

@@ -34,6 +34,8 @@ Podium's own knobs (all optional):
     PODIUM_WORKER_LOG_LEVEL           DEBUG, INFO (default), WARNING, ERROR; falls back to
                                       RUNPOD_DEBUG_LEVEL
     PODIUM_WORKER_HANDLER             MODULE:FUNCTION for `python -m podium.worker`
+    PODIUM_LOG_MARKER                 set by a log shipper (podium.logs.markers): mark
+                                      where each job starts and ends in the output
 
 Explicit overrides win over the environment; an override of None means "not given".
 """
@@ -51,6 +53,7 @@ from urllib.parse import quote, urlencode
 
 from podium.endpoints.worker_env import NEXT_JOB_PARAM, WORKER_GPU_VAR, RunpodEnv, worker_urls
 from podium.errors import PodiumError
+from podium.logs.markers import MARKER_ENV
 
 __all__ = ["ENV", "ConfigError", "WorkerConfig", "with_query"]
 
@@ -71,6 +74,7 @@ ENV = (
     WORKER_GPU_VAR,
     "PODIUM_WORKER_LOG_LEVEL",
     "PODIUM_WORKER_HANDLER",
+    MARKER_ENV,
 )
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -114,6 +118,9 @@ class WorkerConfig:
     return_aggregate_stream: bool = False
     refresh_worker: bool = False
     log_level: str = "INFO"
+    # Set by whoever reads this worker's output as a log (podium.logs.markers): the
+    # runtime then marks where each job starts and ends in that output.
+    log_marker: str | None = None
     # runpod.serverless.start's `concurrency_modifier`: current concurrency -> new one.
     concurrency_modifier: Callable[[int], int] | None = field(default=None, compare=False)
 
@@ -165,6 +172,7 @@ class WorkerConfig:
             "refresh_worker": _flag(env, "PODIUM_WORKER_REFRESH"),
             "return_aggregate_stream": _flag(env, "PODIUM_WORKER_AGGREGATE_STREAM"),
             "log_level": _log_level(env),
+            "log_marker": env.get(MARKER_ENV) or None,
         }
         unknown = sorted(set(given) - set(cls.__dataclass_fields__))
         if unknown:
@@ -181,6 +189,13 @@ class WorkerConfig:
         if "/job-take/" not in self.take_url:
             return None
         return self.take_url.replace("/job-take/", "/job-stop/", 1)
+
+    @property
+    def logs_url(self) -> str | None:
+        """Where `--ship-logs` sends this worker's log lines: the job-take URL with
+        /job-take/ -> /worker-logs/, without its query (None for another shape)."""
+        m = _TAKE_URL.match(self.take_url)
+        return None if m is None else f"{m['base']}/worker-logs/{m['worker']}"
 
     def take_request_url(self, n: int, in_progress: bool, hold_s: float | None) -> str:
         url = self.take_url

@@ -21,6 +21,7 @@ import httpx
 from podium import __version__ as podium_version
 from podium.worker.config import WorkerConfig, with_query
 from podium.worker.results import RUNPOD_COMPAT_VERSION
+from podium.worker.startup import Startup
 
 __all__ = ["Heartbeat"]
 
@@ -38,6 +39,7 @@ class Heartbeat:
         headers = {"Authorization": config.token} if config.token else {}
         self._client = client or httpx.Client(headers=headers, timeout=timeout)
         self._failing = False
+        self.startup: Startup | None = None  # sent on every ping (worker/startup.py)
 
     # --- the job set (any thread) -------------------------------------------------------
 
@@ -93,6 +95,8 @@ class Heartbeat:
         }
         if jobs:
             params["job_id"] = ",".join(jobs)
+        if self.startup is not None:
+            params.update(self.startup.params())
         return params
 
     def beat(self, extra: dict[str, str] | None = None) -> bool:

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from podium.logs.markers import write_marker
 from podium.worker import api
 from podium.worker.backoff import Backoff
 from podium.worker.config import ConfigError, WorkerConfig
@@ -49,6 +50,7 @@ from podium.worker.results import (
     output_payload,
     stream_payload,
 )
+from podium.worker.startup import Startup
 from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transport
 
 __all__ = [
@@ -406,6 +408,7 @@ class Worker:
         self._running[job_id] = rec
         api.register(rec.ctx)
         log.info("job %s started", job_id)
+        write_marker(self.config.log_marker, "start", job_id)
         return rec
 
     def _progress_sender(self, rec: _Running) -> Callable[[Any], None]:
@@ -467,6 +470,7 @@ class Worker:
         return max(0, min(self._capacity() - busy, self._batch_limit()))
 
     def _forget(self, rec: _Running) -> None:
+        write_marker(self.config.log_marker, "end", rec.id)
         api.unregister(rec.id)
         self._running.pop(rec.id, None)
         self.heartbeat.remove(rec.id)
@@ -642,6 +646,7 @@ def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
     handler that cannot be built (a model that is not there, a module that does not
     import) is reported to the gateway as unhealthy with the reason, written to stderr,
     and the process exits EXIT_CANNOT_START, which the supervisor does not restart."""
+    booted_at = time.time()
     try:
         handler = build()
     except Exception as exc:
@@ -653,13 +658,15 @@ def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
         finally:
             heartbeat.stop()
         return EXIT_CANNOT_START
-    return run_worker(config, handler)
+    return run_worker(config, handler, Startup.now(booted_at))
 
 
-def run_worker(config: WorkerConfig, handler: Any) -> int:
-    """Run until SIGTERM/SIGINT (or refresh_worker); the process exit code."""
+def run_worker(config: WorkerConfig, handler: Any, startup: Startup | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or refresh_worker); the process exit code. `startup`:
+    when the process came up (default: the handler was built just now)."""
     _configure_logging(config.log_level)
     worker = Worker(config, handler)
+    worker.heartbeat.startup = startup or Startup.now()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             return runner.run(worker.run())

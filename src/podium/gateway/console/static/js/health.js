@@ -18,6 +18,12 @@ const WORKER_STATES = [
   ["unhealthy", "unhealthy", "bad"],
 ];
 
+/** One worker's status (GET /v1/endpoints/{id}/workers) as a badge. */
+export function workerStatusBadge(status) {
+  const known = WORKER_STATES.find(([key]) => key === status);
+  return h("span", { class: `badge ${known ? known[2] : "muted"}` }, known ? known[1] : status);
+}
+
 /** Worker states with a count above zero, as badges ("1 idle", "2 running"). */
 export function workerBadges(workers) {
   const shown = WORKER_STATES.filter(([key]) => workers && workers[key] > 0);

@@ -1,9 +1,9 @@
-// One endpoint: health and workers (live), the playground, the jobs this tab submitted,
-// how to call it, and (admin) scaling, worker logs and delete.
+// One endpoint: health and workers (live: node, GPUs, state, current job), the playground,
+// the jobs this tab submitted, how to call it, and (admin) scaling, worker logs and delete.
 
 import { ApiError } from "../api.js";
 import { append, codeBlock, errorBox, field, fill, formatMs, formatTime, h, notice, statusBadge } from "../dom.js";
-import { jobCounts, workerCounts } from "../health.js";
+import { jobCounts, workerCounts, workerStatusBadge } from "../health.js";
 import { JOBS_EVENT, isFinal, recentJobs, updateJob } from "../jobs.js";
 import { curlLine, runUrl } from "../snippets.js";
 import { templateLabel } from "./endpoints.js";
@@ -34,8 +34,8 @@ export async function endpointView(ctx, id) {
     { class: "card", "aria-labelledby": "health-title" },
     h("h2", { id: "health-title" }, "Health"),
     healthBody,
-    admin ? h("h3", {}, "Workers") : null,
-    admin ? workersBody : null,
+    h("h3", {}, "Workers"),
+    workersBody,
   );
 
   // The jobs this tab submitted.
@@ -153,10 +153,8 @@ export async function endpointView(ctx, id) {
     try {
       const health = await ctx.api.get(`/v2/${id}/health`, { signal: ctx.signal });
       fill(healthBody, h("h3", {}, "Jobs"), jobCounts(health.jobs), h("h3", {}, "Worker states"), workerCounts(health.workers));
-      if (admin) {
-        const fresh = await ctx.api.get(`/v1/endpoints/${id}`, { signal: ctx.signal });
-        fill(workersBody, workerTable(fresh.workers || [], fresh.templateId));
-      }
+      const list = await ctx.api.get(`/v1/endpoints/${id}/workers`, { signal: ctx.signal });
+      fill(workersBody, workerTable(list.workers, endpoint.templateId));
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       fill(healthBody, errorBox(`Live update failed: ${err.message}`));
@@ -178,30 +176,65 @@ async function refreshOpenJobs(ctx, id) {
   }
 }
 
+/** Seconds for people: 40 s, 3 min, 2 h 5 min. */
+function formatUptime(seconds) {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+}
+
+/** The job(s) a worker holds: ids for admin keys, a count for the others (the API
+ *  shows job ids to admin keys only). */
+function heldJobs(w) {
+  if (!w.jobCount) return h("span", { class: "muted-text" }, "—");
+  if (!w.jobs) return `${w.jobCount} job${w.jobCount > 1 ? "s" : ""}`;
+  return w.jobs.map((jobId) => h("div", { class: "mono", title: jobId, "data-job": jobId }, `${jobId.slice(0, 8)}…`));
+}
+
 function workerTable(workers, templateId) {
-  if (!templateId) return h("p", { class: "muted-text" }, "Workers of this endpoint are started elsewhere (no template).");
-  if (!workers.length) return h("p", { class: "muted-text" }, "None running: workers start when jobs arrive.");
+  if (!workers.length) {
+    return h(
+      "p",
+      { class: "muted-text" },
+      templateId ? "None running: workers start when jobs arrive." : "None seen: this endpoint's workers are started elsewhere (no template).",
+    );
+  }
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
       { class: "table responsive workers" },
-      h("thead", {}, h("tr", {}, ["Worker", "State", "GPUs", "Restarts", "Note"].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", {}, h("tr", {}, ["Worker", "State", "Node", "GPUs", "Job"].map((t) => h("th", { scope: "col" }, t)))),
       h(
         "tbody",
         {},
-        workers.map((w) =>
-          h(
+        workers.map((w) => {
+          const facts = [
+            w.managed ? null : "started elsewhere",
+            w.uptimeSeconds === null ? null : `up ${formatUptime(w.uptimeSeconds)}`,
+            w.restarts ? `${w.restarts} restart${w.restarts > 1 ? "s" : ""}` : null,
+          ].filter(Boolean);
+          return h(
             "tr",
-            {},
-            h("td", { "data-label": "Worker", class: "mono" }, w.id),
-            h("td", { "data-label": "State" }, h("span", { class: `badge phase-${w.phase}` }, w.phase)),
-            h("td", { "data-label": "GPUs" }, w.gpus.length ? w.gpus.join(", ") : "CPU"),
-            h("td", { "data-label": "Restarts" }, String(w.restarts)),
-            h("td", { "data-label": "Note" }, w.reason || ""),
-          ),
-        ),
+            { "data-worker-id": w.id },
+            h(
+              "td",
+              { "data-label": "Worker" },
+              h("div", { class: "mono" }, w.id),
+              facts.length ? h("div", { class: "muted-text" }, facts.join(" · ")) : null,
+            ),
+            h(
+              "td",
+              { "data-label": "State", "data-status": w.status },
+              workerStatusBadge(w.status),
+              w.reason ? h("div", { class: "muted-text" }, w.reason) : null,
+            ),
+            h("td", { "data-label": "Node" }, w.node || h("span", { class: "muted-text" }, "—")),
+            h("td", { "data-label": "GPUs" }, w.gpus.length ? w.gpus.join(", ") : w.managed ? "CPU" : "—"),
+            h("td", { "data-label": "Job" }, heldJobs(w)),
+          );
+        }),
       ),
     ),
   );
@@ -254,8 +287,9 @@ function adminSections(ctx, endpoint) {
             try {
               const body = await ctx.api.get(`/v1/endpoints/${id}/logs?tail=100`);
               logs.textContent =
-                body.workers.map((w) => `== ${w.workerId} (${w.phase}) ==\n${w.log}`).join("\n") ||
-                "No worker has written a log yet.";
+                body.lines
+                  .map((l) => `${l.time} ${l.workerId}${l.jobs.length ? ` [${l.jobs.join(",")}]` : ""} | ${l.text}`)
+                  .join("\n") || "No worker has written a log yet.";
             } catch (err) {
               logs.textContent = err.message;
             }

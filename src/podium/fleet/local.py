@@ -1,0 +1,187 @@
+"""The local backend: worker processes on this machine (the embedded default).
+
+Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
+workers; no free GPU -> `throttled`), an isolated HOME (no ~/.runpod/config.toml), its own
+process group (fleet/process.py), and one pipe for its stdout and stderr, read by a
+LogShipper (podium.logs) that ships the lines, tagged with their jobs (a fresh marker in
+PODIUM_LOG_MARKER), to the gateway its RUNPOD_* variables name; the backend's own start
+and exit lines go in the same log. On Linux a worker is killed when the gateway process
+dies, so no worker outlives its gateway (`shared` is False).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from podium.endpoints.gpu_ids import parse_gpu_ids
+from podium.fleet.backend import Adopted, Placement, Slot, inherited_env
+from podium.fleet.gpus import Inventory, assign, why_throttled
+from podium.fleet.process import Process, Spawn, spawn_process
+from podium.logs.lines import LogLine
+from podium.logs.markers import MARKER_ENV, new_marker
+from podium.logs.shipper import LogShipper, LogSink, worker_sink
+
+__all__ = ["LocalBackend", "LocalSlot"]
+
+log = logging.getLogger("podium.fleet")
+
+EOF_WAIT_S = 1.0  # after an exit (its group swept): how long its last lines may take
+
+
+class LocalSlot:
+    """One local worker process (or a failed start: `poll` then says so)."""
+
+    def __init__(
+        self, proc: Process, gpus: tuple[int, ...], node: str, worker_id: str, shipper: LogShipper
+    ) -> None:
+        self.proc = proc
+        self.gpus = gpus
+        self.node = node
+        self.worker_id = worker_id
+        self.shipper = shipper
+        self.waiting: str | None = None
+        self.code: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid
+
+    @property
+    def log(self) -> str | None:
+        return None  # no file: the lines are in the store (`podium logs`)
+
+    def poll(self) -> int | None:
+        if self.code is None:
+            code = self.proc.poll()
+            if code is not None:
+                self.code = code
+                # its last lines (the pipe ends once its group is swept), then ours
+                self.shipper.wait_eof(EOF_WAIT_S)
+                self.shipper.note(
+                    f"--- podium: worker {self.worker_id} exited with code {code} ---"
+                )
+                self.shipper.finish()
+        return self.code
+
+    def terminate(self) -> None:
+        self.proc.terminate()
+
+    def kill(self) -> None:
+        self.proc.kill()
+
+    def last_lines(self, n: int) -> list[str]:
+        return self.shipper.recent()[-n:] if n > 0 else []
+
+    def release(self) -> None:
+        self.gpus = ()
+
+
+class LocalBackend:
+    name = "local"
+    shared = False
+
+    def __init__(
+        self,
+        data_dir: Path,
+        discover_gpus: Callable[[], Inventory],
+        *,
+        spawn: Spawn = spawn_process,
+        base_env: Mapping[str, str] | None = None,
+        log_sink: Callable[[Mapping[str, str]], LogSink | None] = worker_sink,
+    ) -> None:
+        """`log_sink`: where a worker's lines go, from the environment it is given
+        (default: its gateway's worker-logs route)."""
+        self.data_dir = data_dir
+        self._discover = discover_gpus
+        self._spawn = spawn
+        env = dict(os.environ if base_env is None else base_env)
+        self._base_env = inherited_env(env)
+        home = Path(self._base_env.get("HOME") or Path.home())
+        self._cache_home = self._base_env.get("XDG_CACHE_HOME") or str(home / ".cache")
+        self._log_sink = log_sink
+        self._inventory: Inventory | None = None
+        self._slots: list[LocalSlot] = []
+        self.host = socket.gethostname()
+
+    async def refresh(self, slots: Sequence[Slot]) -> None:
+        if self._inventory is None:
+            found = await asyncio.to_thread(self._discover)
+            self._inventory = dataclasses.replace(
+                found,
+                gpus=tuple(dataclasses.replace(g, node=g.node or self.host) for g in found.gpus),
+            )
+            _announce(self._inventory)
+        self._slots = [s for s in self._slots if s.gpus]
+
+    def inventory(self) -> Inventory | None:
+        return self._inventory
+
+    def place(self, p: Placement) -> LocalSlot | str:
+        inventory = self._inventory
+        if inventory is None:
+            return "waiting for GPU discovery"
+        request = parse_gpu_ids(p.gpu_ids)
+        in_use = {g for s in self._slots for g in s.gpus}
+        gpus = assign(inventory, request, p.gpu_count, in_use)
+        if gpus is None:
+            return why_throttled(inventory, request, p.gpu_count)
+        label = ",".join(g.name for g in inventory.gpus if g.index in gpus) or "cpu"
+        home = self.data_dir / "workers" / p.worker_id
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **self._base_env,
+            # An isolated HOME: a RunPod SDK worker must not read ~/.runpod/config.toml.
+            # Caches stay shared (models are big), so XDG_CACHE_HOME keeps the real one.
+            "HOME": str(home),
+            "XDG_CACHE_HOME": self._cache_home,
+            "PODIUM_DATA_DIR": str(self.data_dir),
+            "PYTHONUNBUFFERED": "1",
+            **p.env(label),
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus),
+        }
+        marker = env[MARKER_ENV] = new_marker()
+        sink = self._log_sink(env) or _NoSink()
+        header = (
+            f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'}, GPUs "
+            f"[{env['CUDA_VISIBLE_DEVICES']}]: {p.argv[0] if p.argv else '?'} ---"
+        )
+        try:
+            proc = self._spawn(p.argv, env, None)
+        except OSError as exc:
+            shipper = LogShipper(None, sink, name=p.worker_id).start()
+            shipper.note(header)
+            shipper.note(f"--- podium: cannot start {list(p.argv[:1])}: {exc} ---")
+            shipper.finish()
+            raise
+        shipper = LogShipper(proc.stdout, sink, marker=marker, name=p.worker_id)
+        shipper.note(header)  # before the reader starts: the first line of this run
+        slot = LocalSlot(proc, gpus, self.host, p.worker_id, shipper.start())
+        self._slots.append(slot)
+        return slot
+
+    async def adopt(self) -> list[Adopted]:
+        return []  # local workers die with their gateway
+
+    async def close(self) -> None:
+        return None
+
+
+class _NoSink:
+    """A worker whose URLs name no Podium gateway: its lines are read (and kept for
+    `last_lines`) but go nowhere."""
+
+    def send(self, lines: Sequence[LogLine], dropped: int) -> None:
+        return None
+
+
+def _announce(inventory: Inventory) -> None:
+    if inventory.warning:
+        log.warning("%s", inventory.warning)
+    for g in inventory.gpus:
+        log.info("GPU %d: %s, %d MiB (%s)", g.index, g.name, g.memory_mb, inventory.source)

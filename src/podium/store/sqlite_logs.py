@@ -1,0 +1,172 @@
+"""Worker logs in the SQLite file (store.base.WorkerLogs), on the store's connection.
+
+    worker_logs   one row per line; `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the
+                  store-wide counter and cursor; `jobs` is a JSON array of job ids
+    log_writers   (endpoint, worker) -> when the store last took a line from it (expiry)
+
+Statements run on the event loop's thread like the rest of SQLiteStore: an append is
+one transaction over a handful of indexed rows.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from podium.clock import Clock
+from podium.errors import StoreUnavailable
+from podium.logs.lines import LogLine, LogQuery, StoredLine
+from podium.store.base import LogPage
+
+__all__ = ["SQLiteWorkerLogs"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS worker_logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    text TEXT NOT NULL,
+    jobs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS worker_logs_worker ON worker_logs (endpoint_id, worker_id, seq);
+CREATE INDEX IF NOT EXISTS worker_logs_endpoint ON worker_logs (endpoint_id, seq);
+CREATE TABLE IF NOT EXISTS log_writers (
+    endpoint_id TEXT NOT NULL,
+    worker_id TEXT NOT NULL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (endpoint_id, worker_id)
+);
+CREATE INDEX IF NOT EXISTS log_writers_last ON log_writers (last_at);
+"""
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _guarded(
+    method: Callable[Concatenate[SQLiteWorkerLogs, _P], Awaitable[_R]],
+) -> Callable[Concatenate[SQLiteWorkerLogs, _P], Coroutine[Any, Any, _R]]:
+    @functools.wraps(method)
+    async def wrapper(self: SQLiteWorkerLogs, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+
+    return wrapper
+
+
+def _line(row: sqlite3.Row) -> StoredLine:
+    return StoredLine(
+        seq=row["seq"],
+        worker_id=row["worker_id"],
+        at=row["at"],
+        text=row["text"],
+        jobs=tuple(json.loads(row["jobs"])),
+    )
+
+
+class SQLiteWorkerLogs:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        clock: Clock,
+        unavailable: Callable[[sqlite3.Error], StoreUnavailable],
+    ) -> None:
+        self._db = db
+        self.clock = clock
+        self._unavailable = unavailable
+        db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    def _top(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'worker_logs'")
+        found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    @_guarded
+    async def append(
+        self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
+    ) -> int:
+        if not lines:
+            return self._top()
+        with self._tx() as db:
+            db.executemany(
+                """INSERT INTO worker_logs (endpoint_id, worker_id, at, text, jobs)
+                   VALUES (?, ?, ?, ?, ?)""",
+                [(endpoint_id, worker_id, ln.at, ln.text, json.dumps(ln.jobs)) for ln in lines],
+            )
+            db.execute(
+                """DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ? AND seq <= (
+                       SELECT seq FROM worker_logs WHERE endpoint_id = ? AND worker_id = ?
+                       ORDER BY seq DESC LIMIT 1 OFFSET ?)""",
+                (endpoint_id, worker_id, endpoint_id, worker_id, max(keep, 0)),
+            )
+            db.execute(
+                """INSERT INTO log_writers (endpoint_id, worker_id, last_at) VALUES (?, ?, ?)
+                   ON CONFLICT (endpoint_id, worker_id) DO UPDATE SET last_at = excluded.last_at""",
+                (endpoint_id, worker_id, self.clock.now()),
+            )
+            return self._top()
+
+    @_guarded
+    async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
+        top = self._top()
+        where = ["endpoint_id = ?", "seq <= ?"]
+        params: list[Any] = [endpoint_id, top]
+        if query.worker is not None:
+            where.append("worker_id = ?")
+            params.append(query.worker)
+        if query.job is not None:  # a pre-filter; LogQuery.matches decides
+            where.append("instr(jobs, ?) > 0")
+            params.append(json.dumps(query.job))
+        if query.since is not None:
+            where.append("seq > ?")
+            params.append(query.since)
+        order = "ASC" if query.since is not None else "DESC"
+        rows = self._db.execute(
+            f"""SELECT seq, worker_id, at, text, jobs FROM worker_logs
+                WHERE {" AND ".join(where)} ORDER BY seq {order} LIMIT ?""",
+            [*params, query.tail],
+        ).fetchall()
+        lines = [ln for ln in map(_line, rows) if query.matches(ln)]
+        if query.since is None:
+            lines.reverse()
+            return LogPage(lines, top)
+        full = len(rows) >= query.tail > 0
+        return LogPage(lines, rows[-1]["seq"] if full else top)
+
+    @_guarded
+    async def expire(self, before: float) -> int:
+        with self._tx() as db:
+            gone = db.execute(
+                "SELECT endpoint_id, worker_id FROM log_writers WHERE last_at < ?", (before,)
+            ).fetchall()
+            for ep, worker in gone:
+                db.execute(
+                    "DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ?", (ep, worker)
+                )
+            db.execute("DELETE FROM log_writers WHERE last_at < ?", (before,))
+        return len(gone)
+
+    def delete_endpoint(self, db: sqlite3.Connection, endpoint_id: str) -> None:
+        """Inside SQLiteStore.delete_endpoint's transaction."""
+        db.execute("DELETE FROM worker_logs WHERE endpoint_id = ?", (endpoint_id,))
+        db.execute("DELETE FROM log_writers WHERE endpoint_id = ?", (endpoint_id,))
