@@ -212,7 +212,10 @@ def test_two_gateways_on_one_redis_read_the_same_logs(tmp_path):
         for name in ("a", "b"):
             data = tmp_path / name
             data.mkdir()
-            gws.append(Gateway(data_dir=data, port=free_port(), store=store).start())
+            # no supervisor: this is about the store that both gateways read
+            solo = ["--no-supervisor"]
+            gws.append(Gateway(data_dir=data, port=free_port(), store=store, extra_args=solo))
+            gws[-1].start()  # listed first: a start that times out is still stopped
         a, b = gws
         ep = a.create_endpoint()
         with httpx.Client(base_url=a.url, headers={"Authorization": ep["workerToken"]}) as w:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from podium.endpoints import Endpoint, EndpointSpec
 from podium.logs.lines import LogLine, LogQuery
+from tests.conftest import REDIS_URL, drop_redis_prefix, make_store
 
 EP = "ep-logs"
 KEEP = 1000
@@ -86,6 +89,11 @@ async def test_each_worker_keeps_its_last_lines(store):
     await store.logs.append(EP, "w2", lines("other"), 7)
     kept = await texts(store, worker="w1", tail=100)
     assert kept == ["2-3", "2-4", "3-0", "3-1", "3-2", "3-3", "3-4"]
+    # a job's lines that were trimmed are gone from its lines too
+    await store.logs.append(EP, "w3", lines("j-a", "j-b", jobs=("job-x",)), 7)
+    await store.logs.append(EP, "w3", lines(*(f"n{k}" for k in range(6))), 7)
+    assert await texts(store, job="job-x") == ["j-b"]
+    assert await texts(store, job="job-x", since=0) == ["j-b"]
     assert await texts(store, worker="w2") == ["other"]
 
 
@@ -116,3 +124,80 @@ async def test_texts_and_job_ids_round_trip_unchanged(store):
     assert [ln.text for ln in page.lines] == odd
     assert page.lines[0].jobs == ('id "quoted"', "a/b")
     assert await texts(store, job='id "quoted"') == odd
+
+
+async def test_a_job_filter_finds_lines_deep_in_long_logs(store):
+    for w in ("w1", "w2"):
+        for at in range(0, 1200, 300):  # more than a chunk of the Redis scan (500)
+            batch = [
+                LogLine(float(i), f"{w}-{i}", ("deep",) if i in (7, 1100) else ("other",))
+                for i in range(at, at + 300)
+            ]
+            await store.logs.append(EP, w, batch, KEEP * 2)
+    assert await texts(store, job="deep", tail=100) == ["w1-7", "w1-1100", "w2-7", "w2-1100"]
+    assert await texts(store, job="deep", tail=1) == ["w2-1100"]
+    assert await texts(store, job="deep", worker="w1") == ["w1-7", "w1-1100"]
+    page = await store.logs.read(EP, LogQuery(job="deep", tail=2, since=0))
+    assert [ln.text for ln in page.lines] == ["w1-7", "w1-1100"]
+    rest = await store.logs.read(EP, LogQuery(job="deep", tail=2, since=page.cursor))
+    assert [ln.text for ln in rest.lines] == ["w2-7", "w2-1100"]
+
+
+@pytest.mark.redis
+async def test_redis_keeps_no_index_entry_for_a_line_it_no_longer_holds(tmp_path, clock):
+    """The job index follows the streams' trimming, expiry and endpoint deletion, so
+    Redis holds nothing for lines that are gone."""
+    import redis.asyncio as aioredis
+
+    store = await make_store("redis", tmp_path, clock)
+    raw = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    prefix = store.prefix
+
+    async def log_keys() -> dict[str, int]:
+        found = {}
+        async for key in raw.scan_iter(match=f"{prefix}:log*", count=1000):
+            kind = await raw.type(key)
+            size = {"zset": raw.zcard, "set": raw.scard, "stream": raw.xlen}.get(kind)
+            found[key.removeprefix(prefix + ":")] = await size(key) if size else 1
+        return found
+
+    try:
+        for _ in range(4):  # 12 lines of job-a, the stream keeps 5
+            await store.logs.append(EP, "w1", lines("x", "y", "z", jobs=("job-a",)), 5)
+        await store.logs.append(EP, "w2", lines("w2", jobs=("job-a", "job-b")), 5)
+        keys = await log_keys()
+        assert keys[f"log:{EP}:w1"] == 5 and keys[f"logjob:{EP}:job-a"] == 6
+        assert keys[f"logjw:{EP}:w1"] == 5 and keys[f"logjw:{EP}:w2"] == 2
+        assert await texts(store, job="job-a") == ["y", "z", "x", "y", "z", "w2"]
+        # a line with a new job pushes job-a's last w1 line out of w1's stream
+        await store.logs.append(EP, "w1", lines(*(f"n{k}" for k in range(5)), jobs=("job-c",)), 5)
+        keys = await log_keys()
+        assert keys[f"logjob:{EP}:job-a"] == 1  # only w2's line is left
+        assert await texts(store, job="job-a") == ["w2"]
+        clock.advance(10)
+        await store.logs.append(EP, "w2", lines("later"), 5)
+        assert await store.logs.expire(clock.now() - 5) == 1  # w1
+        keys = await log_keys()
+        assert f"log:{EP}:w1" not in keys and f"logjob:{EP}:job-c" not in keys
+        assert await raw.smembers(f"{prefix}:logjobs:{EP}") == {"job-a", "job-b"}
+        await store.logs.delete_endpoint(EP)
+        assert set(await log_keys()) == {"logseq"}  # the counter stays
+    finally:
+        await raw.aclose()
+        await store.close()
+        drop_redis_prefix(store)
+
+
+async def test_a_tail_across_many_workers_is_the_newest_lines_of_all(store):
+    written = []
+    for round_ in range(3):
+        for w in range(20):  # more workers than a Redis read takes at once
+            if (w + round_) % 3:  # some workers skip a round
+                continue
+            text = f"r{round_}-w{w}"
+            await store.logs.append(EP, f"w{w}", lines(text), KEEP)
+            written.append(text)
+    for n in (1, 5, 8, 9, len(written), len(written) + 5):
+        assert await texts(store, tail=n) == written[-n:], n
+    since = (await store.logs.read(EP, LogQuery(tail=len(written)))).lines[9].seq
+    assert await texts(store, since=since, tail=100) == written[10:]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -30,7 +31,6 @@ from podium.logs.lines import (
     BATCH_MAX_BYTES,
     TAIL_MAX,
     LogLine,
-    LogQuery,
     dropped_line,
     parse_batch,
     parse_log_query,
@@ -132,12 +132,10 @@ async def read(request: Request, endpoint_id: str, follow: bool = False) -> Resp
             for ln in page.lines:
                 yield codec.dumps(ln.public()) + b"\n"
             cursor, beat = page.cursor, time.monotonic()
-            more = LogQuery(worker=query.worker, job=query.job, tail=TAIL_MAX)
             while True:
                 try:
-                    found = await state.store.logs.read(
-                        endpoint_id, LogQuery(more.worker, more.job, more.tail, since=cursor)
-                    )
+                    more = dataclasses.replace(query, tail=TAIL_MAX, since=cursor)
+                    found = await state.store.logs.read(endpoint_id, more)
                 except PodiumError as exc:  # the store failed: say so, end the stream
                     yield codec.dumps({"error": exc.message, "cursor": cursor}) + b"\n"
                     return

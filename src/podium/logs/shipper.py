@@ -306,10 +306,12 @@ class LogShipper:
             self._cond.notify_all()
 
     def _read(self) -> None:
-        assert self.stream is not None
+        stream = self.stream
+        if stream is None:
+            return
         skipping = False  # inside a line longer than _READ_MAX: its rest is not kept
         try:
-            while raw := self.stream.readline(_READ_MAX):
+            while raw := stream.readline(_READ_MAX):
                 whole = raw.endswith(b"\n")
                 if skipping:
                     skipping = not whole
@@ -320,7 +322,7 @@ class LogShipper:
                 if tags is None:
                     continue  # a job marker: not the worker's output
                 if self.echo is not None:
-                    self._echo(raw if whole else raw + b"\n")
+                    self._echo(self.echo, raw if whole else raw + b"\n")
                 self._add(LogLine(self.clock(), cut_line(text), tags))
         except (OSError, ValueError) as exc:  # the pipe was closed under us
             log.debug("log reader of %s stopped: %s", self.name, exc)
@@ -329,12 +331,12 @@ class LogShipper:
             with self._cond:
                 self._cond.notify_all()
 
-    def _echo(self, raw: bytes) -> None:
-        assert self.echo is not None
+    @staticmethod
+    def _echo(fd: int, raw: bytes) -> None:
         with contextlib.suppress(OSError):
             view = memoryview(raw)
             while view:
-                view = view[os.write(self.echo, view) :]
+                view = view[os.write(fd, view) :]
 
     # --- sending ------------------------------------------------------------------------
 
@@ -351,6 +353,14 @@ class LogShipper:
                 self._cond.wait(timeout=due if due is not None else 1.0)
 
     def _send_loop(self) -> None:
+        try:
+            self._send_all()
+        finally:
+            close = getattr(self.sink, "close", None)  # HttpLogSink's connections
+            if callable(close):
+                close()
+
+    def _send_all(self) -> None:
         retry = RETRY_MIN_S
         while (batch := self._next_batch()) is not None:
             lines, dropped = batch

@@ -1,8 +1,10 @@
 """Worker logs in the SQLite file (store.base.WorkerLogs), on the store's connection.
 
-    worker_logs   one row per line; `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the
-                  store-wide counter and cursor; `jobs` is a JSON array of job ids
-    log_writers   (endpoint, worker) -> when the store last took a line from it (expiry)
+    worker_logs       one row per line; `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the
+                      store-wide counter and cursor; `jobs` is a JSON array of job ids
+    worker_log_jobs   (job id, seq) for each job of each line: a job's lines by index;
+                      its rows go with their line (ON DELETE CASCADE)
+    log_writers       (endpoint, worker) -> when the store last took a line (expiry)
 
 Statements run on the event loop's thread like the rest of SQLiteStore: an append is
 one transaction over a handful of indexed rows.
@@ -35,6 +37,12 @@ CREATE TABLE IF NOT EXISTS worker_logs (
 );
 CREATE INDEX IF NOT EXISTS worker_logs_worker ON worker_logs (endpoint_id, worker_id, seq);
 CREATE INDEX IF NOT EXISTS worker_logs_endpoint ON worker_logs (endpoint_id, seq);
+CREATE TABLE IF NOT EXISTS worker_log_jobs (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES worker_logs (seq) ON DELETE CASCADE,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS worker_log_jobs_seq ON worker_log_jobs (seq);
 CREATE TABLE IF NOT EXISTS log_writers (
     endpoint_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,
@@ -108,10 +116,16 @@ class SQLiteWorkerLogs:
         if not lines:
             return self._top()
         with self._tx() as db:
+            first = self._top() + 1
             db.executemany(
                 """INSERT INTO worker_logs (endpoint_id, worker_id, at, text, jobs)
                    VALUES (?, ?, ?, ?, ?)""",
                 [(endpoint_id, worker_id, ln.at, ln.text, json.dumps(ln.jobs)) for ln in lines],
+            )
+            # AUTOINCREMENT inside one transaction: the lines took first .. first + n - 1
+            db.executemany(
+                "INSERT OR IGNORE INTO worker_log_jobs (job_id, seq) VALUES (?, ?)",
+                [(job, first + i) for i, ln in enumerate(lines) for job in ln.jobs],
             )
             db.execute(
                 """DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ? AND seq <= (
@@ -129,21 +143,26 @@ class SQLiteWorkerLogs:
     @_guarded
     async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
         top = self._top()
-        where = ["endpoint_id = ?", "seq <= ?"]
+        where = ["l.endpoint_id = ?", "l.seq <= ?"]
         params: list[Any] = [endpoint_id, top]
+        source, key = "worker_logs l", "l.seq"
+        if query.job is not None:
+            # Walk the job's index, not the endpoint's lines: CROSS JOIN keeps SQLite
+            # from choosing the endpoint's index for the ORDER BY instead.
+            source = "worker_log_jobs j CROSS JOIN worker_logs l ON l.seq = j.seq"
+            key = "j.seq"
+            where.append("j.job_id = ?")
+            params.append(query.job)
         if query.worker is not None:
-            where.append("worker_id = ?")
+            where.append("l.worker_id = ?")
             params.append(query.worker)
-        if query.job is not None:  # a pre-filter; LogQuery.matches decides
-            where.append("instr(jobs, ?) > 0")
-            params.append(json.dumps(query.job))
         if query.since is not None:
-            where.append("seq > ?")
+            where.append("l.seq > ?")
             params.append(query.since)
         order = "ASC" if query.since is not None else "DESC"
         rows = self._db.execute(
-            f"""SELECT seq, worker_id, at, text, jobs FROM worker_logs
-                WHERE {" AND ".join(where)} ORDER BY seq {order} LIMIT ?""",
+            f"""SELECT l.seq, l.worker_id, l.at, l.text, l.jobs FROM {source}
+                WHERE {" AND ".join(where)} ORDER BY {key} {order} LIMIT ?""",
             [*params, query.tail],
         ).fetchall()
         lines = [ln for ln in map(_line, rows) if query.matches(ln)]
