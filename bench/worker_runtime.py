@@ -73,9 +73,7 @@ from control_plane import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 HANDLERS = HERE / "runtime_handlers.py"
-RUNPOD_PY = REPO / ".venv-runpod" / "bin" / "python"
-if not RUNPOD_PY.exists():  # a worktree shares the main checkout's venvs
-    RUNPOD_PY = Path("/work/main/.venv-runpod/bin/python")
+RUNPOD_PY = REPO / ".venv-runpod" / "bin" / "python"  # as tests/runpod_compat finds it
 REDIS_URL = "redis://127.0.0.1:6379/13"
 RUNTIMES = ("bare", "podium", "runpod")
 RUNSYNC_WARMUP = 3
