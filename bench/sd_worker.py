@@ -20,7 +20,7 @@ the worker computes), so that all three see the same background load. Overhead i
 (c - a) / a on the medians; target <= 3%.
 
 Part 2, batching: for each batch size b, b concurrent jobs through one direct call, one
-handle_batch, and the system (b jobs submitted back to back behind a 1-step primer job, so
+handle_batch, and the system (b jobs submitted back to back behind a 2-step primer job, so
 that they queue while it runs, as under load; the worker takes them as one batch:
 `--batch-size` = the largest b). images/s from the first submit (system: from the primer's
 COMPLETED) to the last COMPLETED. Batch 1 is part 1's medians, where each job arrives alone
@@ -303,6 +303,20 @@ class System:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"job {job_id} did not finish:\n{self.log_tail()}")
 
+    def _wait_running(self, job_id: str, deadline: float) -> None:
+        """Until the job's handler reports progress (its first step is done); polled every
+        50 ms (a status `wait` wakes on status changes, not on progress)."""
+        path = f"/v2/{self.ep['id']}/status/{job_id}"
+        while True:
+            time.sleep(0.05)
+            body = self.conn.call("GET", path)[1]
+            if body["status"] != "IN_QUEUE" and (
+                body.get("output") or body["status"] != "IN_PROGRESS"
+            ):
+                return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"job {job_id} did not start:\n{self.log_tail()}")
+
     def run(
         self, inputs: list[dict[str, Any]], primer: dict[str, Any] | None = None
     ) -> tuple[float, list[SystemJob]]:
@@ -317,8 +331,7 @@ class System:
         primer_id = None
         if primer is not None:
             primer_id = self._submit(primer)
-            self._wait_final(primer_id, deadline, ("IN_QUEUE",))
-            time.sleep(0.2)  # past the worker's one ask for company: the primer runs alone
+            self._wait_running(primer_id, deadline)  # alone, past its ask for company
         ids = [self._submit(item) for item in inputs]
         if primer_id is not None:
             self._wait_final(primer_id, deadline)
@@ -506,7 +519,7 @@ def run_all(args: argparse.Namespace, batches: list[int], tmp: Path, res: Result
             [m] = measure_batches(handler, batches=[b], rounds=args.rounds, **kw)
             row["handler"] = m.images_per_s
             if system is not None:
-                primer = inputs_for(1, size=args.size, steps=1)[0]
+                primer = inputs_for(1, size=args.size, steps=2)[0]  # progress after step 1
                 system.run(inputs_for(b, size=args.size, steps=1), primer)  # warm-up, this b
                 seconds, jobs = 0.0, []
                 for _ in range(args.rounds):
