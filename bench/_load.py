@@ -7,8 +7,10 @@
 - `python bench/_load.py bare PORT` serves the bare ASGI ceiling app.
 - `python bench/_load.py worker ...` is a minimal raw-HTTP worker: long-poll job-take,
   post `{"output": {}}` to job-done. No handler, no SDK: it measures the control plane.
-  Given a RESULT path, it writes `{"worker", "base", "jobs"}` there on exit: which
-  gateway (BASE) gave it how many jobs.
+  Given a RESULT path (`-`: none), it writes `{"worker", "base", "jobs"}` there on exit:
+  which gateway (BASE) gave it how many jobs. Given CHUNKS, it first posts that many
+  stream chunks per job to job-stream and then job-done with isStream=true, as a
+  generator handler's worker does.
 """
 
 from __future__ import annotations
@@ -351,9 +353,11 @@ def serve_bare(port: int) -> None:
     uvicorn.run(app, host=LOOPBACK, port=port, log_level="info", access_log=False)
 
 
-def worker_loop(base: str, token: str, worker_id: str, hold: float, max_seconds: float) -> int:
-    """Long-poll job-take, post an empty output to job-done; stop on SIGTERM or after
-    `max_seconds`. Returns the number of jobs completed."""
+def worker_loop(
+    base: str, token: str, worker_id: str, hold: float, max_seconds: float, chunks: int = 0
+) -> int:
+    """Long-poll job-take, post an empty output to job-done (after `chunks` stream
+    chunks); stop on SIGTERM or after `max_seconds`. Returns the number of jobs completed."""
     import httpx
 
     _check_loopback(base + "/")
@@ -367,7 +371,9 @@ def worker_loop(base: str, token: str, worker_id: str, hold: float, max_seconds:
     deadline = time.monotonic() + max_seconds
     take = f"{base}/job-take/{worker_id}?hold={hold:g}"
     done_base = f"{base}/job-done/{worker_id}/"
-    body = b'{"output": {}}'
+    stream_base = f"{base}/job-stream/{worker_id}/"
+    body = b'{"output": []}' if chunks else b'{"output": {}}'
+    done_query = "?isStream=true" if chunks else ""
     n = 0
     with httpx.Client(headers={"Authorization": token}, timeout=hold + 10) as client:
         while not stopping and time.monotonic() < deadline:
@@ -376,7 +382,9 @@ def worker_loop(base: str, token: str, worker_id: str, hold: float, max_seconds:
                 if r.status_code != 200:
                     continue
                 job_id = r.json()["id"]
-                d = client.post(done_base + job_id, content=body)
+                for i in range(chunks):
+                    client.post(stream_base + job_id, content=b'{"output": {"i": %d}}' % i)
+                d = client.post(done_base + job_id + done_query, content=body)
                 n += d.status_code == 200
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -389,14 +397,16 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["worker"]:
         base, token, worker_id, hold, max_seconds = argv[1:6]
-        n = worker_loop(base, token, worker_id, float(hold), float(max_seconds))
+        chunks = int(argv[7]) if len(argv) > 7 else 0
+        n = worker_loop(base, token, worker_id, float(hold), float(max_seconds), chunks)
         print(f"worker {worker_id}: {n} jobs", file=sys.stderr)
-        if len(argv) > 6:
+        if len(argv) > 6 and argv[6] != "-":
             summary = {"worker": worker_id, "base": base, "jobs": n}
             Path(argv[6]).write_text(json.dumps(summary))
         return 0
     print(
-        f"usage: {Path(__file__).name} bare PORT | worker BASE TOKEN ID HOLD MAX_S [RESULT]",
+        f"usage: {Path(__file__).name} bare PORT | "
+        "worker BASE TOKEN ID HOLD MAX_S [RESULT|-] [CHUNKS]",
         file=sys.stderr,
     )
     return 2

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# SD 1.5 on one GPU, in one run (< 10 minutes): a plain diffusers loop vs Podium's SDHandler
-# with batching (b=4, b=8) and with torch.compile. sd15-random in fp16, 512x512, 25 steps,
-# 16 images per variant; prints images/s and s/image per variant (bench/gpu_sd.py does it).
+# SD 1.5 on one GPU, in one run (< 10 minutes):
+#  1. correctness first: the `gpu` pytest smoke tests (tests/gpu: fp16 txt2img at 512², a batch
+#     gives its jobs' solo images, compile on/off, cancel mid-denoise, VRAM back after unload);
+#  2. speed: a plain diffusers loop vs Podium's SDHandler with batching (b=4, b=8) and with
+#     torch.compile. sd15-random in fp16, 512x512, 25 steps, 16 images per variant; prints
+#     images/s and s/image per variant (bench/gpu_sd.py does it) in the time that is left.
+# GPU_SH_SKIP_TESTS=1 skips step 1.
 #
 # Installs nothing. Uses $PYTHON, else .venv/bin/python, else python3; that interpreter needs
 # torch (CUDA), diffusers, transformers, pillow. Extra arguments go to bench/gpu_sd.py, e.g.
@@ -27,6 +31,25 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export TOKENIZERS_PARALLELISM=false
 export TORCH_LOGS="${TORCH_LOGS:-recompiles}"  # a recompile inside a timed run shows up here
-# The whole run, compile included, must end within 10 minutes: gpu_sd.py plans for 540 s and
-# skips what would not fit; the timeout is the backstop.
-exec timeout --signal=INT --kill-after=15 585 "$py" bench/gpu_sd.py --budget-s 540 "$@"
+# The whole run, compile included, must end within 10 minutes (585 s): the tests get at most
+# 240 s; gpu_sd.py plans for what is left (less 45 s) and skips what would not fit; each
+# timeout is a backstop.
+started=$SECONDS
+tests=skipped
+if ! "$py" -c 'import pytest' 2>/dev/null; then
+    tests="skipped (no pytest in $py)"
+elif [[ -z "${GPU_SH_SKIP_TESTS:-}" ]]; then
+    if timeout --signal=INT --kill-after=15 240 "$py" -m pytest -q -p no:cacheprovider \
+        -m gpu tests/gpu -rs; then
+        tests=passed
+    else
+        tests="FAILED (rc $?)"  # the benchmark still runs: its figures help read the failure
+    fi
+fi
+left=$((585 - (SECONDS - started)))
+rc=0
+timeout --signal=INT --kill-after=15 "$left" "$py" bench/gpu_sd.py --budget-s $((left - 45)) "$@" \
+    || rc=$?
+echo "gpu.sh: smoke tests $tests; benchmark rc $rc; $((SECONDS - started)) s in all"
+[[ $tests == passed || $tests == skipped* ]] && exit $rc
+exit 1

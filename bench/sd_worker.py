@@ -20,9 +20,11 @@ the worker computes), so that all three see the same background load. Overhead i
 (c - a) / a on the medians; target <= 3%.
 
 Part 2, batching: for each batch size b, b concurrent jobs through one direct call, one
-handle_batch, and the system (b jobs submitted back to back; the worker takes them as one
-batch: `--batch-size` = the largest b). images/s from the first submit to the last
-COMPLETED. Batch 1 is part 1's medians.
+handle_batch, and the system (b jobs submitted back to back behind a 2-step primer job, so
+that they queue while it runs, as under load; the worker takes them as one batch:
+`--batch-size` = the largest b). images/s from the first submit (system: from the primer's
+COMPLETED) to the last COMPLETED. Batch 1 is part 1's medians, where each job arrives alone
+and starts at once (no batch-fill wait).
 
     .venv/bin/python bench/sd_worker.py                 # sd15-random, 128², 4 steps, b=1,2,4
     .venv/bin/python bench/sd_worker.py --quick         # 2 steps, b=1,2, 2 rounds
@@ -285,20 +287,55 @@ class System:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return {m.group(1): float(m.group(2)) for m in _DONE_LINE.finditer(text)}
 
-    def run(self, inputs: list[dict[str, Any]]) -> tuple[float, list[SystemJob]]:
+    def _submit(self, item: dict[str, Any]) -> str:
+        status, body = self.conn.call(
+            "POST", f"/v2/{self.ep['id']}/run", json.dumps({"input": item})
+        )
+        if status != 200:
+            raise RuntimeError(f"/run: HTTP {status} {body}")
+        return body["id"]
+
+    def _wait_final(
+        self, job_id: str, deadline: float, until_not: tuple[str, ...] = ("IN_QUEUE", "IN_PROGRESS")
+    ) -> None:
+        path = f"/v2/{self.ep['id']}/status/{job_id}?wait=10000"
+        while self.conn.call("GET", path)[1]["status"] in until_not:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"job {job_id} did not finish:\n{self.log_tail()}")
+
+    def _wait_running(self, job_id: str, deadline: float) -> None:
+        """Until the job's handler reports progress (its first step is done); polled every
+        50 ms (a status `wait` wakes on status changes, not on progress)."""
+        path = f"/v2/{self.ep['id']}/status/{job_id}"
+        while True:
+            time.sleep(0.05)
+            body = self.conn.call("GET", path)[1]
+            if body["status"] != "IN_QUEUE" and (
+                body.get("output") or body["status"] != "IN_PROGRESS"
+            ):
+                return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"job {job_id} did not start:\n{self.log_tail()}")
+
+    def run(
+        self, inputs: list[dict[str, Any]], primer: dict[str, Any] | None = None
+    ) -> tuple[float, list[SystemJob]]:
         """Submit every input with /run, back to back; wait for each with /status?wait=
         until COMPLETED. Returns (seconds from the first submit to the last COMPLETED,
-        one SystemJob per input)."""
+        one SystemJob per input). With a `primer` job submitted first, the inputs queue
+        while it runs (load): the seconds then run from the primer's COMPLETED."""
         ep = self.ep["id"]
         self.conn.reconnect()  # the last one idled while the other paths ran: untimed
         t0 = time.perf_counter()
-        ids = []
-        for item in inputs:
-            status, body = self.conn.call("POST", f"/v2/{ep}/run", json.dumps({"input": item}))
-            if status != 200:
-                raise RuntimeError(f"/run: HTTP {status} {body}")
-            ids.append(body["id"])
         deadline = time.monotonic() + JOB_TIMEOUT_S
+        primer_id = None
+        if primer is not None:
+            primer_id = self._submit(primer)
+            self._wait_running(primer_id, deadline)  # alone, past its ask for company
+        ids = [self._submit(item) for item in inputs]
+        if primer_id is not None:
+            self._wait_final(primer_id, deadline)
+            t0 = time.perf_counter()
         finals = []
         for job_id in ids:
             while True:
@@ -407,6 +444,18 @@ class Results:
     batched: dict[int, dict[str, float]] = field(default_factory=dict)  # b -> path -> images/s
     batch_jobs: dict[int, list[SystemJob]] = field(default_factory=dict)  # part 2, (c)
     loads: dict[str, float] = field(default_factory=dict)
+    faults: dict[str, list[int]] = field(  # part 1: minor page faults per image
+        default_factory=lambda: {"direct": [], "system": []}
+    )
+
+
+def _minor_faults(pid: int) -> int:
+    """Minor page faults of a process so far (/proc/PID/stat field 10); 0 if unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[7])
 
 
 def run_all(args: argparse.Namespace, batches: list[int], tmp: Path, res: Results) -> None:
@@ -443,14 +492,18 @@ def run_all(args: argparse.Namespace, batches: list[int], tmp: Path, res: Result
         if system is not None:
             system.run(inputs_for(1, size=args.size, steps=1))
         for i in range(args.images):
+            faults = _minor_faults(os.getpid())
             m = measure_direct(pipe, batch=1, warmup=False, **kw)
+            res.faults["direct"].append(_minor_faults(os.getpid()) - faults)
             res.seq["direct"].seconds.append(m.seconds)
             [m] = measure_batches(handler, batches=[1], warmup=False, **kw)
             res.seq["handler"].seconds.append(m.seconds)
             line = f"round {i + 1}/{args.images}: direct {res.seq['direct'].seconds[-1]:.2f} s"
             line += f", handler {res.seq['handler'].seconds[-1]:.2f} s"
             if system is not None:
+                faults = _minor_faults(system.proc.pid)
                 wall, [job] = system.run(inputs_for(1, **kw))
+                res.faults["system"].append(_minor_faults(system.proc.pid) - faults)
                 res.seq["system"].seconds.append(wall)
                 res.split.append(job)
                 line += f", system {wall:.2f} s (executionTime {job.execution:.2f} s)"
@@ -466,10 +519,11 @@ def run_all(args: argparse.Namespace, batches: list[int], tmp: Path, res: Result
             [m] = measure_batches(handler, batches=[b], rounds=args.rounds, **kw)
             row["handler"] = m.images_per_s
             if system is not None:
-                system.run(inputs_for(b, size=args.size, steps=1))  # warm-up, this b
+                primer = inputs_for(1, size=args.size, steps=2)[0]  # progress after step 1
+                system.run(inputs_for(b, size=args.size, steps=1), primer)  # warm-up, this b
                 seconds, jobs = 0.0, []
                 for _ in range(args.rounds):
-                    total, done = system.run(inputs_for(b, **kw))
+                    total, done = system.run(inputs_for(b, **kw), primer)
                     seconds += total
                     jobs += done
                 row["system"] = b * args.rounds / seconds
@@ -499,8 +553,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dtype", default=None, help="(a), (b) only: the worker picks its own")
     parser.add_argument("--no-system", action="store_true", help="skip (c): no gateway, worker")
     parser.add_argument("--quick", action="store_true", help="2 steps, batches 1,2, 2 rounds")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave this process on glibc's malloc defaults (the worker always tunes its own: "
+        "podium.sd.allocator); default: the same settings here, a like-for-like (a)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
+    if not args.default_malloc:
+        from podium.sd import allocator
+
+        allocator.tune()  # first, before torch starts threads (as the worker does)
     if args.quick:
         args.steps, args.batches, args.images = 2, "1,2", 2
     batches = sorted({int(b) for b in args.batches.split(",")})
@@ -517,6 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_avg = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.monotonic()
     env = environment(args.threads)
+    env.append(
+        (
+            "malloc",
+            "worker: podium.sd.allocator settings; this process: "
+            + ("glibc defaults" if args.default_malloc else "the same settings"),
+        )
+    )
     settings = f"{args.model}, {args.size}x{args.size}, {args.steps} steps, PNDM, seeds 0..b-1"
     for name, value in env:
         print(f"{name:>14}: {value}")
@@ -601,7 +672,13 @@ def report(res: Results, batches: list[int], images: int) -> str:
             )
             out.append(
                 f"  executionTime - worker's own time    {fill:8.3f} s  = {_ms(fill)} "
-                f"({fill / a.median:.2%} of (a)): the batch-fill wait (max_wait_s) + take"
+                f"({fill / a.median:.2%} of (a)): the take and one ask for company to batch with"
+            )
+        if res.faults["direct"] and res.faults["system"]:
+            out.append(
+                f"  minor page faults per image, medians: (a) this process "
+                f"{statistics.median(res.faults['direct']):,.0f}, (c) the worker "
+                f"{statistics.median(res.faults['system']):,.0f}"
             )
         total = seq["system"].median - a.median
         out.append(

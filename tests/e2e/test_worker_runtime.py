@@ -384,15 +384,37 @@ def test_concurrency_two_runs_two_jobs_at_once(fleet: Fleet, api: Api, tmp_path:
     assert max(o["start"] for o in outs) < min(o["end"] for o in outs)  # they overlapped
 
 
-def test_batch_handler_receives_jobs_together(fleet: Fleet, api: Api) -> None:
+def test_a_lone_job_starts_without_waiting_for_a_batch(
+    fleet: Fleet, api: Api, tmp_path: Path
+) -> None:
+    # max_wait_s is 60 s, but nothing else is queued: the job runs alone at once (a worker
+    # that waited to fill the batch would not start it within the 20 s this test waits).
+    fleet.start("tests.e2e.handlers.batch:patient")
+    release = tmp_path / "release"
+    first = api.run({"n": 0, "wait_for": str(release)})
+    wait_until(release.with_suffix(".started").exists, timeout=20, what="the lone job running")
+    release.touch()
+    assert api.final(first)["output"]["batch"] == 1
+    second = api.run({"n": 1})
+    assert api.final(second)["output"] == {"batch": 1, "ids": [second], "n": 1}
+
+
+def test_jobs_queued_behind_a_batch_are_taken_together(
+    fleet: Fleet, api: Api, tmp_path: Path
+) -> None:
     fleet.start("tests.e2e.handlers.batch:handler")
-    first = api.run({"n": 0})
-    api.in_progress(first)  # taken; the worker keeps filling its batch (max_wait_s 5)
-    more = [api.run({"n": 1}), api.run({"n": 2, "fail": True})]
-    ok = api.final(first)
+    release = tmp_path / "release"
+    first = api.run({"n": 0, "wait_for": str(release)})
+    started = release.with_suffix(".started")
+    wait_until(started.exists, timeout=10, what="the first batch running")  # alone
+    more = [api.run({"n": 1}), api.run({"n": 2, "fail": True}), api.run({"n": 3})]
+    assert all(api.status(j)["status"] == "IN_QUEUE" for j in more)
+    release.touch()
+    assert api.final(first)["output"]["batch"] == 1
+    ok = api.final(more[0])
     assert ok["status"] == "COMPLETED"
     assert ok["output"]["batch"] == 3
-    assert sorted(ok["output"]["ids"]) == sorted([first, *more])
-    assert api.final(more[0])["output"]["n"] == 1
+    assert sorted(ok["output"]["ids"]) == sorted(more)
+    assert api.final(more[2])["output"]["n"] == 3
     failed = api.final(more[1])
     assert failed["status"] == "FAILED" and failed["error"] == "this one fails"

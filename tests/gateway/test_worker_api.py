@@ -88,6 +88,56 @@ async def test_duplicate_done_is_idempotent(api):
     assert (await api.status(job["id"])).json()["output"] == 1
 
 
+async def _done_next(api, job_id: str, n: object, worker_id: str = "w1"):
+    return await api.http.post(
+        f"/v2/{api.ep}/job-done/{worker_id}/{job_id}?gpu=cpu&isStream=false&podium_next={n}",
+        content=b'{"output": 1}',
+        headers=api.worker(),
+    )
+
+
+async def test_done_can_carry_the_workers_next_jobs(api):
+    # Podium's runtime asks with ?podium_next=N: the answer brings up to N queued jobs,
+    # taken for the same worker (IN_PROGRESS, its lease running), in queue order.
+    a, b, c, d = [(await api.run()).json()["id"] for _ in range(4)]
+    await api.take()
+    r = await _done_next(api, a, 2)
+    assert r.status_code == 200 and r.json()["status"] == "COMPLETED"
+    assert [j["id"] for j in r.json()["next"]] == [b, c]
+    assert all(j["input"] == {"x": 1} for j in r.json()["next"])
+    for job_id in (b, c):
+        st = (await api.status(job_id)).json()
+        assert st["status"] == "IN_PROGRESS" and st["workerId"] == "w1"
+    assert (await api.status(d)).json()["status"] == "IN_QUEUE"
+    assert [j["id"] for j in (await _done_next(api, b, 1)).json()["next"]] == [d]
+    # nothing left to take: an empty list, at once (the gateway does not hold it)
+    r = await _done_next(api, c, 3)
+    assert r.status_code == 200 and r.json()["next"] == []
+    # a result the worker may not post takes nothing either
+    e = (await api.run()).json()["id"]
+    r = await _done_next(api, d, 1, worker_id="w2")
+    assert r.status_code == 409
+    assert (await api.status(e)).json()["status"] == "IN_QUEUE"
+
+
+async def test_done_without_the_extension_carries_no_jobs(api):
+    # What an unmodified runpod SDK worker sees: no `next` key, the queue untouched.
+    a, b = [(await api.run()).json()["id"] for _ in range(2)]
+    await api.take()
+    r = await api.done(a, {"output": 1})
+    assert "next" not in r.json()
+    assert (await api.status(b)).json()["status"] == "IN_QUEUE"
+
+
+async def test_done_with_a_bad_next_count_is_400_and_changes_nothing(api):
+    a = (await api.run()).json()["id"]
+    await api.take()
+    for bad in ("x", -1, 10_000):
+        r = await _done_next(api, a, bad)
+        assert r.status_code == 400 and "podium_next" in r.json()["error"]
+    assert (await api.status(a)).json()["status"] == "IN_PROGRESS"
+
+
 async def test_foreign_worker_done_conflicts(api):
     job = (await api.run()).json()
     other = (await api.run()).json()

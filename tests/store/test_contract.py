@@ -57,6 +57,31 @@ async def test_submit_get_roundtrip(store, clock):
     assert await store.get("nope") is None
 
 
+async def test_a_taken_job_id_is_a_conflict(store, clock):
+    job = await submit(store, clock)
+    with pytest.raises(Conflict, match=job.id):
+        await store.submit(job, retry_limit=2)
+    # in one event-loop turn too (both stores send such submissions together), the other
+    # submissions of that turn unharmed
+    twin, other = new_job(clock), new_job(clock)
+    results = await asyncio.gather(
+        store.submit(twin, retry_limit=2),
+        store.submit(twin, retry_limit=2),
+        store.submit(other, retry_limit=2),
+        return_exceptions=True,
+    )
+    assert results[0] is None and isinstance(results[1], Conflict) and results[2] is None
+    assert (await store.get(other.id)).status is JobStatus.IN_QUEUE
+    assert (await store.counts(job.endpoint_id)).in_queue == 3
+
+
+async def test_submissions_of_one_turn_keep_their_order(store, clock):
+    jobs = [new_job(clock) for _ in range(5)]
+    await asyncio.gather(*(store.submit(j, retry_limit=2) for j in jobs))
+    taken = await store.take(jobs[0].endpoint_id, "w1", 5, hold=0, lease_s=30)
+    assert [j.id for j in taken] == [j.id for j in jobs]
+
+
 async def test_take_is_fifo_within_priority(store, clock):
     low = await submit(store, clock, low=True)
     clock.advance(1)

@@ -110,3 +110,28 @@ async def test_run_in_thread_keeps_the_loop_responsive() -> None:
         ticks += 1
     release.set()
     assert await future is True and ticks == 3
+
+
+async def test_run_in_thread_reuses_idle_threads_and_names_them_after_the_job() -> None:
+    def me() -> tuple[threading.Thread, str]:
+        return threading.current_thread(), threading.current_thread().name
+
+    threads = set()
+    for i in range(20):  # one after the other: an idle thread takes each call
+        thread, name = await run_in_thread(me, name=f"job-{i}")
+        assert name == f"job-{i}"
+        threads.add(thread)
+    assert len(threads) <= 5  # the few left idle by earlier calls, not one per call
+    # two at once: two threads, both busy until released
+    release = threading.Event()
+    started = threading.Barrier(3, timeout=5)
+
+    def held() -> int:
+        started.wait()
+        release.wait(5)
+        return threading.get_ident()
+
+    calls = [run_in_thread(held, name=f"job-{i}") for i in range(2)]
+    await asyncio.get_running_loop().run_in_executor(None, started.wait)
+    release.set()
+    assert len(set(await asyncio.gather(*calls))) == 2

@@ -22,8 +22,7 @@ def config(**changes: object) -> WorkerConfig:
 
 
 def transport(handler: Handler, **changes: object) -> Transport:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return Transport(config(**changes), client, FAST)
+    return Transport(config(**changes), httpx.MockTransport(handler), FAST)
 
 
 def answers(*responses: httpx.Response | Exception) -> tuple[Handler, list[httpx.Request]]:
@@ -52,7 +51,9 @@ async def test_result_is_retried_through_errors_until_acknowledged() -> None:
         httpx.Response(200, json={"applied": True}),
     )
     t = transport(handle)
-    assert await t.post_result("j1", b'{"output": 1}', False, never) is Delivery.ACKED
+    posted = await t.post_result("j1", b'{"output": 1}', False, never)
+    assert posted.delivery is Delivery.ACKED
+    assert posted.jobs == []
     assert len(seen) == 4
     last = seen[-1]
     assert last.url.path == "/v2/ep/job-done/w1/j1"
@@ -60,20 +61,36 @@ async def test_result_is_retried_through_errors_until_acknowledged() -> None:
     assert last.content == b'{"output": 1}'
     assert last.headers["X-Request-ID"] == "j1"
     assert last.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert last.headers["Authorization"] == "tok"
+    assert "podium_next" not in last.url.params
+
+
+async def test_a_result_post_can_bring_the_next_jobs() -> None:
+    job = {"id": "j2", "input": {}}
+    handle, seen = answers(
+        httpx.Response(200, json={"id": "j1", "status": "COMPLETED", "next": [job]}),
+        httpx.Response(200, json={"id": "j1", "status": "COMPLETED"}),  # a server without it
+    )
+    t = transport(handle)
+    posted = await t.post_result("j1", b"{}", False, never, take_next=2)
+    assert (posted.delivery, posted.jobs) == (Delivery.ACKED, [job])
+    assert seen[0].url.params["podium_next"] == "2"
+    posted = await t.post_result("j1", b"{}", False, never, take_next=1)
+    assert (posted.delivery, posted.jobs) == (Delivery.ACKED, [])
 
 
 @pytest.mark.parametrize("status", [400, 404, 409])
 async def test_a_4xx_is_final(status: int) -> None:
     handle, seen = answers(httpx.Response(status, json={"error": "no"}))
     t = transport(handle)
-    assert await t.post_result("j1", b"{}", False, never) is Delivery.REJECTED
+    assert (await t.post_result("j1", b"{}", False, never)).delivery is Delivery.REJECTED
     assert len(seen) == 1
 
 
 async def test_retries_stop_at_the_deadline() -> None:
     handle, seen = answers(httpx.Response(502))
     t = transport(handle, result_deadline_s=0.05)
-    assert await t.post_result("j1", b"{}", True, never) is Delivery.GAVE_UP
+    assert (await t.post_result("j1", b"{}", True, never)).delivery is Delivery.GAVE_UP
     assert len(seen) >= 3
 
 

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 __all__ = [
     "GPU_VAR",
+    "NEXT_JOB_PARAM",
     "PROTECTED_ENV",
     "WORKER_GPU_VAR",
     "RunpodEnv",
@@ -41,6 +42,11 @@ class RunpodEnv(StrEnum):
     SKIP_AUTO_SYSTEM_CHECKS = "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"
     SKIP_GPU_CHECK = "RUNPOD_SKIP_GPU_CHECK"
 
+
+# Podium extension of job-done (PROTOCOL.md §2.3): `?podium_next=N` asks the gateway to
+# answer with up to N queued jobs for the same worker (`"next": [...]`), one round trip per
+# job instead of two. Only Podium's runtime sends it; other workers never see a difference.
+NEXT_JOB_PARAM = "podium_next"
 
 # The `gpu=` query value of a Podium worker's derived URLs (what worker_env sets).
 WORKER_GPU_VAR = "PODIUM_WORKER_GPU"

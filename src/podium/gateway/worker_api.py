@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
+from podium.endpoints.worker_env import NEXT_JOB_PARAM
 from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
@@ -137,6 +138,7 @@ async def job_done(
 ) -> Response:
     state = _state(request)
     await authorize_worker(request, endpoint_id)
+    take_next = _take_next(request, state)
     job = await state.job(endpoint_id, job_id)
     if job.worker_id != worker_id:
         raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
@@ -165,7 +167,31 @@ async def job_done(
     result = await state.store.finish(job_id, worker_id, report)
     if result.applied:
         await state.announce_final(result.job)
-    return JSON({"id": job_id, "status": result.job.status.value, "applied": result.applied})
+    answer = {"id": job_id, "status": result.job.status.value, "applied": result.applied}
+    if take_next:
+        jobs = await state.store.take(
+            endpoint_id, worker_id, take_next, hold=0.0, lease_s=state.settings.lease_s
+        )
+        for job in jobs:
+            state.metrics.started(job)
+        answer["next"] = [j.work_item() for j in jobs]
+    return JSON(answer)
+
+
+def _take_next(request: Request, state: GatewayState) -> int:
+    """`?podium_next=N` (Podium's runtime only): answer with up to N queued jobs for this
+    worker, taken without waiting, so that a busy worker makes one request per job."""
+    raw = request.query_params.get(NEXT_JOB_PARAM)
+    if raw is None:
+        return 0
+    limit = state.limits.take_batch_max
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= limit:
+        raise BadRequest(f"`{NEXT_JOB_PARAM}` must be between 0 and {limit}, got {raw!r}.")
+    return n
 
 
 @router.post(

@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from podium.errors import BadRequest
+from podium.sd import allocator
 from podium.sd.batching import plan
 from podium.sd.generate import Result, Task, generate
 from podium.sd.images import ImageLimits, crop_to_multiple, load_image
@@ -152,7 +153,10 @@ class SDHandler:
 
 def build(model: str | None = None, **kw: Any) -> SDHandler:
     """The entry point the CLI calls: model from PODIUM_SD_MODEL (default "auto"), data
-    directory from PODIUM_DATA_DIR (default ~/.podium), other SDHandler arguments as given."""
+    directory from PODIUM_DATA_DIR (default ~/.podium), other SDHandler arguments as given.
+    First, before any thread allocates: glibc malloc settings that keep the pipeline's
+    buffers for reuse instead of page-faulting them in anew at every step (allocator.py)."""
+    allocator.tune()
     if model is None:
         model = os.environ.get(ENV_MODEL) or "auto"
     if kw.get("data_dir") is None and os.environ.get(ENV_DATA_DIR):

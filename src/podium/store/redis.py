@@ -102,6 +102,7 @@ MAX_CONNECTIONS = 64  # per store; `?max_connections=` in the URL overrides it
 LISTEN_TICK_S = 5.0  # the subscriber wakes this often to health-check its connection
 SUBSCRIBE_WAIT_S = 1.0  # how long a first waiter waits for the subscription
 BATCH = 500  # jobs per script call in expire() and purge_queue()
+SUBMIT_BATCH = 100  # submissions per script call at most (one event-loop turn's worth)
 HISTORY_EXAMINE_MAX = 2000  # index entries one history page may walk (stale ones skipped)
 
 _FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
@@ -241,20 +242,31 @@ end
 """
 
 _LUA: dict[str, str] = {
-    # id, ep, low, queued_at, ttl_deadline, field/value pairs...
+    # then per job: id, ep, low, queued_at, ttl_deadline, n, n field/value strings.
+    # Several jobs per call: the submissions that reached the store in one event-loop turn
+    # (RedisStore.submit). One reply per job, in order: 'ok' or 'exists'.
     "submit": """
-local id, ep, low, at, ttl = ARGV[A], ARGV[A + 1], ARGV[A + 2], ARGV[A + 3], ARGV[A + 4]
-if redis.call('EXISTS', jkey(id)) == 1 then return reply('exists') end
-local seq = redis.call('INCR', key('seq'))
-local qm = string.format('%016d:%s', seq, id)
-redis.call('HSET', jkey(id), 'seq', seq, 'qm', qm, 'status', 'IN_QUEUE', 'retries', '0',
-           'stop', '0', 'stream_len', '0', 'stream_read', '0', 'stream_bytes', '0',
-           unpack(ARGV, A + 5))
-redis.call('ZADD', qkey(ep, low), at, qm)
-redis.call('ZADD', key('ix', 'ttl'), ttl, id)
-hist(id, ep, at, nil, 'IN_QUEUE')
-note('q:' .. ep)
-return reply('ok')
+local out, i = {}, A
+while i <= #ARGV do
+  local id, ep, low, at, ttl = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local n = tonumber(ARGV[i + 5])
+  if redis.call('EXISTS', jkey(id)) == 1 then
+    out[#out + 1] = 'exists'
+  else
+    local seq = redis.call('INCR', key('seq'))
+    local qm = string.format('%016d:%s', seq, id)
+    redis.call('HSET', jkey(id), 'seq', seq, 'qm', qm, 'status', 'IN_QUEUE', 'retries', '0',
+               'stop', '0', 'stream_len', '0', 'stream_read', '0', 'stream_bytes', '0',
+               unpack(ARGV, i + 6, i + 5 + n))
+    redis.call('ZADD', qkey(ep, low), at, qm)
+    redis.call('ZADD', key('ix', 'ttl'), ttl, id)
+    hist(id, ep, at, nil, 'IN_QUEUE')
+    note('q:' .. ep)
+    out[#out + 1] = 'ok'
+  end
+  i = i + 6 + n
+end
+return reply(unpack(out))
 """,
     # ep, worker, n, lease_until
     "take": """
@@ -937,6 +949,8 @@ class RedisStore:
             name: self._redis.register_script(_PRELUDE + body) for name, body in _LUA.items()
         }
         self._lock_script = self._redis.register_script(_HOLD_LOCK)
+        self._submits: list[tuple[list[str], asyncio.Future[str]]] = []  # for the next call
+        self._submit_tasks: set[asyncio.Task[None]] = set()
         self.logs = RedisWorkerLogs(
             self._redis, self.prefix, clock, lambda exc: _unavailable(self.where, exc)
         )
@@ -1042,6 +1056,8 @@ class RedisStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+        if self._submit_tasks:  # submissions on their way land (or fail) first
+            await asyncio.gather(*self._submit_tasks, return_exceptions=True)
         await self._redis.aclose()
 
     @_guarded
@@ -1050,8 +1066,47 @@ class RedisStore:
 
     # --- client side -------------------------------------------------------------------
 
-    @_guarded
     async def submit(self, job: Job, retry_limit: int) -> None:
+        """Queue a job. Submissions arriving in the same event-loop turn go to Redis in one
+        script call (their order kept): under load, one round trip and one script run for
+        many `/run`s instead of one each (docs/benchmarks.md, "Redis submissions")."""
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._submits.append((self._submit_args(job, retry_limit), done))
+        if len(self._submits) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_submits)
+        if await done == "exists":
+            raise Conflict(f"Job {job.id} already exists; submit it with a new id.")
+
+    def _flush_submits(self) -> None:
+        batch, self._submits = self._submits[:SUBMIT_BATCH], self._submits[SUBMIT_BATCH:]
+        if self._submits:
+            asyncio.get_running_loop().call_soon(self._flush_submits)
+        task = asyncio.ensure_future(self._submit_batch(batch))
+        self._submit_tasks.add(task)
+        task.add_done_callback(self._submit_tasks.discard)
+
+    async def _submit_batch(self, batch: list[tuple[list[str], asyncio.Future[str]]]) -> None:
+        args = [a for item, _ in batch for a in item]
+        try:
+            try:
+                res = await self._run("submit", *args)
+            except RedisError as exc:
+                raise _unavailable(self.where, exc) from exc
+        except Exception as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        except BaseException:  # cancelled: the store is closing
+            for _, done in batch:
+                done.cancel()
+            raise
+        for (_, done), answer in zip(batch, res, strict=True):
+            if not done.done():
+                done.set_result(answer)
+
+    @staticmethod
+    def _submit_args(job: Job, retry_limit: int) -> list[str]:
         queued_at = _num(job.created_at)
         ttl_deadline = _num(job.created_at + job.ttl_ms / MS)
         fields = {
@@ -1070,11 +1125,8 @@ class RedisStore:
             "s3_config": job.s3_config_json,
         }
         pairs = [x for k, v in fields.items() if v is not None for x in (k, v)]
-        res = await self._run(
-            "submit", job.id, job.endpoint_id, fields["low"], queued_at, ttl_deadline, *pairs
-        )
-        if res[0] == "exists":
-            raise Conflict(f"Job {job.id} already exists; submit it with a new id.")
+        head = [job.id, job.endpoint_id, fields["low"], queued_at, ttl_deadline]
+        return [*head, str(len(pairs)), *pairs]
 
     @_guarded
     async def get(self, job_id: str) -> Job | None:

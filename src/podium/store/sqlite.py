@@ -378,6 +378,12 @@ class SQLiteStore:
             asyncio.get_running_loop().call_soon(self._flush_submits)
         await future
 
+    def _submit_error(self, job: Job, exc: Exception) -> Exception:
+        """A taken id is a Conflict, as on Redis; other database errors: unavailable."""
+        if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc):
+            return Conflict(f"Job {job.id} already exists; submit it with a new id.")
+        return self._unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
+
     def _flush_submits(self) -> None:
         batch, self._pending_submits = self._pending_submits, []
         try:
@@ -391,12 +397,7 @@ class SQLiteStore:
                         db.execute(self._INSERT_JOB, self._job_row(job, retry_limit))
                 except Exception as exc:
                     if not future.done():
-                        future.set_exception(
-                            self._unavailable(exc)
-                            if isinstance(exc, sqlite3.Error)
-                            and not isinstance(exc, sqlite3.IntegrityError)
-                            else exc
-                        )
+                        future.set_exception(self._submit_error(job, exc))
                 else:
                     self._settle(job, future)
             return

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from podium.endpoints.worker_env import WORKER_GPU_VAR, RunpodEnv, worker_urls
+from podium.endpoints.worker_env import NEXT_JOB_PARAM, WORKER_GPU_VAR, RunpodEnv, worker_urls
 from podium.errors import PodiumError
 from podium.logs.markers import MARKER_ENV
 
@@ -214,9 +214,14 @@ class WorkerConfig:
             return url
         return with_query(url, {"hold": f"{self.take_hold_s:.3f}"})
 
-    def done_request_url(self, job_id: str, is_stream: bool) -> str:
+    def done_request_url(self, job_id: str, is_stream: bool, take_next: int = 0) -> str:
+        """`take_next` > 0 asks a Podium gateway to answer with up to that many queued jobs
+        for this worker (`podium_next=`, a Podium extension; other servers ignore it)."""
         url = self.done_url.replace("$ID", quote(job_id, safe=""))
-        return with_query(url, {"isStream": "true" if is_stream else "false"})
+        params = {"isStream": "true" if is_stream else "false"}
+        if take_next > 0:
+            params[NEXT_JOB_PARAM] = str(take_next)
+        return with_query(url, params)
 
     def stream_request_url(self, job_id: str) -> str:
         url = self.stream_url.replace("$ID", quote(job_id, safe=""))

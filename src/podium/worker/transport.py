@@ -7,14 +7,24 @@ this worker's). The RunPod SDK tries a result three times and then drops it.
 
 Headers match the SDK's (`rp_http._transmit`): the raw JSON body labelled
 `application/x-www-form-urlencoded`, a literal `charset: utf-8` header and `X-Request-ID`.
+
+Requests go straight to an `httpx.AsyncHTTPTransport` (one keep-alive pool), not through
+`httpx.AsyncClient`: the client's layers (auth, redirects, cookies, event hooks, URL
+merging) cost about a third of a request's CPU and the worker needs none of them
+(docs/benchmarks.md, "Worker runtime").
+
+A result post may carry the worker's next jobs (`take_next`, the `podium_next` extension):
+the gateway answers the post with them, so a busy worker makes one request per job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -24,11 +34,18 @@ from podium.errors import PodiumError
 from podium.worker.backoff import Backoff
 from podium.worker.config import WorkerConfig
 
-__all__ = ["Delivery", "GatewayRefused", "Throttled", "Transport", "is_retryable"]
+__all__ = [
+    "Delivery",
+    "GatewayRefused",
+    "Posted",
+    "Throttled",
+    "Transport",
+    "is_retryable",
+]
 
 log = logging.getLogger("podium.worker")
 
-POST_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "charset": "utf-8"}
+POST_HEADERS = [("Content-Type", "application/x-www-form-urlencoded"), ("charset", "utf-8")]
 PROGRESS_DEADLINE_S = 30.0  # progress is superseded by the next one or by the result
 LONG_POLL_GRACE_S = 15.0  # client-side slack over the hold the gateway was asked for
 
@@ -48,6 +65,14 @@ class Delivery(StrEnum):
     REJECTED = "rejected"  # a final 4xx
     GAVE_UP = "gave up"  # deadline passed
     ABANDONED = "abandoned"  # the job was stopped meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """How a post ended, and the jobs its answer carried (the `podium_next` extension)."""
+
+    delivery: Delivery
+    jobs: list[Any] = field(default_factory=list)
 
 
 def is_retryable(status: int) -> bool:
@@ -72,21 +97,53 @@ def _error_message(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+def _timeout(read: float) -> dict[str, float]:
+    return {"connect": 10.0, "read": read, "write": 60.0, "pool": 10.0}
+
+
+POST_TIMEOUT = _timeout(60.0)
+
+
 class Transport:
     def __init__(
         self,
         config: WorkerConfig,
-        client: httpx.AsyncClient,
+        http: httpx.AsyncBaseTransport,
         backoff: Backoff | None = None,
     ) -> None:
         self.config = config
-        self.client = client
+        self.http = http
         self.backoff = backoff or Backoff()
         self._warned: set[str] = set()
+        self._auth = [("Authorization", config.token)] if config.token else []
 
-    def _long_poll_timeout(self, hold_s: float | None) -> httpx.Timeout:
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        timeout: dict[str, float],
+        body: bytes = b"",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> httpx.Response:
+        """One request on the keep-alive pool; the answer is read in full."""
+        request = httpx.Request(
+            method,
+            url,
+            headers=[*self._auth, *(headers or [])],
+            content=body if method == "POST" else None,
+            extensions={"timeout": timeout},
+        )
+        response = await self.http.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        response.request = request
+        return response
+
+    def _long_poll_timeout(self, hold_s: float | None) -> dict[str, float]:
         read = self.config.take_timeout_s if hold_s is None else hold_s + LONG_POLL_GRACE_S
-        return httpx.Timeout(10.0, read=read)
+        return _timeout(read)
 
     def _check_refused(self, response: httpx.Response, what: str) -> None:
         if response.status_code in (401, 403, 404):
@@ -101,7 +158,7 @@ class Transport:
     async def take(self, n: int, in_progress: bool, hold_s: float | None) -> list[Any]:
         """Up to `n` job objects ([] when none came during the hold)."""
         url = self.config.take_request_url(n, in_progress, hold_s)
-        response = await self.client.get(url, timeout=self._long_poll_timeout(hold_s))
+        response = await self._send("GET", url, self._long_poll_timeout(hold_s))
         if response.status_code in (204, 400):  # 400 also means "no job" to the SDK
             message = _error_message(response) if response.status_code == 400 else ""
             if message and message not in self._warned:  # e.g. batch_size over the limit
@@ -124,7 +181,7 @@ class Transport:
 
     async def poll_stop(self, url: str) -> list[str]:
         """Ids of this worker's jobs that were cancelled or timed out ([] when none)."""
-        response = await self.client.get(url, timeout=self._long_poll_timeout(None))
+        response = await self._send("GET", url, self._long_poll_timeout(None))
         if response.status_code == 204:
             return []
         self._check_refused(response, "job-stop")
@@ -139,12 +196,27 @@ class Transport:
     # --- results out --------------------------------------------------------------------
 
     async def post_result(
-        self, job_id: str, body: bytes, is_stream: bool, abandoned: Callable[[], bool]
-    ) -> Delivery:
-        url = self.config.done_request_url(job_id, is_stream)
-        return await self.deliver(
-            url, body, job_id, self.config.result_deadline_s, abandoned, what="result"
+        self,
+        job_id: str,
+        body: bytes,
+        is_stream: bool,
+        abandoned: Callable[[], bool],
+        take_next: int = 0,
+    ) -> Posted:
+        """Post a job's result; with `take_next`, the answer may bring up to that many
+        jobs for this worker (already IN_PROGRESS and this worker's: run them)."""
+        url = self.config.done_request_url(job_id, is_stream, take_next)
+        delivery, response = await self._deliver(
+            url, body, job_id, self.config.result_deadline_s, abandoned, "result"
         )
+        if not take_next or response is None or delivery is not Delivery.ACKED:
+            return Posted(delivery)
+        try:
+            answer = json.loads(response.content)
+        except ValueError:
+            return Posted(delivery)
+        jobs = answer.get("next") if isinstance(answer, dict) else None
+        return Posted(delivery, jobs if isinstance(jobs, list) else [])
 
     async def post_chunk(self, job_id: str, body: bytes, abandoned: Callable[[], bool]) -> Delivery:
         url = self.config.stream_request_url(job_id)
@@ -167,12 +239,24 @@ class Transport:
         what: str = "result",
     ) -> Delivery:
         """POST until acknowledged (2xx), refused (final 4xx), abandoned, or out of time."""
+        delivery, _ = await self._deliver(url, body, job_id, deadline_s, abandoned, what)
+        return delivery
+
+    async def _deliver(
+        self,
+        url: str,
+        body: bytes,
+        job_id: str,
+        deadline_s: float,
+        abandoned: Callable[[], bool],
+        what: str,
+    ) -> tuple[Delivery, httpx.Response | None]:
         started = time.monotonic()
-        headers = {**POST_HEADERS, "X-Request-ID": job_id}
+        headers = [*POST_HEADERS, ("X-Request-ID", job_id)]
         attempt = 0
         while True:
             try:
-                response = await self.client.post(url, content=body, headers=headers)
+                response = await self._send("POST", url, POST_TIMEOUT, body, headers)
             except httpx.TransportError as exc:
                 problem, wait = type(exc).__name__, self.backoff.delay(attempt)
             else:
@@ -180,7 +264,7 @@ class Transport:
                 if 200 <= status < 300:
                     if attempt:
                         log.info("job %s: %s delivered after %d retries", job_id, what, attempt)
-                    return Delivery.ACKED
+                    return Delivery.ACKED, response
                 if not is_retryable(status):
                     log.error(
                         "job %s: the gateway refused the %s (%d): %s",
@@ -189,13 +273,13 @@ class Transport:
                         status,
                         _error_message(response),
                     )
-                    return Delivery.REJECTED
+                    return Delivery.REJECTED, response
                 problem = f"HTTP {status}"
                 wait = self.backoff.delay(attempt)
                 if status == 429:
                     wait = max(wait, _retry_after(response, wait))
             if abandoned():
-                return Delivery.ABANDONED
+                return Delivery.ABANDONED, None
             elapsed = time.monotonic() - started
             if elapsed + wait > deadline_s:
                 log.error(
@@ -206,7 +290,7 @@ class Transport:
                     elapsed,
                     problem,
                 )
-                return Delivery.GAVE_UP
+                return Delivery.GAVE_UP, None
             if attempt == 0:
                 log.warning(
                     "job %s: posting the %s failed (%s); retrying for up to %.0f s",
