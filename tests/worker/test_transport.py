@@ -88,10 +88,23 @@ async def test_a_4xx_is_final(status: int) -> None:
 
 
 async def test_retries_stop_at_the_deadline() -> None:
+    """The deadline is read off the transport's clock, which only the waits move here."""
     handle, seen = answers(httpx.Response(502))
-    t = transport(handle, result_deadline_s=0.05)
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    t = Transport(
+        config(result_deadline_s=10.0),
+        httpx.MockTransport(handle),
+        Backoff(base_s=1.0, cap_s=1.0),
+        monotonic=lambda: now[0],
+        sleep=sleep,
+    )
     assert (await t.post_result("j1", b"{}", True, never)).delivery is Delivery.GAVE_UP
-    assert len(seen) >= 3
+    # waits of at most 1 s each: at least 10 attempts, and no wait past the deadline
+    assert len(seen) >= 10 and now[0] <= 10.0
 
 
 async def test_retries_stop_when_the_job_was_stopped() -> None:

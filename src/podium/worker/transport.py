@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -110,10 +110,14 @@ class Transport:
         config: WorkerConfig,
         http: httpx.AsyncBaseTransport,
         backoff: Backoff | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.config = config
         self.http = http
         self.backoff = backoff or Backoff()
+        self._monotonic = monotonic  # injectable: tests drive the deadline, not the wall
+        self._sleep = sleep
         self._warned: set[str] = set()
         self._auth = [("Authorization", config.token)] if config.token else []
 
@@ -251,7 +255,7 @@ class Transport:
         abandoned: Callable[[], bool],
         what: str,
     ) -> tuple[Delivery, httpx.Response | None]:
-        started = time.monotonic()
+        started = self._monotonic()
         headers = [*POST_HEADERS, ("X-Request-ID", job_id)]
         attempt = 0
         while True:
@@ -280,7 +284,7 @@ class Transport:
                     wait = max(wait, _retry_after(response, wait))
             if abandoned():
                 return Delivery.ABANDONED, None
-            elapsed = time.monotonic() - started
+            elapsed = self._monotonic() - started
             if elapsed + wait > deadline_s:
                 log.error(
                     "job %s: giving up on the %s after %d attempts in %.0f s (%s)",
@@ -299,5 +303,5 @@ class Transport:
                     problem,
                     deadline_s,
                 )
-            await asyncio.sleep(wait)
+            await self._sleep(wait)
             attempt += 1
