@@ -63,7 +63,7 @@ async def stores(clock: ManualClock) -> AsyncIterator[MakeStore]:
 async def watching(store, key: str) -> None:
     """Until `store` has a wait loop on `key` (bounded)."""
     for _ in range(500):
-        if key in store._watching:
+        if key in store._events.watching:
             return
         await asyncio.sleep(0.01)
     pytest.fail(f"no wait loop on {key}")
@@ -181,7 +181,7 @@ async def test_survives_a_redis_restart(clock):
         # b's pooled connection died with the old server: it is replaced, not reported
         assert await b.take(EP, "w1", 1, hold=0, lease_s=LEASE) == []
         for _ in range(100):  # the subscriber re-subscribes on its own
-            if b._subscribed.is_set():
+            if b._events.subscribed.is_set():
                 break
             await asyncio.sleep(0.05)
         waiter = asyncio.create_task(b.take(EP, "w1", 1, hold=30, lease_s=LEASE))

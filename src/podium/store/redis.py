@@ -34,24 +34,19 @@ Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
 Final jobs' job and stream keys also carry a key TTL (retention plus TTL_GRACE_MS), so
 they vanish even when no reaper runs; expire() deletes them on time.
 
-Waiting: every script publishes what it changed on `{p}:n:q:{ep}` (queue) and
-`{p}:n:j:{id}` (job). Each store holds one pattern subscription (`{p}:n:*`) that feeds
-the in-process Notifier, so a job submitted through one gateway wakes a take()
-long-polling in another at once; a 1 s fallback poll (`?poll=` in the URL) covers a
-lost subscription.
+Waiting: every script publishes what it changed; store/redis_events.py wakes waiters in
+every gateway on the prefix from one pattern subscription; a 1 s fallback poll (`?poll=`
+in the URL) covers a lost subscription.
 Redis Cluster is not supported (scripts compute their keys).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -87,7 +82,7 @@ from podium.store.base import (
     WorkerInfo,
     stream_limit_error,
 )
-from podium.store.notify import Notifier
+from podium.store.redis_events import RedisEvents
 from podium.store.redis_logs import RedisWorkerLogs
 
 __all__ = ["RedisStore"]
@@ -100,8 +95,6 @@ TTL_GRACE_MS = 300_000  # final jobs' keys outlive their retention by this much
 SOCKET_TIMEOUT_S = 5.0
 HEALTH_CHECK_S = 10
 MAX_CONNECTIONS = 64  # per store; `?max_connections=` in the URL overrides it
-LISTEN_TICK_S = 5.0  # the subscriber wakes this often to health-check its connection
-SUBSCRIBE_WAIT_S = 1.0  # how long a first waiter waits for the subscription
 BATCH = 500  # jobs per script call in expire() and purge_queue()
 SUBMIT_BATCH = 100  # submissions per script call at most (one event-loop turn's worth)
 HISTORY_EXAMINE_MAX = 2000  # index entries one history page may walk (stale ones skipped)
@@ -243,10 +236,6 @@ def _split_options(url: str) -> tuple[str, str, float]:
     return urlunsplit(parts._replace(query=rest)), prefix, poll
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
 def _unavailable(where: str, exc: RedisError) -> StoreUnavailable:
     """Name the cause of a Redis failure (docs/deployment.md, "When the store fails")."""
     text = str(exc).rstrip(".")
@@ -328,14 +317,7 @@ class RedisStore:
         self.logs = RedisWorkerLogs(
             self._redis, self.prefix, clock, lambda exc: _unavailable(self.where, exc)
         )
-        self._origin = uuid.uuid4().hex
-        self._channel_prefix = f"{self.prefix}:n:"
-        self._notifier = Notifier()
-        self._watching: Counter[str] = Counter()  # keys with a wait loop running
-        self._generation: dict[str, int] = {}  # notifications seen per watched key
-        self._listener: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-        self._listen_tried = asyncio.Event()
+        self._events = RedisEvents(self._redis, self.prefix, self.where)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -346,10 +328,10 @@ class RedisStore:
         """Run one script; notify locally what it published; return its reply."""
         when = self.clock.now() if now is None else now
         res = await self._scripts[name](
-            args=[self.prefix, self._origin, _num(when), str(TTL_GRACE_MS), *args]
+            args=[self.prefix, self._events.origin, _num(when), str(TTL_GRACE_MS), *args]
         )
         for key in res[0]:
-            self._notify(key)
+            self._events.notify(key)
         return list(res[1:])
 
     @staticmethod
@@ -360,76 +342,11 @@ class RedisStore:
         if res[0] == "conflict" and worker_id is not None:
             raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
 
-    def _notify(self, key: str) -> None:
-        if key in self._watching:
-            self._generation[key] = self._generation.get(key, 0) + 1
-        self._notifier.notify(key)
-
-    @contextlib.contextmanager
-    def _watch(self, key: str) -> Iterator[Callable[[], int]]:
-        """Count notifications on `key` while a wait loop runs, so that one arriving
-        between a check and the wait is not lost (the check awaits Redis)."""
-        self._watching[key] += 1
-        try:
-            yield lambda: self._generation.get(key, 0)
-        finally:
-            self._watching[key] -= 1
-            if not self._watching[key]:
-                del self._watching[key]
-                self._generation.pop(key, None)
-
-    async def _ensure_listening(self) -> None:
-        """Start the subscriber on first use; wait briefly for its first subscription."""
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen(), name=f"podium-redis-{self.prefix}")
-        if not self._subscribed.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SUBSCRIBE_WAIT_S):
-                    await self._listen_tried.wait()
-
-    async def _listen(self) -> None:
-        """Feed what every store on this prefix publishes into the local notifier."""
-        delay = 0.1
-        reconnect = False
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.psubscribe(_glob_escape(self._channel_prefix) + "*")
-                async with asyncio.timeout(SOCKET_TIMEOUT_S):  # until Redis confirms it
-                    msg = None
-                    while msg is None or msg["type"] != "psubscribe":
-                        msg = await pubsub.get_message(timeout=SOCKET_TIMEOUT_S)
-                self._subscribed.set()
-                self._listen_tried.set()
-                delay = 0.1
-                if reconnect:  # notifications may have been missed meanwhile
-                    for key in list(self._watching):
-                        self._notify(key)
-                while True:
-                    msg = await pubsub.get_message(timeout=LISTEN_TICK_S)
-                    if msg and msg["type"] == "pmessage" and msg["data"] != self._origin:
-                        self._notify(msg["channel"].removeprefix(self._channel_prefix))
-            except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
-                log.debug("Redis subscriber for %s lost its connection: %s", self.where, exc)
-            except Exception:  # never let the subscriber die; waiters fall back to polling
-                log.exception("Redis subscriber for %s failed", self.where)
-            finally:
-                self._subscribed.clear()
-                self._listen_tried.set()
-                await pubsub.aclose()
-            reconnect = True
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
     # --- lifecycle ---------------------------------------------------------------------
 
     async def close(self) -> None:
         """Stop the subscriber and close connections; the data stays in Redis."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._events.close()
         if self._submit_tasks:  # submissions on their way land (or fail) first
             await asyncio.gather(*self._submit_tasks, return_exceptions=True)
         await self._redis.aclose()
@@ -543,8 +460,8 @@ class RedisStore:
         deadline = time.monotonic() + timeout
         key = "j:" + job_id
         if timeout > 0:
-            await self._ensure_listening()
-        with self._watch(key) as generation:
+            await self._events.ensure_listening()
+        with self._events.watch(key) as generation:
             while True:
                 before = generation()
                 job = await self.get(job_id)
@@ -556,7 +473,7 @@ class RedisStore:
                 if remaining <= 0:
                     return job
                 if generation() == before:
-                    await self._notifier.wait(key, min(remaining, self._poll_s))
+                    await self._events.wait(key, min(remaining, self._poll_s))
 
     @_guarded
     async def read_stream(
@@ -567,8 +484,8 @@ class RedisStore:
         deadline = time.monotonic() + wait
         key = "j:" + job_id
         first = seen  # the status the caller knows (None: the one the wait begins with)
-        await self._ensure_listening()
-        with self._watch(key) as generation:
+        await self._events.ensure_listening()
+        with self._events.watch(key) as generation:
             while True:
                 before = generation()
                 job, chunks = await self._read_stream_now(job_id)
@@ -578,7 +495,7 @@ class RedisStore:
                 if chunks or job is None or job.final or job.status is not first or remaining <= 0:
                     return job, chunks
                 if generation() == before:
-                    await self._notifier.wait(key, min(remaining, self._poll_s))
+                    await self._events.wait(key, min(remaining, self._poll_s))
 
     async def _read_stream_now(self, job_id: str) -> tuple[Job | None, list[str]]:
         res = await self._run("read_stream", job_id)
@@ -612,8 +529,8 @@ class RedisStore:
             return await self._take_now(endpoint_id, worker_id, n, lease_s)
         deadline = time.monotonic() + hold
         key = "q:" + endpoint_id
-        await self._ensure_listening()
-        with self._watch(key) as generation:
+        await self._events.ensure_listening()
+        with self._events.watch(key) as generation:
             while True:
                 before = generation()
                 jobs = await self._take_now(endpoint_id, worker_id, n, lease_s)
@@ -621,7 +538,7 @@ class RedisStore:
                 if jobs or remaining <= 0:
                     return jobs
                 if generation() == before:
-                    await self._notifier.wait(key, min(remaining, self._poll_s))
+                    await self._events.wait(key, min(remaining, self._poll_s))
 
     @_guarded
     async def finish(self, job_id: str, worker_id: str, report: WorkerReport) -> FinishResult:
