@@ -1,0 +1,111 @@
+"""What every `podium` command shares: the Typer apps, the common options, the
+consoles (data to stdout, diagnostics to stderr) and the client a command talks through."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+
+from podium.client import PodiumClient, PodiumHTTPError
+
+app = typer.Typer(
+    help="Podium: self-hosted serverless inference, RunPod-compatible.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
+endpoints_app = typer.Typer(help="Endpoints (admin).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(endpoints_app, name="endpoints")
+
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+UrlOpt = Annotated[str, typer.Option("--url", envvar="PODIUM_URL", help="Gateway URL.")]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="PODIUM_API_KEY",
+        help="API key (default: DATA_DIR/admin.key when readable).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+NoSupervisorOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-supervisor",
+        help="Start no local workers (env PODIUM_SUPERVISOR=false): workers run elsewhere.",
+    ),
+]
+TickOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--supervisor-tick-s",
+        help="Seconds between supervisor passes (env PODIUM_SUPERVISOR_TICK_S, default 0.5).",
+    ),
+]
+FleetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fleet",
+        help="Where workers run (env PODIUM_FLEET): 'local' (default), 'ray' (the Ray "
+        "cluster of this machine, or RAY_ADDRESS), or 'ray://HOST:PORT' (Ray Client).",
+    ),
+]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus",
+        help="GPU inventory instead of discovery (env PODIUM_GPUS): 'none', "
+        "or 'index, name, MiB' entries separated by ';'.",
+    ),
+]
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("PODIUM_DATA_DIR", Path.home() / ".podium"))
+
+
+def client_for(url: str, api_key: str | None) -> PodiumClient:
+    if api_key is None:
+        path = default_data_dir() / "admin.key"
+        if path.is_file():
+            api_key = path.read_text().strip()
+    return PodiumClient(url, api_key)
+
+
+def fail(exc: PodiumHTTPError) -> typer.Exit:
+    err.print(f"[red]error {exc.status}[/red]: {exc.message}")
+    return typer.Exit(1)
+
+
+def call(client: PodiumClient, request: Callable[[], Any]) -> Any:
+    """Run one client request; gateway errors and an unreachable gateway exit 1 with
+    the reason on stderr."""
+    try:
+        return request()
+    except PodiumHTTPError as exc:
+        raise fail(exc) from None
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error[/red]: cannot reach the gateway at {client.url}: {exc}")
+        raise typer.Exit(1) from None
+
+
+def curl_command(base: str, key: str = "$PODIUM_API_KEY") -> str:
+    from podium.endpoints.quickstart import TUTORIAL_INPUT
+
+    payload = json.dumps({"input": TUTORIAL_INPUT})
+    return (
+        f"curl -X POST {base}/runsync -H 'Content-Type: application/json' "
+        f"-H \"Authorization: Bearer {key}\" -d '{payload}'"
+    )

@@ -1,0 +1,276 @@
+"""`podium deploy` and `podium endpoints ...` (admin)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from podium.cli.base import (
+    DEFAULT_URL,
+    JsonOpt,
+    KeyOpt,
+    UrlOpt,
+    app,
+    call,
+    client_for,
+    curl_command,
+    endpoints_app,
+    err,
+    fail,
+    out,
+)
+from podium.client import PodiumHTTPError
+
+
+@endpoints_app.command("create")
+def endpoints_create(
+    name: Annotated[str, typer.Option()],
+    execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
+    retry_limit: Annotated[int | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Create an endpoint; prints its id and its worker token (shown once)."""
+    spec: dict[str, Any] = {"name": name}
+    if execution_timeout_ms is not None:
+        spec["executionTimeoutMs"] = execution_timeout_ms
+    if retry_limit is not None:
+        spec["retryLimit"] = retry_limit
+    with client_for(url, api_key) as client:
+        try:
+            ep = client.create_endpoint(**spec)
+        except PodiumHTTPError as exc:
+            raise fail(exc) from None
+    if json_out:
+        print(json.dumps(ep))
+    else:
+        out.print(f"endpoint [bold]{ep['id']}[/bold]  {ep['url']}")
+        out.print(f"worker token (shown once): {ep['workerToken']}")
+
+
+@endpoints_app.command("list")
+def endpoints_list(
+    json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """List endpoints."""
+    with client_for(url, api_key) as client:
+        try:
+            eps = client.list_endpoints()
+        except PodiumHTTPError as exc:
+            raise fail(exc) from None
+    if json_out:
+        print(json.dumps(eps))
+        return
+    table = Table("id", "name", "workers", "executionTimeoutMs", "retryLimit")
+    for e in eps:
+        table.add_row(
+            e["id"], e["name"], _describe(e), str(e["executionTimeoutMs"]), str(e["retryLimit"])
+        )
+    out.print(table)
+
+
+GpuOpt = Annotated[
+    str | None, typer.Option("--gpu", help="gpuIds: GPU indices '0,1' or a minimum memory '24GB'.")
+]
+EnvOpt = Annotated[
+    list[str] | None, typer.Option("--env", help="K=V, repeatable (update: replaces all).")
+]
+
+
+def _env_pairs(pairs: list[str] | None) -> dict[str, str] | None:
+    if pairs is None:
+        return None
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--env takes KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+def _settings_body(**given: Any) -> dict[str, Any]:
+    """CLI options (None: not given) -> the admin API's wire names."""
+    wire = {
+        "name": "name",
+        "gpu": "gpuIds",
+        "gpu_count": "gpuCount",
+        "workers_min": "workersMin",
+        "workers_max": "workersMax",
+        "idle_timeout": "idleTimeout",
+        "scaler_type": "scalerType",
+        "scaler_value": "scalerValue",
+        "model": "model",
+        "command": "command",
+        "flashboot": "flashboot",
+        "execution_timeout_ms": "executionTimeoutMs",
+        "retry_limit": "retryLimit",
+    }
+    body = {wire[k]: v for k, v in given.items() if k in wire and v is not None}
+    env = _env_pairs(given.get("env"))
+    if env is not None:
+        body["env"] = env
+    return body
+
+
+def _describe(ep: dict[str, Any]) -> str:
+    if not ep.get("templateId"):
+        return "workers started elsewhere"
+    gpus = f", GPUs {ep['gpuIds']}" if ep.get("gpuIds") else ""
+    what = ep["templateId"]
+    if ep.get("model"):
+        what += f" {ep['model']}"
+    elif ep.get("command"):
+        what += f": {ep['command']}"
+    return f"{what}, {ep['workersMin']}–{ep['workersMax']} workers{gpus}"
+
+
+@app.command()
+def deploy(
+    template: Annotated[str, typer.Argument(help="sd15, custom or a created template's id.")],
+    name: Annotated[str | None, typer.Option(help="Default: the template's name.")] = None,
+    gpu: GpuOpt = None,
+    gpu_count: Annotated[int | None, typer.Option(help="GPUs per worker (default 1).")] = None,
+    workers_min: Annotated[int | None, typer.Option(help="Default 0.")] = None,
+    workers_max: Annotated[int | None, typer.Option(help="Default 3.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="Seconds (default 5).")] = None,
+    scaler_type: Annotated[
+        str | None, typer.Option(help="QUEUE_DELAY (default) or REQUEST_COUNT.")
+    ] = None,
+    scaler_value: Annotated[
+        float | None, typer.Option(help="Seconds (QUEUE_DELAY, default 4) or jobs per worker.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="sd15: the model (default auto).")] = None,
+    command: Annotated[str | None, typer.Option(help="custom: the worker command.")] = None,
+    env: EnvOpt = None,
+    flashboot: Annotated[
+        bool | None, typer.Option("--flashboot/--no-flashboot", help="Keep loaded workers warm.")
+    ] = None,
+    execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Create an endpoint whose workers the gateway's supervisor runs (Quick Deploy).
+
+    Prints the endpoint id, its URLs and a ready curl line; --json prints the endpoint
+    (with `id`, `url` and the worker token, shown once)."""
+    body = _settings_body(
+        name=name or template,
+        gpu=gpu,
+        gpu_count=gpu_count,
+        workers_min=workers_min,
+        workers_max=workers_max,
+        idle_timeout=idle_timeout,
+        scaler_type=scaler_type,
+        scaler_value=scaler_value,
+        model=model,
+        command=command,
+        env=env,
+        flashboot=flashboot,
+        execution_timeout_ms=execution_timeout_ms,
+    )
+    body["templateId"] = template
+    with client_for(url, api_key) as client:
+        ep = call(client, lambda: client.create_endpoint(**body))
+    if json_out:
+        print(json.dumps(ep))
+        return
+    base = ep["url"]
+    out.print(f"Deployed endpoint [bold]{ep['id']}[/bold] ({_describe(ep)})", soft_wrap=True)
+    for route in ("run", "runsync", "status/{job_id}", "health"):
+        out.print(f"  {route.split('/')[0]:<8} {base}/{route}", soft_wrap=True)
+    out.print("Try it (PODIUM_API_KEY: a key with the run scope):")
+    print(curl_command(base), flush=True)
+
+
+@endpoints_app.command("show")
+def endpoints_show(
+    endpoint_id: str, json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """Show an endpoint's settings and its supervised workers."""
+    with client_for(url, api_key) as client:
+        ep = call(client, lambda: client.get_endpoint(endpoint_id))
+        health = call(client, lambda: client.health(endpoint_id))
+    if json_out:
+        print(json.dumps({**ep, "health": health}))
+        return
+    table = Table("setting", "value", show_header=False)
+    for key, value in ep.items():
+        if key != "workers":
+            table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    out.print(table)
+    w = health["workers"]
+    out.print("workers: " + ", ".join(f"{k} {v}" for k, v in w.items()))
+    if ep.get("workers"):
+        wt = Table("worker", "phase", "gpus", "pid", "restarts", "reason")
+        for x in ep["workers"]:
+            wt.add_row(
+                x["id"],
+                x["phase"],
+                ",".join(map(str, x["gpus"])) or "-",
+                str(x["pid"] or "-"),
+                str(x["restarts"]),
+                x["reason"] or "",
+            )
+        out.print(wt)
+
+
+@endpoints_app.command("update")
+def endpoints_update(
+    endpoint_id: str,
+    name: Annotated[str | None, typer.Option()] = None,
+    gpu: GpuOpt = None,
+    gpu_count: Annotated[int | None, typer.Option()] = None,
+    workers_min: Annotated[int | None, typer.Option()] = None,
+    workers_max: Annotated[int | None, typer.Option()] = None,
+    idle_timeout: Annotated[float | None, typer.Option()] = None,
+    scaler_type: Annotated[str | None, typer.Option()] = None,
+    scaler_value: Annotated[float | None, typer.Option()] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    command: Annotated[str | None, typer.Option()] = None,
+    env: EnvOpt = None,
+    flashboot: Annotated[bool | None, typer.Option("--flashboot/--no-flashboot")] = None,
+    execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
+    retry_limit: Annotated[int | None, typer.Option()] = None,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Change an endpoint's settings (only the options given)."""
+    body = _settings_body(
+        name=name,
+        gpu=gpu,
+        gpu_count=gpu_count,
+        workers_min=workers_min,
+        workers_max=workers_max,
+        idle_timeout=idle_timeout,
+        scaler_type=scaler_type,
+        scaler_value=scaler_value,
+        model=model,
+        command=command,
+        env=env,
+        flashboot=flashboot,
+        execution_timeout_ms=execution_timeout_ms,
+        retry_limit=retry_limit,
+    )
+    if not body:
+        raise typer.BadParameter("give at least one setting to change (see --help)")
+    with client_for(url, api_key) as client:
+        ep = call(client, lambda: client.update_endpoint(endpoint_id, **body))
+    if json_out:
+        print(json.dumps(ep))
+    else:
+        out.print(f"updated [bold]{ep['id']}[/bold] ({_describe(ep)})")
+
+
+@endpoints_app.command("delete")
+def endpoints_delete(endpoint_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete an endpoint: its queued jobs are dropped and its workers stopped."""
+    with client_for(url, api_key) as client:
+        call(client, lambda: client.delete_endpoint(endpoint_id))
+    err.print(f"deleted {endpoint_id}")
