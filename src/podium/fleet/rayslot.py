@@ -32,6 +32,9 @@ __all__ = ["NODE_DIR_NAME", "WorkerSlot"]
 NODE_DIR_NAME = "podium-ray"  # under the node's temp directory
 TAIL_LINES = 50
 EOF_WAIT_S = 1.0  # after an exit: how long its last lines may take to be read
+# ... and to be sent: the controller ends this actor (ray.kill) once it saw the exit, and
+# the shipper's threads die with it, so its last batch goes out before the exit is told.
+SHIP_WAIT_S = 5.0
 EXIT_SPAWN_FAILED = 127  # the command could not be started (as a shell says)
 
 
@@ -85,7 +88,8 @@ class WorkerSlot:
             self.shipper = LogShipper(None, sink, name=self.worker_id).start()
             self.shipper.note(header)
             self.shipper.note(f"--- podium: cannot start {list(argv[:1])}: {exc} ---")
-            self.shipper.finish()
+            self.shipper.finish(give_up_s=SHIP_WAIT_S)
+            self.shipper.join(SHIP_WAIT_S)
             self.code = EXIT_SPAWN_FAILED
             return self.describe()
         self.shipper = LogShipper(self.proc.stdout, sink, marker=marker, name=self.worker_id)
@@ -119,7 +123,8 @@ class WorkerSlot:
                     self.shipper.note(
                         f"--- podium: worker {self.worker_id} exited with code {code} ---"
                     )
-                    self.shipper.finish()
+                    self.shipper.finish(give_up_s=SHIP_WAIT_S)
+                    self.shipper.join(SHIP_WAIT_S)
         tail: list[str] = []
         if self.code is not None and self.shipper is not None:
             tail = self.shipper.recent()[-TAIL_LINES:]
