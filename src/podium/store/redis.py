@@ -43,12 +43,10 @@ Redis Cluster is not supported (scripts compute their keys).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -84,6 +82,7 @@ from podium.store.base import (
 )
 from podium.store.redis_events import RedisEvents
 from podium.store.redis_logs import RedisWorkerLogs
+from podium.store.redis_logs import guarded as _guarded
 
 __all__ = ["RedisStore"]
 
@@ -139,9 +138,6 @@ _SCRIPTS = (
 )
 
 # --- conversions ---------------------------------------------------------------------
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 def _num(x: float) -> str:
@@ -236,7 +232,7 @@ def _split_options(url: str) -> tuple[str, str, float]:
     return urlunsplit(parts._replace(query=rest)), prefix, poll
 
 
-def _unavailable(where: str, exc: RedisError) -> StoreUnavailable:
+def _failure(where: str, exc: RedisError) -> StoreUnavailable:
     """Name the cause of a Redis failure (docs/deployment.md, "When the store fails")."""
     text = str(exc).rstrip(".")
     if isinstance(exc, AuthenticationError):
@@ -260,22 +256,6 @@ def _unavailable(where: str, exc: RedisError) -> StoreUnavailable:
     else:
         why = f"answered an error ({type(exc).__name__}: {text})"
     return StoreUnavailable(f"The Redis store at {where} {why}.")
-
-
-def _guarded(
-    method: Callable[Concatenate[RedisStore, _P], Awaitable[_R]],
-) -> Callable[Concatenate[RedisStore, _P], Coroutine[Any, Any, _R]]:
-    """Turn every Redis failure into StoreUnavailable, naming the cause, at the edge of
-    each call."""
-
-    @functools.wraps(method)
-    async def wrapper(self: RedisStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(self, *args, **kwargs)
-        except RedisError as exc:
-            raise _unavailable(self.where, exc) from exc
-
-    return wrapper
 
 
 # Take the lock, or renew it when this owner holds it. The lease runs on the injected
@@ -314,12 +294,13 @@ class RedisStore:
         self._lock_script = self._redis.register_script(_HOLD_LOCK)
         self._submits: list[tuple[list[str], asyncio.Future[str]]] = []  # for the next call
         self._submit_tasks: set[asyncio.Task[None]] = set()
-        self.logs = RedisWorkerLogs(
-            self._redis, self.prefix, clock, lambda exc: _unavailable(self.where, exc)
-        )
+        self.logs = RedisWorkerLogs(self._redis, self.prefix, clock, self._unavailable)
         self._events = RedisEvents(self._redis, self.prefix, self.where)
 
     # --- helpers -----------------------------------------------------------------------
+
+    def _unavailable(self, exc: RedisError) -> StoreUnavailable:
+        return _failure(self.where, exc)
 
     def _k(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -382,7 +363,7 @@ class RedisStore:
             try:
                 res = await self._run("submit", *args)
             except RedisError as exc:
-                raise _unavailable(self.where, exc) from exc
+                raise self._unavailable(exc) from exc
         except Exception as exc:
             for _, done in batch:
                 if not done.done():

@@ -27,7 +27,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -37,7 +37,7 @@ from podium.errors import StoreUnavailable
 from podium.logs.lines import RETENTION_MAX_MS, LogLine, LogQuery, StoredLine
 from podium.store.base import LogPage
 
-__all__ = ["RedisWorkerLogs"]
+__all__ = ["RedisWorkerLogs", "guarded"]
 
 _LUA = Path(__file__).with_name("lua")
 # Stream keys vanish this long after their last append even when no reaper runs (the
@@ -48,11 +48,21 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _guarded(
-    method: Callable[Concatenate[RedisWorkerLogs, _P], Awaitable[_R]],
-) -> Callable[Concatenate[RedisWorkerLogs, _P], Coroutine[Any, Any, _R]]:
+class _Guarded(Protocol):
+    def _unavailable(self, exc: RedisError) -> StoreUnavailable: ...
+
+
+_S = TypeVar("_S", bound=_Guarded)
+
+
+def guarded(
+    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
+    """Turn every Redis failure into StoreUnavailable, naming the cause, at the edge of
+    each call (RedisStore's and RedisWorkerLogs')."""
+
     @functools.wraps(method)
-    async def wrapper(self: RedisWorkerLogs, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def wrapper(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(self, *args, **kwargs)
         except RedisError as exc:
@@ -94,7 +104,7 @@ class RedisWorkerLogs:
     def _stream(self, endpoint_id: str, worker_id: str) -> str:
         return f"{self.prefix}:log:{endpoint_id}:{worker_id}"
 
-    @_guarded
+    @guarded
     async def append(
         self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
     ) -> int:
@@ -111,7 +121,7 @@ class RedisWorkerLogs:
             args += [repr(ln.at), ln.text, json.dumps(ln.jobs)]
         return int(await self._append(args=args))
 
-    @_guarded
+    @guarded
     async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
         top = int(await self._redis.get(f"{self.prefix}:logseq") or 0)
         if query.tail == 0:
@@ -190,7 +200,7 @@ class RedisWorkerLogs:
         ]
         return sorted(lines, key=lambda ln: ln.seq)
 
-    @_guarded
+    @guarded
     async def expire(self, before: float) -> int:
         """One script per silent worker (each costs that worker's kept lines)."""
         total = 0

@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from podium import codec
 from podium.clock import Clock
@@ -48,6 +47,7 @@ from podium.store.base import (
 )
 from podium.store.notify import Notifier
 from podium.store.sqlite_logs import SQLiteWorkerLogs
+from podium.store.sqlite_logs import guarded as _guarded
 
 __all__ = ["SQLiteStore"]
 
@@ -163,30 +163,10 @@ _MIGRATIONS = (
 _DROPPED_INDEXES = ("jobs_endpoint_status",)
 _FILE_MODE = 0o600
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
 
 def _dumps(value: Any) -> str | None:
     """Podium's own small records (worker info): never user JSON, which arrives as text."""
     return None if value is None else codec.dumps_text(value)
-
-
-def _guarded(
-    method: Callable[Concatenate[SQLiteStore, _P], Awaitable[_R]],
-) -> Callable[Concatenate[SQLiteStore, _P], Coroutine[Any, Any, _R]]:
-    """Turn a failure of SQLite itself into StoreUnavailable at the edge of each call."""
-
-    @functools.wraps(method)
-    async def wrapper(self: SQLiteStore, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(self, *args, **kwargs)
-        except sqlite3.IntegrityError:
-            raise  # a broken invariant of ours: a bug, not an outage
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from exc
-
-    return wrapper
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

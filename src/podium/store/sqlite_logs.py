@@ -17,14 +17,14 @@ import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
 from podium.logs.lines import LogLine, LogQuery, StoredLine
 from podium.store.base import LogPage
 
-__all__ = ["SQLiteWorkerLogs"]
+__all__ = ["SQLiteWorkerLogs", "guarded"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS worker_logs (
@@ -56,15 +56,25 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _guarded(
-    method: Callable[Concatenate[SQLiteWorkerLogs, _P], Awaitable[_R]],
-) -> Callable[Concatenate[SQLiteWorkerLogs, _P], Coroutine[Any, Any, _R]]:
+class _Guarded(Protocol):
+    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable: ...
+
+
+_S = TypeVar("_S", bound=_Guarded)
+
+
+def guarded(
+    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
+    """Turn a failure of SQLite itself into StoreUnavailable at the edge of each call
+    (SQLiteStore's and SQLiteWorkerLogs')."""
+
     @functools.wraps(method)
-    async def wrapper(self: SQLiteWorkerLogs, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    async def wrapper(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(self, *args, **kwargs)
         except sqlite3.IntegrityError:
-            raise
+            raise  # a broken invariant of ours: a bug, not an outage
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
 
@@ -109,7 +119,7 @@ class SQLiteWorkerLogs:
         found = row.fetchone()
         return int(found[0]) if found else 0
 
-    @_guarded
+    @guarded
     async def append(
         self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
     ) -> int:
@@ -140,7 +150,7 @@ class SQLiteWorkerLogs:
             )
             return self._top()
 
-    @_guarded
+    @guarded
     async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
         top = self._top()
         where = ["l.endpoint_id = ?", "l.seq <= ?"]
@@ -172,7 +182,7 @@ class SQLiteWorkerLogs:
         full = len(rows) >= query.tail > 0
         return LogPage(lines, rows[-1]["seq"] if full else top)
 
-    @_guarded
+    @guarded
     async def expire(self, before: float) -> int:
         with self._tx() as db:
             gone = db.execute(
