@@ -154,3 +154,48 @@ def _all():
     from podium.logs.lines import LogQuery
 
     return LogQuery(tail=100)
+
+
+async def test_hostile_inputs_on_the_routes_this_round_added_answer_4xx(api):
+    """Nesting past the limit, 1e400, integers past 64 bits, a huge body, bad query numbers
+    and a read key: each a 4xx with a JSON error; the other endpoint's job untouched."""
+    job = (await api.run()).json()
+    deep = b'{"lines": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    raw = {"Content-Type": "application/json", **api.worker()}
+    for body in (
+        deep,
+        b'{"lines": [{"text": "x", "time": 1e400}]}',
+        b'{"lines": [{"text": "x"}], "dropped": 123456789012345678901234567890}',
+        b"{" + b" " * (100 * 1024 * 1024) + b"}",
+    ):
+        r = await api.http.post(f"/v2/{api.ep}/worker-logs/w1", content=body, headers=raw)
+        assert 400 <= r.status_code < 500 and "error" in r.json(), (r.status_code, r.text[:200])
+    for params in ({"tail": "1e400"}, {"tail": "9" * 400}, {"since": "inf"}, {"tail": "-1"}):
+        r = await read(api, **params)
+        assert r.status_code == 400 and "error" in r.json(), (params, r.text)
+    # startup times on a ping: numbers that are not finite or not 64-bit are refused
+    for value in ("1e400", "inf", "9" * 400):
+        r = await api.http.get(
+            f"/v2/{api.ep}/ping/w1?gpu=cpu&exec_ms={value}", headers=api.worker()
+        )
+        assert r.status_code == 400 and "error" in r.json(), (value, r.text)
+    # podium_next: the same, and the job stays with its worker
+    assert (await api.take()).status_code == 200
+    r = await api.http.post(
+        f"/v2/{api.ep}/job-done/w1/{job['id']}?gpu=cpu&podium_next=1e400",
+        content=b'{"output": 1}',
+        headers={**api.worker(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 400 and "error" in r.json(), r.text
+    # a read key reads neither logs nor the job ids of the workers list
+    key = (
+        await api.http.post("/v1/keys", json={"name": "r", "scopes": ["read"]}, headers=api.auth())
+    ).json()["key"]
+    assert (await read(api, key=key)).status_code == 403
+    r = await api.http.get(f"/v1/endpoints/{api.ep}/workers", headers=api.auth(key))
+    assert r.status_code == 200 and [w["jobs"] for w in r.json()["workers"]] == [
+        None
+    ]  # hidden from a read key
+    r = await api.http.get(f"/v1/endpoints/{api.ep}/workers", headers=api.auth())
+    assert [w["jobs"] for w in r.json()["workers"]] == [[job["id"]]]
+    assert (await api.status(job["id"])).json()["status"] == "IN_PROGRESS"
