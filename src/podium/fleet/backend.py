@@ -76,11 +76,6 @@ class Slot(Protocol):
         """Why it is not running yet (no capacity: `throttled`), or None."""
         ...
 
-    @property
-    def log(self) -> str | None:
-        """Its output file (on its node)."""
-        ...
-
     def poll(self) -> int | None:
         """Its exit code once it ended (a lost node reads as -9), else None."""
         ...

@@ -52,10 +52,6 @@ class LocalSlot:
     def pid(self) -> int | None:
         return self.proc.pid
 
-    @property
-    def log(self) -> str | None:
-        return None  # no file: the lines are in the store (`podium logs`)
-
     def poll(self) -> int | None:
         if self.code is None:
             code = self.proc.poll()

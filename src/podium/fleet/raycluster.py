@@ -105,10 +105,6 @@ class RaySlot:
     def gpus(self) -> tuple[int, ...]:
         return tuple(self.info["gpus"]) if self.info and self.code is None else ()
 
-    @property
-    def log(self) -> str | None:
-        return None  # no file: the node ships the lines to the store (`podium logs`)
-
     def poll(self) -> int | None:
         return self.code
 

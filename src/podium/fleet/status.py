@@ -49,7 +49,6 @@ class WorkerStatus:
     ready_at: float | None = None
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
-    log: str | None = None  # the log file (on its node)
     node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
 
 

@@ -77,7 +77,6 @@ class _Worker:
     kill_at: float | None = None
     exit_code: int | None = None
     reason: str | None = None
-    log: str | None = None
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
@@ -95,7 +94,6 @@ class _Worker:
             ready_at=self.ready_at,
             exit_code=self.exit_code,
             reason=self.reason,
-            log=slot.log if slot is not None else self.log,
             node=slot.node if slot is not None else "",
         )
 
@@ -374,7 +372,6 @@ class Supervisor:
         assert w.slot is not None
         slot, w.exit_code, w.busy, w.idle_since = w.slot, code, False, None
         cannot_start = self._cannot_start(slot) if code == EXIT_CANNOT_START else None
-        w.log = slot.log
         slot.release()
         w.slot = None
         if w.phase is Phase.DRAINING:
