@@ -901,6 +901,22 @@ def flush_redis(url: str) -> None:
         client.close()
 
 
+def delete_prefix(url: str) -> None:
+    """Delete the keys of the Podium store at `url` (a Redis URL with `prefix=`) from a
+    shared Redis database. Best effort, for clean-ups."""
+    import urllib.parse
+
+    prefix = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["prefix"]
+    with contextlib.suppress(Exception):
+        client = _redis_client(url)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i : i + 500])
+        finally:
+            client.close()
+
+
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)

@@ -82,14 +82,7 @@ async def bench_store(kind: str, url: str, workers: int, repeat: int) -> list[tu
             rows.append((kind, name, lat, found))
     finally:
         if kind == "redis":
-            import redis
-
-            client = redis.Redis.from_url(url.split("?")[0])
-            prefix = url.split("prefix=")[1]
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
-            for i in range(0, len(keys), 1000):
-                client.delete(*keys[i : i + 1000])
-            client.close()
+            cp.delete_prefix(url)
         await store.close()
     return rows
 

@@ -59,10 +59,10 @@ from control_plane import (
     Gateway,
     Latency,
     _expect,
-    _redis_client,
     _version,
     clean_env,
     console,
+    delete_prefix,
     drain,
     environment,
     spawn,
@@ -366,17 +366,6 @@ def render(results: dict[str, dict], runtimes: list[str], env: list[tuple[str, s
     )
 
 
-def _delete_prefix(url: str, prefix: str) -> None:
-    with contextlib.suppress(Exception):
-        client = _redis_client(url)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-            for i in range(0, len(keys), 500):
-                client.delete(*keys[i : i + 500])
-        finally:
-            client.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", action="append", choices=("sqlite", "redis"))
@@ -425,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if "redis" in stores:
-            _delete_prefix(REDIS_URL, prefix)
+            delete_prefix(redis_url)
     env.append(("CPU during the run", cpu.summary()))
     render(results, runtimes, env)
     console.print(

@@ -19,10 +19,8 @@ from podium.cli.base import (
     curl_command,
     endpoints_app,
     err,
-    fail,
     out,
 )
-from podium.client import PodiumHTTPError
 
 
 @endpoints_app.command("create")
@@ -41,10 +39,7 @@ def endpoints_create(
     if retry_limit is not None:
         spec["retryLimit"] = retry_limit
     with client_for(url, api_key) as client:
-        try:
-            ep = client.create_endpoint(**spec)
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        ep = call(client, lambda: client.create_endpoint(**spec))
     if json_out:
         print(json.dumps(ep))
     else:
@@ -58,10 +53,7 @@ def endpoints_list(
 ) -> None:
     """List endpoints."""
     with client_for(url, api_key) as client:
-        try:
-            eps = client.list_endpoints()
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        eps = call(client, client.list_endpoints)
     if json_out:
         print(json.dumps(eps))
         return

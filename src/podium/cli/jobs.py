@@ -13,6 +13,7 @@ from podium.cli.base import (
     KeyOpt,
     UrlOpt,
     app,
+    call,
     client_for,
     err,
     fail,
@@ -108,7 +109,4 @@ def status(
 ) -> None:
     """Show a job's status."""
     with client_for(url, api_key) as client:
-        try:
-            out.print_json(data=client.status(endpoint_id, job_id))
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        out.print_json(data=call(client, lambda: client.status(endpoint_id, job_id)))

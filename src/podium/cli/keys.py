@@ -13,13 +13,12 @@ from podium.cli.base import (
     JsonOpt,
     KeyOpt,
     UrlOpt,
+    call,
     client_for,
     err,
-    fail,
     keys_app,
     out,
 )
-from podium.client import PodiumHTTPError
 
 
 @keys_app.command("create")
@@ -33,10 +32,7 @@ def keys_create(
 ) -> None:
     """Create an API key (shown once)."""
     with client_for(url, api_key) as client:
-        try:
-            key = client.create_key(name, scope or ["run"], endpoint or [])
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        key = call(client, lambda: client.create_key(name, scope or ["run"], endpoint or []))
     if json_out:
         print(json.dumps(key))
     else:
@@ -48,10 +44,7 @@ def keys_create(
 def keys_list(json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """List API keys."""
     with client_for(url, api_key) as client:
-        try:
-            keys = client.list_keys()
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        keys = call(client, client.list_keys)
     if json_out:
         print(json.dumps(keys))
         return
@@ -72,8 +65,5 @@ def keys_list(json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: Key
 def keys_revoke(key_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
     """Revoke an API key."""
     with client_for(url, api_key) as client:
-        try:
-            client.revoke_key(key_id)
-        except PodiumHTTPError as exc:
-            raise fail(exc) from None
+        call(client, lambda: client.revoke_key(key_id))
     err.print(f"revoked {key_id}")
