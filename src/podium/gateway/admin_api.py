@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,10 +27,14 @@ __all__ = ["reader", "router"]
 NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere."
 
 
-async def _admin(request: Request) -> None:
+async def _admin(request: Request) -> ApiKey | None:
     """Admin scope; on a route naming an endpoint, for that endpoint (a key limited to
-    some endpoints administers those, and nothing gateway-wide)."""
-    await authorize_client(request, Scope.ADMIN, request.path_params.get("endpoint_id"))
+    some endpoints administers those, and nothing gateway-wide). A route that needs the
+    key declares this dependency again: FastAPI runs it once per request."""
+    return await authorize_client(request, Scope.ADMIN, request.path_params.get("endpoint_id"))
+
+
+AdminKey = Annotated[ApiKey | None, Depends(_admin)]
 
 
 router = APIRouter(
@@ -265,9 +269,10 @@ async def get_endpoint(
 
 
 @router.patch("/endpoints/{endpoint_id}", summary="Change an endpoint's settings")
-async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
+async def update_endpoint(
+    request: Request, endpoint_id: str, body: EndpointUpdate, key: AdminKey
+) -> JSON:
     state = _state(request)
-    key = await authorize_client(request, Scope.ADMIN, endpoint_id)
     runs = sorted(f for f in _RUNS_ON_THE_FLEET if getattr(body, f) is not None)
     if key is not None and key.endpoints and runs:
         raise Forbidden(
@@ -281,8 +286,10 @@ async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpda
 @router.post(
     "/endpoints/{endpoint_id}/update", summary="Change an endpoint (RunPod's alias of PATCH)"
 )
-async def update_endpoint_post(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
-    return await update_endpoint(request, endpoint_id, body)
+async def update_endpoint_post(
+    request: Request, endpoint_id: str, body: EndpointUpdate, key: AdminKey
+) -> JSON:
+    return await update_endpoint(request, endpoint_id, body, key)
 
 
 @router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint, its queue and workers")
