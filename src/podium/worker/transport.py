@@ -20,7 +20,6 @@ the gateway answers the post with them, so a busy worker makes one request per j
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -216,7 +215,7 @@ class Transport:
         if not take_next or response is None or delivery is not Delivery.ACKED:
             return Posted(delivery)
         try:
-            answer = json.loads(response.content)
+            answer = response.json()
         except ValueError:
             return Posted(delivery)
         jobs = answer.get("next") if isinstance(answer, dict) else None
