@@ -16,7 +16,7 @@ help:
 	@echo "make up     - start the gateway (foreground)"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make soak   - ~10 minutes of mixed load with kill -9, on SQLite and Redis"
-	@echo "make fuzz   - the schemathesis fuzz with 500 examples per operation"
+	@echo "make fuzz   - the schemathesis fuzz at random, 500 examples per operation (prints its seed)"
 	@echo "make lint   - ruff check + format check"
 
 # The main venv. torch is installed first and pinned, so that no other package pulls a
@@ -68,7 +68,7 @@ soak: $(VENV)/.installed
 	cd bench && ../$(PY) soak.py
 
 fuzz: $(VENV)/.installed
-	PODIUM_FUZZ_EXAMPLES=500 $(PY) -m pytest -q -o timeout=3600 tests/e2e/test_fuzz.py
+	PODIUM_FUZZ_EXAMPLES=$${PODIUM_FUZZ_EXAMPLES:-500} PODIUM_FUZZ_SEED=$${PODIUM_FUZZ_SEED:-random} $(PY) -m pytest -q -s -o timeout=3600 tests/e2e/test_fuzz.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

@@ -36,7 +36,7 @@ from rich.table import Table
 import control_plane as cp
 from _load import percentile
 from podium.clock import ManualClock
-from podium.logs.lines import LINES_PER_WORKER_DEFAULT, LogLine, LogQuery
+from podium.logs.lines import LINES_PER_WORKER_DEFAULT, LogBudget, LogLine, LogQuery
 from podium.logs.shipper import HttpLogSink, LogShipper
 from podium.store import open_store
 
@@ -61,7 +61,7 @@ async def bench_store(kind: str, url: str, workers: int, repeat: int) -> list[tu
         for w in range(workers):
             for at in range(0, keep, BATCH):
                 lines = [_line(w, i) for i in range(at, min(keep, at + BATCH))]
-                await store.logs.append(EP, f"w{w}", lines, keep)
+                await store.logs.append(EP, f"w{w}", lines, LogBudget(lines_per_worker=keep))
         took = time.perf_counter() - began
         rows.append((kind, f"append {workers * keep:,} lines ({BATCH}/batch)", took, None))
         top = (await store.logs.read(EP, LogQuery(tail=0))).cursor

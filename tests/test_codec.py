@@ -72,3 +72,19 @@ def test_split_runs_the_check_on_the_taken_value():
 
 def test_fragments_are_spliced_unparsed():
     assert codec.dumps({"output": codec.fragment('{"a":1}')}) == b'{"output":{"a":1}}'
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("123", True),
+        ("", False),
+        ("²", False),
+        ("١٢", False),
+        ("1_0", False),
+        ("-1", False),
+        (" 1", False),
+    ],
+)
+def test_ascii_digits_are_0_to_9_only(text, digits):
+    assert codec.ascii_digits(text) is digits

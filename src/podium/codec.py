@@ -28,6 +28,7 @@ __all__ = [
     "INT_MAX",
     "INT_MIN",
     "MAX_DEPTH",
+    "ascii_digits",
     "dumps",
     "dumps_text",
     "fragment",
@@ -43,6 +44,13 @@ INT_MAX = 2**64 - 1
 # orjson turns an integer literal outside 64 bits into a float; a float that large is
 # the sign that the text may have held such an integer (checked exactly, then).
 _BIG = 2.0**63
+
+
+def ascii_digits(text: str) -> bool:
+    """Whether `text` is a non-empty run of the digits 0-9 (a whole number in a query
+    string or header). `str.isdigit` also accepts "²" and other Unicode digits, which
+    `int()` then refuses or reads as another number."""
+    return text.isascii() and text.isdigit()
 
 
 def loads(data: bytes | str, what: str = "The request body") -> Any:

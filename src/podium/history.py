@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.clock import iso_time, parse_time
+from podium.codec import ascii_digits
 from podium.errors import BadRequest
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, Limits, status_object
 
@@ -111,7 +112,7 @@ def decode_cursor(text: str) -> Key:
 def _limit(raw: str | None, limits: Limits) -> int:
     if raw is None or raw == "":
         return limits.history_page_default
-    if not raw.isdigit() or not 1 <= int(raw) <= limits.history_page_max:
+    if not ascii_digits(raw) or len(raw) > 9 or not 1 <= int(raw) <= limits.history_page_max:
         raise BadRequest(
             f"`limit` must be a whole number between 1 and {limits.history_page_max}, "
             f"got {raw[:40]!r}."

@@ -18,6 +18,8 @@ from podium.errors import BadRequest
 
 __all__ = [
     "FINAL_STATUSES",
+    "WORKER_ID_MAX_CHARS",
+    "WORKER_RECORDS_PER_ENDPOINT",
     "Job",
     "JobStatus",
     "Limits",
@@ -121,6 +123,13 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# A worker id (RUNPOD_POD_ID, the {worker_id} of the worker routes): the store keeps one
+# record per id, so ids are bounded like every stored value.
+WORKER_ID_MAX_CHARS = 256
+# Worker records one endpoint keeps (its workers' pings and polls); a new id past it
+# pushes out the one seen least recently, so a worker token cannot grow the store.
+WORKER_RECORDS_PER_ENDPOINT = 1000
+
 # Per endpoint per 10 s window (RunPod's published numbers).
 RATE_WINDOW_S = 10.0
 RATE_LIMITS: dict[str, int] = {
@@ -161,7 +170,7 @@ def clamp_wait_ms(raw: str | None, default: int, lo: int, hi: int, name: str = "
 
 def parse_query_ms(raw: str, name: str, lo: int, hi: int) -> int:
     """A whole number of milliseconds in [lo, hi] from a query string, or BadRequest."""
-    if not raw.isdigit() or len(raw) > 18 or not lo <= int(raw) <= hi:
+    if not codec.ascii_digits(raw) or len(raw) > 18 or not lo <= int(raw) <= hi:
         raise BadRequest(
             f"`{name}` must be a whole number of milliseconds between {lo} and {hi}, "
             f"got {_shown(raw)}."

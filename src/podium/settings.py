@@ -12,7 +12,14 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from podium.jobs import DEFAULT_LIMITS
-from podium.logs.lines import LINES_PER_WORKER_DEFAULT, RETENTION_DEFAULT_MS, RETENTION_MAX_MS
+from podium.logs.lines import (
+    BYTES_PER_ENDPOINT_DEFAULT,
+    LINES_PER_WORKER_DEFAULT,
+    RETENTION_DEFAULT_MS,
+    RETENTION_MAX_MS,
+    WORKERS_PER_ENDPOINT_DEFAULT,
+    LogBudget,
+)
 
 __all__ = ["ENV", "Settings"]
 
@@ -36,6 +43,8 @@ ENV = {
     "PODIUM_ACCEPT_EMPTY_STORE": "accept_empty_store",
     "PODIUM_DECODE_OFF_LOOP_BYTES": "decode_off_loop_bytes",
     "PODIUM_LOG_LINES_PER_WORKER": "log_lines_per_worker",
+    "PODIUM_LOG_WORKERS_PER_ENDPOINT": "log_workers_per_endpoint",
+    "PODIUM_LOG_BYTES_PER_ENDPOINT": "log_bytes_per_endpoint",
     "PODIUM_LOG_RETENTION_MS": "log_retention_ms",
 }
 
@@ -66,9 +75,12 @@ class Settings(BaseModel):
     accept_empty_store: bool = False
     # Bodies larger than this are decoded in a helper process (gateway/http.py).
     decode_off_loop_bytes: int = Field(default=256 * 1024, ge=0)
-    # Worker logs (podium.logs): the last lines the store keeps per worker, and how long
-    # the log of a worker that ships nothing more is kept.
+    # Worker logs (podium.logs): what the store keeps (logs.lines.LogBudget: the last lines
+    # per worker; per endpoint, the logs of so many workers and so many bytes), and how
+    # long the log of a worker that ships nothing more is kept.
     log_lines_per_worker: int = Field(default=LINES_PER_WORKER_DEFAULT, ge=1, le=1_000_000)
+    log_workers_per_endpoint: int = Field(default=WORKERS_PER_ENDPOINT_DEFAULT, ge=1, le=100_000)
+    log_bytes_per_endpoint: int = Field(default=BYTES_PER_ENDPOINT_DEFAULT, ge=4096, le=2**40)
     log_retention_ms: int = Field(default=RETENTION_DEFAULT_MS, ge=60_000, le=RETENTION_MAX_MS)
 
     @field_validator("sqlite_sync", mode="before")
@@ -89,6 +101,12 @@ class Settings(BaseModel):
     @property
     def store_url(self) -> str:
         return self.store or str(self.data_dir / "podium.db")
+
+    @property
+    def log_budget(self) -> LogBudget:
+        return LogBudget(
+            self.log_lines_per_worker, self.log_workers_per_endpoint, self.log_bytes_per_endpoint
+        )
 
     @property
     def lease_s(self) -> float:

@@ -5,9 +5,16 @@ JSON body with an `error` string (OpenAI's error object on /openai/ routes, Grap
 `errors` on /graphql).
 
 Bounded for CI: PODIUM_FUZZ_EXAMPLES examples per operation (default 20, about a minute).
-Run it longer:
 
-    PODIUM_FUZZ_EXAMPLES=1000 .venv/bin/python -m pytest -q tests/e2e/test_fuzz.py
+Deterministic in `make test`: the same cases every run (hypothesis `derandomize`), so CI's
+verdict never depends on luck. `make fuzz` explores at random with many examples and
+prints its seed; a failure replays with that seed:
+
+    PODIUM_FUZZ_EXAMPLES=1000 PODIUM_FUZZ_SEED=random make fuzz
+    PODIUM_FUZZ_SEED=<the printed seed> make fuzz   # the same cases again
+
+Every failure the fuzz has found is an explicit test beside the code it broke (e.g. the
+logs read after a stored far-future time: tests/gateway/test_hardening_round3.py).
 """
 
 from __future__ import annotations
@@ -23,12 +30,16 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 
 from tests.e2e.conftest import Gateway, free_port
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("PODIUM_FUZZ_EXAMPLES", "20"))
+# None: derandomized (fixed cases, CI); "random": a fresh seed, printed; a number: that seed
+_SEED = os.environ.get("PODIUM_FUZZ_SEED")
+SEED = random.SystemRandom().randrange(2**32) if _SEED == "random" else _SEED
 WAIT_CAP_MS = 1000  # long-polls are fuzzed for their parsing, not left to hold for minutes
 # No worker serves the fuzzed endpoint: an OpenAI request that passes its checks waits this
 # long for an answer, then answers its documented 504 (the job is cancelled).
@@ -96,6 +107,8 @@ def test_no_5xx_and_every_error_is_json(target: Target) -> None:
     """Every operation of /openapi.json, EXAMPLES generated cases each. (Schemathesis's
     pytest plugin does not run under pytest 9 yet: its strategies are driven here.)"""
     schema = schemathesis.openapi.from_url(target.gw.url + "/openapi.json")
+    if SEED is not None:
+        print(f"fuzz seed: PODIUM_FUZZ_SEED={SEED}")
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 20  # client, worker, admin and ops routes
@@ -106,11 +119,15 @@ def test_no_5xx_and_every_error_is_json(target: Target) -> None:
             max_examples=EXAMPLES,
             deadline=None,
             database=None,
+            derandomize=SEED is None,
             suppress_health_check=list(HealthCheck),
             phases=[Phase.explicit, Phase.generate],  # no shrinking: the case is printed
         )
         def fuzz(case: Any) -> None:
             check(target, case)
+
+        if SEED is not None:
+            fuzz = hypothesis_seed(int(SEED))(fuzz)
 
         try:
             fuzz()

@@ -140,3 +140,27 @@ def test_health_counts_are_the_entries_counted_plus_ready():
         "throttled": 1,
         "unhealthy": 1,
     }
+
+
+def test_a_worker_drained_before_it_was_ever_ready_is_not_ready():
+    """On Ray with 2 GPUs, a throttled slot drained before it was placed read `idle`, so
+    /health said 3 ready workers on 2 GPUs. Ready counts workers that can serve."""
+    supervised = [
+        sup("a", Phase.READY, gpus=(0,), pid=1, ready_at=NOW - 5),
+        sup("b", Phase.READY, gpus=(1,), pid=2, ready_at=NOW - 5),
+        sup("never-placed", Phase.DRAINING, reason="not needed (idle)"),
+        sup("started", Phase.DRAINING, pid=3, reason="replaced"),
+        sup("was-ready", Phase.DRAINING, pid=4, ready_at=NOW - 9),
+        sup("adopted-busy", Phase.DRAINING, pid=5),
+    ]
+    records = [seen("a"), seen("b"), seen("was-ready"), seen("adopted-busy", "j1")]
+    entries = worker_entries(supervised, records)
+    assert {e.id: e.status for e in entries} == {
+        "a": "idle",
+        "b": "idle",
+        "never-placed": "throttled",
+        "started": "initializing",
+        "was-ready": "idle",  # it finishes its drain; it could still take nothing new
+        "adopted-busy": "running",
+    }
+    assert health_counts(entries)["ready"] == 4

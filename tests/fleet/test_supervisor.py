@@ -127,11 +127,14 @@ class Harness:
                 "HF_TOKEN": "hf",
             },
             log_sink=self.logs.for_env,
+            cpu_workers=fleet.cpu_workers,
         )
         self.sup = Supervisor(self.view, fleet, self.clock, self.backend)
 
     def _spawn(self, argv, env, log_file) -> FakeProcess:
         assert log_file is None  # the output goes to a pipe that a LogShipper reads
+        if any("\x00" in v for v in [*argv, *env, *env.values()]):
+            raise ValueError("embedded null byte")  # as subprocess.Popen does
         p = FakeProcess(list(argv), dict(env))
         if self.output is not None:  # a pipe that has ended: what the process wrote
             p.stdout = io.BytesIO(self.output)
@@ -536,3 +539,86 @@ async def test_losing_the_lock_or_stopping_leaves_shared_workers_running():
     sup.begin_stop()
     await sup.stop()
     assert not slot.terminated and not slot.released
+
+
+# --- issue 17: what one endpoint's settings can do to the machine ------------------------
+
+
+async def test_a_pass_starts_a_bounded_number_of_workers(tmp_path):
+    """workersMin 10: four per pass (starts_per_tick), each in its own slot."""
+    h = Harness(tmp_path, CPU, cpu_workers=100, starts_per_tick=4)
+    h.view.specs["ep1"] = custom(workers_min=10, workers_max=10)
+    started = []
+    for _ in range(3):
+        await h.tick(0.5)
+        started.append(len(h.procs))
+    assert started == [4, 8, 10]
+    slots = sorted(p.env["RUNPOD_POD_ID"] for p in h.procs)
+    assert len(set(slots)) == 10
+    assert sorted(w.slot_index for w in h.sup._pools["ep1"].workers.values()) == list(range(10))
+
+
+async def test_a_burst_of_jobs_starts_workers_a_few_at_a_time(tmp_path):
+    h = Harness(tmp_path, CPU, cpu_workers=100, starts_per_tick=4)
+    h.view.specs["ep1"] = custom(workers_max=40, scaler_type="REQUEST_COUNT", scaler_value=1)
+    h.view.queues["ep1"] = QueueStats(queued=40)
+    await h.tick()
+    assert len(h.procs) == 4
+    await h.tick(0.5)
+    assert len(h.procs) == 8
+
+
+async def test_endpoints_take_turns_while_starts_run_out(tmp_path):
+    h = Harness(tmp_path, CPU, cpu_workers=100, starts_per_tick=2)
+    for ep in ("a", "b"):
+        h.view.specs[ep] = custom(workers_min=4, workers_max=4)
+    await h.tick()
+    await h.tick(0.5)
+    by_ep = sorted(p.env["RUNPOD_ENDPOINT_ID"] for p in h.procs)
+    assert by_ep == ["a", "a", "b", "b"]  # b was not starved by a
+
+
+async def test_cpu_workers_are_capped_by_what_the_machine_holds(tmp_path):
+    h = Harness(tmp_path, CPU, cpu_workers=2)
+    h.view.specs["ep1"] = custom(workers_min=3, workers_max=3)
+    await h.tick()
+    await h.tick(0.5)
+    assert len(h.procs) == 2
+    assert h.phases() == ["starting", "starting", "throttled"]
+    (waiting,) = [w for w in h.workers() if w.phase is Phase.THROTTLED]
+    assert "at most 2 CPU workers" in (waiting.reason or "")
+    h.procs[0].code = 0  # one ends (it had never been seen: a crash, restarted later)
+    await h.tick(0.5)
+    await h.tick(0.5)
+    assert len(h.alive()) == 2  # the freed room went to the waiting one, never a third
+
+
+async def test_a_value_that_cannot_start_never_stops_the_other_endpoints(tmp_path):
+    """A NUL stored before the check existed: Popen refuses it (ValueError). That worker
+    backs off with the reason; the other endpoints are scaled as usual."""
+    h = Harness(tmp_path, CPU)
+    bad = EndpointSpec(name="bad", template_id="sd15", model="auto\x00", workers_min=1)
+    h.view.specs["bad"] = bad
+    h.view.specs["good"] = custom(workers_min=1)
+    await h.tick()
+    (worker,) = h.workers("bad")
+    assert worker.phase is Phase.BACKOFF and "embedded null byte" in (worker.reason or "")
+    assert h.phases("good") == ["starting"]
+    assert [p.env["RUNPOD_ENDPOINT_ID"] for p in h.procs] == ["good"]
+
+
+async def test_one_endpoint_whose_pass_fails_is_skipped(tmp_path, monkeypatch):
+    h = Harness(tmp_path, CPU)
+    h.view.specs["broken"] = custom(workers_min=1)
+    h.view.specs["fine"] = custom(workers_min=1)
+    real_queue = h.view.queue
+
+    async def queue(endpoint_id: str) -> QueueStats:
+        if endpoint_id == "broken":
+            raise RuntimeError("a record this version cannot read")
+        return await real_queue(endpoint_id)
+
+    monkeypatch.setattr(h.view, "queue", queue)
+    for _ in range(3):
+        await h.tick(0.5)
+    assert h.phases("fine") == ["starting"]

@@ -22,7 +22,7 @@ async def test_sd15_endpoint_refuses_bad_input_at_run(api):
     assert "Unexpected input. steps is not a valid input option." in message
     assert "width" in message and "multiple of 8" in message
     r = await api.http.post(url, json={"input": {"width": 64}}, headers=api.auth())
-    assert r.status_code == 400 and "'prompt' is a required property" in r.json()["error"]
+    assert r.status_code == 400 and '"prompt" is a required property' in r.json()["error"]
     health = (await api.http.get(f"/v2/{ep['id']}/health", headers=api.auth())).json()
     assert health["jobs"]["inQueue"] == 1  # only the good one was queued
 
@@ -35,7 +35,7 @@ async def test_custom_schema_and_invalid_schema(api):
         await api.http.post(url, json={"input": {"n": 1}}, headers=api.auth())
     ).status_code == 200
     r = await api.http.post(url, json={"input": {"n": "x"}}, headers=api.auth())
-    assert r.status_code == 400 and "n: 'x' is not of type 'integer'" in r.json()["error"]
+    assert r.status_code == 400 and 'n: "x" is not of type "integer"' in r.json()["error"]
     r = await api.http.post(
         "/v1/endpoints", json={"name": "b", "inputSchema": {"type": 5}}, headers=api.auth()
     )

@@ -10,7 +10,14 @@ from podium import codec
 from podium.endpoints import Endpoint, EndpointSpec
 from podium.errors import Conflict, NotFound
 from podium.history import HistoryQuery
-from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
+from podium.jobs import (
+    WORKER_RECORDS_PER_ENDPOINT,
+    Job,
+    JobStatus,
+    Policy,
+    Submission,
+    WorkerReport,
+)
 from podium.keys import ApiKey, Scope, hash_secret
 
 EP = "ep1"
@@ -454,3 +461,18 @@ async def test_counts_split_priority_and_date_the_oldest(store, clock):
     await store.take(EP, "w1", 2, hold=0, lease_s=LEASE)
     c = await store.counts(EP)
     assert (c.in_queue, c.in_queue_low, c.oldest_queued_at) == (1, 1, None)
+
+
+async def test_an_endpoint_keeps_a_bounded_number_of_worker_records(store, clock):
+    """Worker ids are the worker's to choose: a new id past WORKER_RECORDS_PER_ENDPOINT
+    pushes out the record seen least recently, so a token cannot grow the store."""
+    cap = WORKER_RECORDS_PER_ENDPOINT
+    await store.heartbeat("ep-other", "theirs", [], LEASE)
+    for i in range(cap + 5):
+        await store.heartbeat(EP, f"w{i:05d}", [], LEASE)
+        clock.advance(0.001)
+    await store.heartbeat(EP, "w00010", [], LEASE)  # a known id: nothing goes
+    seen = {w.worker_id for w in await store.workers(EP, 0)}
+    assert len(seen) == cap
+    assert seen == {f"w{i:05d}" for i in range(5, cap + 5)}
+    assert [w.worker_id for w in await store.workers("ep-other", 0)] == ["theirs"]

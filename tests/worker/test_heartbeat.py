@@ -108,3 +108,21 @@ def test_pings_go_on_while_another_thread_spins() -> None:
         spinner.join()
         hb.stop()
     assert spinning and len(seen) >= 5
+
+
+def test_the_heartbeat_follows_a_gateway_that_expects_pings_more_often() -> None:
+    """A worker started by hand (no RUNPOD_PING_INTERVAL: 10 s) against a gateway whose
+    interval is 2 s would lose its jobs' leases between pings: it pings every 2 s."""
+    answers = iter(["2000", "60000", "soon", "2000"])
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={}, headers={"X-Podium-Ping-Interval-Ms": next(answers)})
+
+    hb = Heartbeat(config(10_000), httpx.Client(transport=httpx.MockTransport(handle)))
+    assert hb.interval_s == 10.0
+    hb.beat()
+    assert hb.interval_s == 2.0
+    hb.beat()  # a longer interval never slows it down
+    hb.beat()  # nor does a header it cannot read
+    hb.beat()
+    assert hb.interval_s == 2.0

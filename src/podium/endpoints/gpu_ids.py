@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from podium.codec import ascii_digits
+
 __all__ = ["GpuRequest", "gpu_ids_from_types", "gpu_type_ids", "parse_gpu_ids"]
 
 _MEMORY = re.compile(r"^(?P<n>\d+(\.\d+)?)\s*(?P<unit>[A-Za-z]+)$")
@@ -47,7 +49,7 @@ def parse_gpu_ids(text: str | None) -> GpuRequest:
     if not raw:
         return GpuRequest()
     parts = [p.strip() for p in raw.split(",")]
-    if all(p.isdigit() for p in parts):
+    if all(ascii_digits(p) for p in parts):
         return GpuRequest(indices=tuple(dict.fromkeys(int(p) for p in parts)))
     match = _MEMORY.match(raw)
     if match is not None:

@@ -23,13 +23,14 @@ from typing import Any
 from podium.clock import iso_time
 from podium.endpoints.gpu_ids import gpu_type_ids, parse_gpu_ids
 from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
-from podium.endpoints.worker_env import env_errors
+from podium.endpoints.worker_env import env_errors, nul_errors
 from podium.errors import BadRequest
 from podium.jobs import DEFAULT_LIMITS
 from podium.keys import hash_secret, new_worker_token
 
 __all__ = [
     "MAX_GPU_COUNT",
+    "MAX_WORKERS",
     "SCALER_TYPES",
     "WIRE_NAMES",
     "Endpoint",
@@ -41,6 +42,13 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 SCALER_TYPES = ("QUEUE_DELAY", "REQUEST_COUNT")
 MAX_GPU_COUNT = 16
+# Workers of one endpoint (workersMin, workersMax). RunPod caps them by an account quota
+# (a few dozen); Podium's fleet keeps a slot per worker and starts a process (or a Ray
+# actor) per slot, so a bound keeps one endpoint's settings from swamping the machine.
+MAX_WORKERS = 100
+MAX_IDLE_TIMEOUT_S = 3600  # RunPod v2's `idleTimeout` maximum
+# scalerValue: QUEUE_DELAY's seconds a job may wait, REQUEST_COUNT's jobs per worker
+_SCALER_MAX = {"QUEUE_DELAY": 3600.0, "REQUEST_COUNT": 10_000.0}
 
 # wire name -> EndpointSpec field
 WIRE_NAMES: dict[str, str] = {
@@ -143,6 +151,7 @@ class EndpointSpec:
                 f"unknown `templateId` {tid!r}: use sd15, custom or the id of a template "
                 "from GET /v1/templates"
             )
+        errors += nul_errors({"command": self.command, "model": self.model})
         if tid == TEMPLATE_CUSTOM and not (self.command or "").strip():
             errors.append("`command` is required with templateId custom (e.g. 'python handler.py')")
         if self.command:
@@ -154,29 +163,40 @@ class EndpointSpec:
             errors.append(f"`command` is only for templateId custom, not {tid!r}")
         if self.model is not None and tid not in (TEMPLATE_SD15, None):
             errors.append(f"`model` is only for templateId sd15, not {tid!r}")
-        if self.workers_min < 0:
-            errors.append(f"`workersMin` must be 0 or more, got {self.workers_min}")
-        if self.workers_max < 0:
-            errors.append(f"`workersMax` must be 0 or more, got {self.workers_max}")
+        for wire, value in (("workersMin", self.workers_min), ("workersMax", self.workers_max)):
+            if value < 0:
+                errors.append(f"`{wire}` must be 0 or more, got {value}")
+            elif value > MAX_WORKERS:
+                errors.append(f"`{wire}` must be at most {MAX_WORKERS}, got {value}")
         if self.workers_min > self.workers_max:
             errors.append(
                 f"`workersMin` ({self.workers_min}) must not exceed `workersMax` "
                 f"({self.workers_max})"
             )
-        if self.idle_timeout < 0:
+        if not self.idle_timeout >= 0:  # NaN too
             errors.append(f"`idleTimeout` must be 0 or more seconds, got {self.idle_timeout:g}")
+        elif self.idle_timeout > MAX_IDLE_TIMEOUT_S:
+            errors.append(
+                f"`idleTimeout` must be at most {MAX_IDLE_TIMEOUT_S} seconds, "
+                f"got {self.idle_timeout:g}"
+            )
         if self.scaler_type not in SCALER_TYPES:
             errors.append(
                 f"`scalerType` must be QUEUE_DELAY or REQUEST_COUNT, got {self.scaler_type!r}"
             )
-        elif self.scaler_type == "REQUEST_COUNT" and self.scaler_value < 1:
+        elif self.scaler_type == "REQUEST_COUNT" and not self.scaler_value >= 1:
             errors.append(
                 f"`scalerValue` must be at least 1 (jobs per worker) with REQUEST_COUNT, "
                 f"got {self.scaler_value:g}"
             )
-        elif self.scaler_value < 0:
+        elif self.scaler_type == "QUEUE_DELAY" and not self.scaler_value >= 0:
             errors.append(
                 f"`scalerValue` must be 0 or more seconds with QUEUE_DELAY, "
+                f"got {self.scaler_value:g}"
+            )
+        elif self.scaler_value > (limit := _SCALER_MAX[self.scaler_type]):
+            errors.append(
+                f"`scalerValue` must be at most {limit:g} with {self.scaler_type}, "
                 f"got {self.scaler_value:g}"
             )
         try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from podium.clock import iso_time
-from podium.endpoints.worker_env import env_errors
+from podium.endpoints.worker_env import env_errors, nul_errors
 from podium.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class Template:
                 shlex.split(self.command or "")
             except ValueError as exc:
                 errors.append(f"`command` cannot be split into words: {exc}")
+        errors += nul_errors({"command": self.command, "imageName": self.image_name})
         errors += env_errors(self.env)
         if errors:
             raise BadRequest("Invalid template: " + "; ".join(errors) + ".")

@@ -15,10 +15,12 @@ from urllib.parse import quote, urlencode
 __all__ = [
     "GPU_VAR",
     "NEXT_JOB_PARAM",
+    "PING_INTERVAL_HEADER",
     "PROTECTED_ENV",
     "WORKER_GPU_VAR",
     "RunpodEnv",
     "env_errors",
+    "nul_errors",
     "worker_env",
     "worker_urls",
 ]
@@ -48,6 +50,12 @@ class RunpodEnv(StrEnum):
 # job instead of two. Only Podium's runtime sends it; other workers never see a difference.
 NEXT_JOB_PARAM = "podium_next"
 
+# Every ping answer carries the gateway's heartbeat interval (ms; a lease lasts three):
+# Podium's runtime pings at least that often whatever RUNPOD_PING_INTERVAL says, so a
+# worker started by hand keeps its jobs' leases. (RunPod SDK workers do not read it: give
+# them RUNPOD_PING_INTERVAL; the fleet does.)
+PING_INTERVAL_HEADER = "X-Podium-Ping-Interval-Ms"
+
 # The `gpu=` query value of a Podium worker's derived URLs (what worker_env sets).
 WORKER_GPU_VAR = "PODIUM_WORKER_GPU"
 GPU_VAR = "CUDA_VISIBLE_DEVICES"
@@ -66,15 +74,27 @@ PROTECTED_ENV = frozenset(
         GPU_VAR,
     }
 )
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def nul_errors(values: Mapping[str, str | None]) -> list[str]:
+    """Fields (by wire name) that hold a NUL character: such a value cannot become part of
+    a command line or an environment (execve ends a string at NUL; Python refuses it)."""
+    return [
+        f"`{name}` may not contain a NUL character (\\u0000)"
+        for name, value in values.items()
+        if value is not None and "\x00" in value
+    ]
 
 
 def env_errors(env: Mapping[str, str]) -> list[str]:
-    """What is wrong with a user-given `env` (invalid names, protected variables)."""
+    """What is wrong with a user-given `env` (invalid names, protected variables, NUL
+    characters in values)."""
     errors: list[str] = []
-    bad = sorted(k for k in env if not _ENV_NAME.match(k))
+    bad = sorted(k for k in env if not _ENV_NAME.fullmatch(k))
     if bad:
         errors.append(f"`env` has invalid variable names: {', '.join(bad)}")
+    errors += nul_errors({f"env.{k}": v for k, v in sorted(env.items()) if k not in bad})
     protected = sorted(PROTECTED_ENV & set(env))
     if protected:
         errors.append(f"`env` may not set {', '.join(protected)}: the fleet sets them per worker")

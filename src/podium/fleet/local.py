@@ -1,7 +1,8 @@
 """The local backend: worker processes on this machine (the embedded default).
 
 Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
-workers; no free GPU -> `throttled`), an isolated HOME (no ~/.runpod/config.toml), its own
+workers; no free GPU -> `throttled`; CPU workers, at most `cpu_workers` at once, else
+`throttled` too), an isolated HOME (no ~/.runpod/config.toml), its own
 process group (fleet/process.py), and one pipe for its stdout and stderr, read by a
 LogShipper (podium.logs) that ships the lines, tagged with their jobs (a fresh marker in
 PODIUM_LOG_MARKER), to the gateway its RUNPOD_* variables name; the backend's own start
@@ -23,6 +24,7 @@ from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot, inherited_env
 from podium.fleet.gpus import Inventory, assign, why_throttled
 from podium.fleet.process import Process, Spawn, spawn_process
+from podium.fleet.settings import default_cpu_workers
 from podium.logs.lines import LogLine
 from podium.logs.markers import MARKER_ENV, new_marker
 from podium.logs.shipper import LogShipper, LogSink, worker_sink
@@ -47,6 +49,7 @@ class LocalSlot:
         self.shipper = shipper
         self.waiting: str | None = None
         self.code: int | None = None
+        self.released = False
 
     @property
     def pid(self) -> int | None:
@@ -76,6 +79,7 @@ class LocalSlot:
 
     def release(self) -> None:
         self.gpus = ()
+        self.released = True
 
 
 class LocalBackend:
@@ -90,9 +94,12 @@ class LocalBackend:
         spawn: Spawn = spawn_process,
         base_env: Mapping[str, str] | None = None,
         log_sink: Callable[[Mapping[str, str]], LogSink | None] = worker_sink,
+        cpu_workers: int | None = None,
     ) -> None:
         """`log_sink`: where a worker's lines go, from the environment it is given
-        (default: its gateway's worker-logs route)."""
+        (default: its gateway's worker-logs route). `cpu_workers`: how many workers
+        without a GPU may run at once (default: FleetSettings' default for this machine)."""
+        self.cpu_workers = cpu_workers if cpu_workers is not None else default_cpu_workers()
         self.data_dir = data_dir
         self._discover = discover_gpus
         self._spawn = spawn
@@ -103,6 +110,9 @@ class LocalBackend:
         self._log_sink = log_sink
         self._inventory: Inventory | None = None
         self._slots: list[LocalSlot] = []
+        # worker id -> the shipper of its last run, while it still sends: the next run's
+        # lines queue behind it (restarts read in order in the worker's log)
+        self._shippers: dict[str, LogShipper] = {}
         self.host = socket.gethostname()
 
     async def refresh(self, slots: Sequence[Slot]) -> None:
@@ -113,7 +123,7 @@ class LocalBackend:
                 gpus=tuple(dataclasses.replace(g, node=g.node or self.host) for g in found.gpus),
             )
             _announce(self._inventory)
-        self._slots = [s for s in self._slots if s.gpus]
+        self._slots = [s for s in self._slots if not s.released]
 
     def inventory(self) -> Inventory | None:
         return self._inventory
@@ -127,6 +137,12 @@ class LocalBackend:
         gpus = assign(inventory, request, p.gpu_count, in_use)
         if gpus is None:
             return why_throttled(inventory, request, p.gpu_count)
+        cpu_slots = sum(1 for s in self._slots if not s.gpus and not s.released)
+        if not gpus and cpu_slots >= self.cpu_workers:
+            return (
+                f"this machine runs at most {self.cpu_workers} CPU workers at once "
+                "(PODIUM_CPU_WORKERS); waiting for one to end"
+            )
         label = ",".join(g.name for g in inventory.gpus if g.index in gpus) or "cpu"
         home = self.data_dir / "workers" / p.worker_id
         home.mkdir(parents=True, exist_ok=True)
@@ -147,16 +163,20 @@ class LocalBackend:
             f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'}, GPUs "
             f"[{env['CUDA_VISIBLE_DEVICES']}]: {p.argv[0] if p.argv else '?'} ---"
         )
+        self._shippers = {w: s for w, s in self._shippers.items() if s.sending()}
+        after = self._shippers.get(p.worker_id)
         try:
             proc = self._spawn(p.argv, env, None)
-        except OSError as exc:
-            shipper = LogShipper(None, sink, name=p.worker_id).start()
+        except (OSError, ValueError) as exc:
+            shipper = LogShipper(None, sink, name=p.worker_id, after=after).start()
             shipper.note(header)
             shipper.note(f"--- podium: cannot start {list(p.argv[:1])}: {exc} ---")
             shipper.finish()
+            self._shippers[p.worker_id] = shipper
             raise
-        shipper = LogShipper(proc.stdout, sink, marker=marker, name=p.worker_id)
+        shipper = LogShipper(proc.stdout, sink, marker=marker, name=p.worker_id, after=after)
         shipper.note(header)  # before the reader starts: the first line of this run
+        self._shippers[p.worker_id] = shipper
         slot = LocalSlot(proc, gpus, self.host, p.worker_id, shipper.start())
         self._slots.append(slot)
         return slot

@@ -32,6 +32,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
+from podium.codec import ascii_digits
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot
 from podium.fleet.gpus import Gpu, Inventory
@@ -54,7 +55,7 @@ def actor_name(endpoint_id: str, slot: int) -> str:
 
 def parse_actor_name(name: str) -> tuple[str, int] | None:
     endpoint_id, _, slot = name.rpartition(".")
-    return (endpoint_id, int(slot)) if endpoint_id and slot.isdigit() else None
+    return (endpoint_id, int(slot)) if endpoint_id and ascii_digits(slot) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def _kind(resource: str) -> _Kind | None:
     if not resource.startswith(GPU_RESOURCE_PREFIX):
         return None
     name, _, memory = resource[len(GPU_RESOURCE_PREFIX) :].rpartition(":")
-    return _Kind(resource, name or "GPU", int(memory)) if memory.isdigit() else None
+    return _Kind(resource, name or "GPU", int(memory)) if ascii_digits(memory) else None
 
 
 class RaySlot:

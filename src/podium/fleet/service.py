@@ -61,7 +61,7 @@ class Fleet:
             from podium.fleet.raycluster import RayBackend  # imports ray
 
             return RayBackend(self.settings)  # joins the cluster on the first pass
-        return LocalBackend(data_dir, self._discover)
+        return LocalBackend(data_dir, self._discover, cpu_workers=self.settings.cpu_workers)
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:

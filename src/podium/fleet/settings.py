@@ -8,6 +8,10 @@ passed to create_app. Every environment variable it reads is named here and only
     PODIUM_FLEET               where workers run: `local` (default: processes on this
                                machine), `ray` (the Ray cluster this machine belongs to,
                                `ray.init(address="auto")`), or `ray://HOST:PORT` (Ray Client)
+    PODIUM_CPU_WORKERS         CPU workers (gpuCount 0, or any worker on a machine without
+                               GPUs) the local fleet runs at once; more wait `throttled`
+                               (default: one per core, at most one per 2 GiB of memory,
+                               at least 4). On Ray each asks the cluster for one CPU.
     PODIUM_FLEET_LOCK_S        with Ray, the lease of the store lock whose holder drives
                                the fleet (default 5 s): how soon another gateway takes over
     PODIUM_RAY_NAMESPACE       the Ray namespace of the worker actors (default `podium`): one
@@ -20,26 +24,41 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from podium.fleet.gpus import discover
 
-__all__ = ["ENV", "FleetSettings"]
+__all__ = ["ENV", "FleetSettings", "default_cpu_workers"]
 
 ENV = {
     "PODIUM_SUPERVISOR": "enabled",
     "PODIUM_SUPERVISOR_TICK_S": "tick_s",
     "PODIUM_GPUS": "gpus",
     "PODIUM_FLEET": "backend",
+    "PODIUM_CPU_WORKERS": "cpu_workers",
     "PODIUM_FLEET_LOCK_S": "lock_lease_s",
     "PODIUM_RAY_NAMESPACE": "ray_namespace",
     "RAY_ADDRESS": "ray_address",
 }
 
 
+def default_cpu_workers() -> int:
+    """What this machine holds: one CPU worker per core, at most one per 2 GiB of memory,
+    and at least 4 (a worker that waits on I/O costs little)."""
+    cores = os.cpu_count() or 1
+    try:
+        memory_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError):
+        memory_gib = 2.0 * cores
+    return max(4, min(cores, int(memory_gib // 2)))
+
+
 class FleetSettings(BaseModel):
     enabled: bool = True
     tick_s: float = 0.5
+    # Workers one pass starts (and restarts) at most; the others wait for the next passes.
+    starts_per_tick: int = Field(default=4, ge=1, le=100)
+    cpu_workers: int = Field(default_factory=default_cpu_workers, ge=1, le=10_000)
     gpus: str | None = None  # None: discover
     startup_crash_limit: int = 3  # consecutive crashes before ready -> unhealthy
     backoff_base_s: float = 1.0  # restart delays 1, 2, 4 ... backoff_cap_s

@@ -160,10 +160,15 @@ def _startup(seen: WorkerInfo | None) -> dict[str, str | None] | None:
 
 def _status(supervised: WorkerStatus | None, seen: WorkerInfo | None) -> str:
     """RunPod's worker status: the fleet's phase for the workers it runs (a ready or
-    draining one is running while it holds a job, else idle); the worker's own report
-    for the workers started elsewhere."""
+    draining one is running while it holds a job, else idle; one drained before it was
+    ever ready, holding no job, could serve nothing: throttled if it was never placed,
+    else initializing); the worker's own report for the workers started elsewhere."""
     if supervised is not None:
         phase = supervised.phase
+        holds = seen is not None and seen.jobs > 0
+        if phase is Phase.DRAINING and supervised.ready_at is None and not holds:
+            placed = supervised.pid is not None or bool(supervised.gpus)
+            phase = Phase.STARTING if placed else Phase.THROTTLED
         if phase in (Phase.STARTING, Phase.BACKOFF):
             return "initializing"
         if phase is Phase.THROTTLED:

@@ -19,6 +19,14 @@ and for each endpoint with a template
        may hold and exits; SIGKILL only after executionTimeout + `drain_extra_s`;
     6. publishes its view (FleetView.publish) for /health and the admin API.
 
+A pass starts at most `starts_per_tick` workers in all (starts and restarts; the rest wait
+for the next passes, and while passes run out of starts the endpoints take turns in going
+first), so that a burst of jobs or a large workersMin never forks a crowd of processes at
+once on the event loop. Finding a new worker's slot number is one pass over its endpoint's
+workers, however many start. One endpoint whose pass fails (a broken setting stored before
+a check existed, a backend error) is logged once with its reason and skipped: the others
+are still scaled.
+
 A worker the backend cannot place (no free GPU; Ray has no node for it yet) is
 `throttled` with the backend's reason. Each worker has a slot number (0 .. workersMax-1
 within its endpoint) that names it in the backend.
@@ -30,18 +38,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
+from podium.errors import StoreUnavailable
 from podium.fleet.backend import Adopted, Backend, Placement, Slot
 from podium.fleet.scaling import Phase, ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import FleetSettings
@@ -133,6 +143,9 @@ class Supervisor:
         self._leaving: list[_Worker] = []  # workers of deleted endpoints, until they exit
         self._stopped: dict[str, dict[str, float]] = {}  # endpoint -> worker -> exited at
         self._task: asyncio.Task[None] | None = None
+        self._turn = 0  # which endpoint goes first (they take turns while starts run out)
+        self._failing: dict[str, str] = {}  # endpoint -> the error its last pass raised
+        self._starts_left = settings.starts_per_tick  # in this pass
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -207,9 +220,24 @@ class Supervisor:
         if endpoints or self._leaving:
             await self.backend.refresh([w.slot for w in self._all_workers() if w.slot])
             now = self.clock.now()
-        for e in endpoints:
+        self._starts_left = self.settings.starts_per_tick
+        turn = self._turn % len(endpoints) if endpoints else 0
+        for e in endpoints[turn:] + endpoints[:turn]:
             pool = self._pools.setdefault(e.id, _Pool(e.id))
-            await self._tick_endpoint(pool, e, now)
+            try:
+                await self._tick_endpoint(pool, e, now)
+            except asyncio.CancelledError:
+                raise
+            except StoreUnavailable:
+                raise  # the store is down: the whole pass fails (and is tried again)
+            except Exception as exc:  # one endpoint never stops the pass for the others
+                if self._failing.get(e.id) != repr(exc):  # said once, not every pass
+                    self._failing[e.id] = repr(exc)
+                    log.exception("endpoint %s: its fleet pass failed; the others go on", e.id)
+            else:
+                self._failing.pop(e.id, None)
+        if self._starts_left <= 0:  # the pass ran out of starts: the next one begins later
+            self._turn += 1
         self._reap_leaving(now)
         for ep_id, gone in list(self._stopped.items()):
             for wid, at in list(gone.items()):
@@ -300,12 +328,13 @@ class Supervisor:
                 or (w.phase is Phase.BACKOFF and (w.restart_at or 0) <= now)
             ):
                 self._launch(w, e, now)
-        for _ in range(decision.start):
+        free = self._free_slots(pool)
+        for _ in range(min(decision.start, self._starts_left)):
             w = _Worker(
                 id=f"{e.id[:6]}-{secrets.token_hex(4)}",
                 endpoint_id=e.id,
                 launch_key=pool.launch_key or "",
-                slot_index=self._free_slot(e.id),
+                slot_index=next(free),
             )
             pool.workers[w.id] = w
             self._launch(w, e, now)
@@ -420,7 +449,11 @@ class Supervisor:
         log.warning("worker %s %s", w.id, w.reason)
 
     def _launch(self, w: _Worker, e: FleetEndpoint, now: float) -> None:
+        """Start (or restart) `w` if this pass may still start one; a worker the pass has
+        no room for keeps its phase and is tried again on the next pass."""
         assert e.launch is not None
+        if self._starts_left <= 0:
+            return
         restart = w.started_at is not None
         placement = Placement(
             endpoint_id=e.id,
@@ -434,17 +467,20 @@ class Supervisor:
         )
         try:
             placed = self.backend.place(placement)
-        except OSError as exc:  # the command does not exist, say
+        except (OSError, ValueError) as exc:  # no such command, a NUL in argv or env, ...
+            self._starts_left -= 1
             w.phase, w.started_at = Phase.STARTING, now
             if restart:
                 w.restarts += 1
-            self._crashed(w, f"cannot start: {exc.strerror or exc}", now)
+            what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            self._crashed(w, f"cannot start: {what}", now)
             return
         if isinstance(placed, str):
             if w.phase is not Phase.THROTTLED or w.reason != placed:
                 log.info("worker %s is throttled: %s", w.id, placed)
             w.phase, w.reason = Phase.THROTTLED, placed
             return
+        self._starts_left -= 1
         w.slot, w.started_at, w.ready_at, w.idle_since, w.busy = placed, now, None, None, False
         w.restart_at, w.reason = None, None
         if restart:
@@ -497,7 +533,9 @@ class Supervisor:
     def _all_workers(self) -> list[_Worker]:
         return [w for p in self._pools.values() for w in p.workers.values()] + self._leaving
 
-    def _free_slot(self, endpoint_id: str) -> int:
-        """The lowest slot number no worker of the endpoint holds (leaving ones too)."""
-        taken = {w.slot_index for w in self._all_workers() if w.endpoint_id == endpoint_id}
-        return next(i for i in range(len(taken) + 1) if i not in taken)
+    def _free_slots(self, pool: _Pool) -> Iterator[int]:
+        """The slot numbers no worker of the endpoint holds (leaving ones too), lowest
+        first: one pass over its workers, however many are started."""
+        taken = {w.slot_index for w in pool.workers.values()}
+        taken |= {w.slot_index for w in self._leaving if w.endpoint_id == pool.endpoint_id}
+        return (i for i in itertools.count() if i not in taken)

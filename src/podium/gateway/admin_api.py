@@ -49,8 +49,9 @@ def _state(request: Request) -> GatewayState:
     return request.app.state.podium
 
 
-# What a worker process runs: only an admin of the whole gateway may change it.
-_RUNS_ON_THE_FLEET = ("command", "env", "templateId")
+# What a worker process runs: only an admin of the whole gateway may change it (set, or
+# cleared with null: clearing templateId also clears command and model).
+_RUNS_ON_THE_FLEET = ("command", "env", "model", "templateId")
 
 
 class EndpointUpdate(BaseModel):
@@ -273,7 +274,7 @@ async def update_endpoint(
     request: Request, endpoint_id: str, body: EndpointUpdate, key: AdminKey
 ) -> JSON:
     state = _state(request)
-    runs = sorted(f for f in _RUNS_ON_THE_FLEET if getattr(body, f) is not None)
+    runs = sorted(f for f in _RUNS_ON_THE_FLEET if f in body.model_fields_set)
     if key is not None and key.endpoints and runs:
         raise Forbidden(
             f"Changing {', '.join(runs)} changes what runs on the fleet's machines: it needs "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import Request
 
 from podium.endpoints import Endpoint
-from podium.errors import Forbidden, NotFound, Unauthorized
+from podium.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from podium.jobs import WORKER_ID_MAX_CHARS
 from podium.keys import ApiKey, Scope, derive_worker_token, hash_secret, secrets_equal
 
 __all__ = ["authorize_client", "authorize_worker"]
@@ -57,6 +58,11 @@ async def authorize_worker(request: Request, endpoint_id: str) -> Endpoint:
     Accepted: the endpoint's own token, or the token the supervisor derives for this
     endpoint from the fleet secret (keys.derive_worker_token)."""
     state = request.app.state.podium
+    worker_id = request.path_params.get("worker_id")
+    if worker_id is not None and not 1 <= len(worker_id) <= WORKER_ID_MAX_CHARS:
+        raise BadRequest(
+            f"A worker id must be 1 to {WORKER_ID_MAX_CHARS} characters, got {len(worker_id)}."
+        )
     endpoint = await state.lookups.endpoint(endpoint_id)
     if state.settings.insecure_no_auth:
         if endpoint is None:

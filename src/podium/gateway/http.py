@@ -59,7 +59,7 @@ class JSON(Response):
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and codec.ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(
             f"The request body is {int(declared)} bytes, over this route's limit of {limit} bytes."
         )

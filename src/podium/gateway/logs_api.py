@@ -86,9 +86,7 @@ async def ship(request: Request, endpoint_id: str, worker_id: str) -> Response:
     if dropped:
         at = lines[0].at if lines else state.clock.now()
         lines.insert(0, LogLine(at, dropped_line(dropped)))
-    cursor = await state.store.logs.append(
-        endpoint_id, worker_id, lines, state.settings.log_lines_per_worker
-    )
+    cursor = await state.store.logs.append(endpoint_id, worker_id, lines, state.settings.log_budget)
     return JSON({"stored": len(lines), "cursor": cursor})
 
 

@@ -3,6 +3,11 @@
 The console signs in with it (a wrong key gets 401 here, like everywhere else), hides the
 admin-only parts from `read` and `run` keys, and lists the endpoints a non-admin key may
 use (the admin-only `GET /v1/endpoints` is not open to them). Any valid key may call it.
+
+    scopes          what the key may do on the endpoints it reaches (`endpoints`)
+    gatewayScopes   what it may do gateway-wide (create endpoints, manage keys): the same,
+                    but an admin key limited to some endpoints administers only those, so
+                    `admin` is missing here for it
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ router = APIRouter(prefix="/v1", tags=["session"], route_class=CodecRoute)
 async def me(request: Request) -> JSON:
     state: GatewayState = request.app.state.podium
     key = await authorize_client(request, Scope.READ)  # None: --insecure-no-auth
-    scopes = [s for s in Scope if key is None or key.allows(s)]
+    scopes = [s for s in Scope if key is None or key.allows(s, *key.endpoints[:1])]
+    wide = [s for s in Scope if key is None or key.allows(s)]
     endpoints = [
         {"id": e.id, "name": e.spec.name, "templateId": e.spec.template_id}
         for e in await state.store.list_endpoints()
@@ -33,6 +39,7 @@ async def me(request: Request) -> JSON:
         {
             "key": key.public() if key is not None else None,
             "scopes": [str(s) for s in scopes],
+            "gatewayScopes": [str(s) for s in wide],
             "endpoints": endpoints,
             "publicUrl": state.settings.public_url,
         }

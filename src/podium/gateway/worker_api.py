@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from podium.endpoints.worker_env import NEXT_JOB_PARAM
+from podium.clock import SKEW_MAX_S, check_time
+from podium.codec import ascii_digits
+from podium.endpoints.worker_env import NEXT_JOB_PARAM, PING_INTERVAL_HEADER
 from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
@@ -169,9 +171,14 @@ async def job_done(
         await state.announce_final(result.job)
     answer = {"id": job_id, "status": result.job.status.value, "applied": result.applied}
     if take_next:
-        jobs = await state.store.take(
-            endpoint_id, worker_id, take_next, hold=0.0, lease_s=state.settings.lease_s
-        )
+        # A duplicate post (applied: false; a retry of one that got through) takes nothing:
+        # the worker that sent it may not be waiting for jobs, which would then sit orphaned
+        # until their lease ends.
+        jobs = []
+        if result.applied:
+            jobs = await state.store.take(
+                endpoint_id, worker_id, take_next, hold=0.0, lease_s=state.settings.lease_s
+            )
         for job in jobs:
             state.metrics.started(job)
         answer["next"] = [j.work_item() for j in jobs]
@@ -224,18 +231,19 @@ async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id:
 _STARTUP = {"exec_ms": "execAt", "boot_ms": "bootedAt", "load_ms": "loadedAt"}
 
 
-def _startup(q: QueryParams) -> dict[str, float] | None:
-    """The startup times a ping carries (None: it carries none, as a runpod SDK worker's)."""
+def _startup(q: QueryParams, now: float) -> dict[str, float] | None:
+    """The startup times a ping carries (None: it carries none, as a runpod SDK worker's),
+    each at most a day past this gateway's clock (a read must be able to show it)."""
     out: dict[str, float] = {}
     for param, name in _STARTUP.items():
         raw = q.get(param)
         if raw is None:
             continue
-        if not raw.isdigit() or len(raw) > 15:
+        if not ascii_digits(raw) or len(raw) > 15:
             raise BadRequest(
                 f"`{param}` must be a time in epoch milliseconds (digits), got {raw[:40]!r}."
             )
-        out[name] = int(raw) / 1000.0
+        out[name] = check_time(int(raw) / 1000.0, param, 0.0, now + SKEW_MAX_S)
     return out or None
 
 
@@ -246,7 +254,7 @@ async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
     q = request.query_params
     job_ids = [j for j in q.get("job_id", "").split(",") if j]
     worker_state = "unhealthy" if q.get("status") == "unhealthy" else None
-    info = _startup(q)
+    info = _startup(q, state.clock.now())
     if worker_state:
         info = {**(info or {}), "check": q.get("check"), "reason": q.get("reason")}
         log.warning("worker %s reports unhealthy: %s", worker_id, info)
@@ -255,4 +263,4 @@ async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
     await state.store.heartbeat(
         endpoint_id, worker_id, job_ids, state.settings.lease_s, worker_state, info
     )
-    return JSON({})
+    return JSON({}, headers={PING_INTERVAL_HEADER: str(state.settings.ping_interval_ms)})

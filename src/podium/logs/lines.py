@@ -7,6 +7,15 @@ the jobs the worker was running when it wrote it (podium.logs.markers). The stor
 each line a `seq`: increasing across the whole store, it is the cursor of `since=` and
 of a follower.
 
+What the store keeps (LogBudget): each worker's last `lines_per_worker` lines; of one
+endpoint, the logs of at most `workers_per_endpoint` workers and `bytes_per_endpoint`
+bytes (a line costs its text and job ids in UTF-8 plus LINE_COST_OVERHEAD). Past its
+workers, the logs of the workers that wrote least recently go (the writer's own never);
+past its bytes, its oldest lines go, whoever wrote them, until BYTES_LOW_WATER of the
+budget is left (so that the next appends do not each trim again). So one endpoint's
+worker token, whatever worker ids it invents, spends at most its endpoint's budget of the
+store, never what others need.
+
 Wire shape of a batch (`POST /v2/{ep}/worker-logs/{worker}`, docs/api.md):
 
     {"lines": [{"time": <epoch seconds>, "text": "...", "jobs": ["id", ...]}, ...],
@@ -15,25 +24,30 @@ Wire shape of a batch (`POST /v2/{ep}/worker-logs/{worker}`, docs/api.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podium.clock import iso_time
+from podium.clock import SKEW_MAX_S, check_time, iso_time
+from podium.codec import ascii_digits
 from podium.errors import BadRequest
 from podium.history import cut_error
+from podium.jobs import WORKER_ID_MAX_CHARS
 
 __all__ = [
     "BATCH_MAX_BYTES",
     "BATCH_MAX_LINES",
+    "BYTES_LOW_WATER",
+    "LINE_COST_OVERHEAD",
     "LINE_MAX_BYTES",
+    "LogBudget",
     "LogLine",
     "LogQuery",
     "StoredLine",
     "batch_body",
     "cut_line",
     "dropped_line",
+    "line_cost",
     "parse_batch",
     "parse_log_query",
 ]
@@ -43,12 +57,30 @@ BATCH_MAX_LINES = 1000  # lines in one shipped batch
 BATCH_MAX_BYTES = 1024 * 1024  # body of one shipped batch (the worker route's limit)
 JOBS_PER_LINE_MAX = 64  # job ids on one line (a worker's concurrency)
 JOB_ID_MAX_CHARS = 256
-WORKER_ID_MAX_CHARS = 256
 TAIL_DEFAULT = 100
 TAIL_MAX = 10_000  # lines one read returns
 LINES_PER_WORKER_DEFAULT = 5000  # what the store keeps per worker (PODIUM_LOG_LINES_PER_WORKER)
+WORKERS_PER_ENDPOINT_DEFAULT = 256  # workers' logs per endpoint (PODIUM_LOG_WORKERS_PER_ENDPOINT)
+BYTES_PER_ENDPOINT_DEFAULT = 64 * 1024 * 1024  # PODIUM_LOG_BYTES_PER_ENDPOINT
+LINE_COST_OVERHEAD = 64  # bytes a stored line costs beside its text and job ids
+BYTES_LOW_WATER = 0.9  # past its bytes, an endpoint's oldest lines go until this is left
 RETENTION_DEFAULT_MS = 7 * 24 * 3600 * 1000  # a silent worker's log is forgotten after this
 RETENTION_MAX_MS = 30 * 24 * 3600 * 1000  # (the Redis store's key TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class LogBudget:
+    """What the store keeps of an endpoint's worker logs (see the module docstring)."""
+
+    lines_per_worker: int = LINES_PER_WORKER_DEFAULT
+    workers_per_endpoint: int = WORKERS_PER_ENDPOINT_DEFAULT
+    bytes_per_endpoint: int = BYTES_PER_ENDPOINT_DEFAULT
+
+
+def line_cost(text: str, jobs_json: str) -> int:
+    """What one stored line counts against its endpoint's bytes (both stores agree:
+    SQLite's triggers and the Redis script count the same UTF-8 bytes)."""
+    return len(text.encode()) + len(jobs_json.encode()) + LINE_COST_OVERHEAD
 
 
 def cut_line(text: str) -> str:
@@ -143,13 +175,10 @@ def parse_batch(body: Any, now: float) -> tuple[list[LogLine], int]:
         if not isinstance(text, str):
             raise BadRequest(f"`{where}.text` must be a string, got {type(text).__name__}.")
         at = item.get("time", now)
-        if (
-            isinstance(at, bool)
-            or not isinstance(at, int | float)
-            or not math.isfinite(at)
-            or at < 0
-        ):
+        if isinstance(at, bool) or not isinstance(at, int | float):
             raise BadRequest(f"`{where}.time` must be epoch seconds (a number), got {at!r:.40}.")
+        # Not older than the store keeps a log, not beyond the skew a worker's clock may have
+        check_time(float(at), f"{where}.time", now - RETENTION_MAX_MS / 1000, now + SKEW_MAX_S)
         lines.append(LogLine(float(at), cut_line(text), _job_ids(item.get("jobs"), where)))
     return lines, dropped
 
@@ -175,10 +204,9 @@ def _int_param(params: Mapping[str, str], name: str, low: int, high: int) -> int
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"`{name}` must be an integer, got {raw!r:.40}.") from None
+    if not ascii_digits(raw) or len(raw) > 19:
+        raise BadRequest(f"`{name}` must be a whole number (digits 0-9), got {raw!r:.40}.")
+    value = int(raw)
     if not low <= value <= high:
         raise BadRequest(f"`{name}` must be between {low} and {high}, got {value}.")
     return value

@@ -63,6 +63,7 @@ FLUSH_S = 0.2  # a line waits at most this long for others to share its batch
 BATCH_BYTES = BATCH_MAX_BYTES // 2  # what the sender packs (JSON may grow on the wire)
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 5.0
 RECENT_LINES = 50
+FINISH_WAIT_S = 40.0  # how long a run's lines wait behind its previous run's (which give up at 30)
 _READ_MAX = LINE_MAX_BYTES * 2  # bytes one readline may take (the rest of a line is skipped)
 _LINE_OVERHEAD = 48  # bytes of JSON around a line's text and jobs
 
@@ -230,10 +231,13 @@ class LogShipper:
         clock: Callable[[], float] = time.time,
         buffer: LogBuffer | None = None,
         name: str = "worker",
+        after: LogShipper | None = None,
     ) -> None:
         """`stream`: the pipe to read (binary; None: only `note` lines); `marker`: the
         value given to the child in MARKER_ENV; `echo`: a file descriptor that also gets
-        every line (the terminal of `podium worker --ship-logs`); `clock`: capture times."""
+        every line (the terminal of `podium worker --ship-logs`); `clock`: capture times;
+        `after`: the shipper of the same worker's previous run, whose lines this one
+        sends nothing before (its exit line stays ahead of this run's start line)."""
         self.stream = stream
         self.sink = sink
         self.echo = echo
@@ -250,6 +254,7 @@ class LogShipper:
         self._give_up_at: float | None = None
         self._reader: threading.Thread | None = None
         self._sender: threading.Thread | None = None
+        self._after = after
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -352,8 +357,15 @@ class LogShipper:
                     return None
                 self._cond.wait(timeout=due if due is not None else 1.0)
 
+    def sending(self) -> bool:
+        """Whether its sender still runs (lines are left to ship)."""
+        return self._sender is not None and self._sender.is_alive()
+
     def _send_loop(self) -> None:
         try:
+            if self._after is not None:  # the previous run's lines go first
+                self._after.join(FINISH_WAIT_S)
+                self._after = None
             self._send_all()
         finally:
             close = getattr(self.sink, "close", None)  # HttpLogSink's connections

@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from podium.codec import ascii_digits
 from podium.errors import BadRequest
 from podium.net import is_public_url
 from podium.sd.schema import FIELDS
@@ -111,7 +112,7 @@ def _fetch(url: str, *, name: str, limits: ImageLimits) -> bytes:
 def _read_limited(response: Any, *, name: str, limits: ImageLimits) -> bytes:
     """The body of an httpx streaming response, refused as soon as it passes the limit."""
     length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limits.max_bytes:
+    if ascii_digits(length) and int(length) > limits.max_bytes:
         raise BadRequest(_too_big(name, int(length), limits))
     chunks: list[bytes] = []
     size = 0

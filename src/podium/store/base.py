@@ -15,7 +15,7 @@ from podium.endpoints import Endpoint
 from podium.history import HistoryPage, HistoryQuery
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
-from podium.logs.lines import LogLine, LogQuery, StoredLine
+from podium.logs.lines import LogBudget, LogLine, LogQuery, StoredLine
 
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
@@ -123,15 +123,16 @@ class WorkerLogs(Protocol):
 
     Every line gets a seq from one counter of the whole store, so a seq orders lines of
     all workers by the time the store took them (a worker's own lines stay in the order
-    it wrote them) and serves as the cursor of `since`. Each worker keeps its last `keep`
-    lines; a worker that shipped nothing for the retention period is forgotten by
-    `expire`; `JobStore.delete_endpoint` deletes its endpoint's lines."""
+    it wrote them) and serves as the cursor of `since`. What is kept follows a LogBudget
+    (logs/lines.py); a worker that shipped nothing for the retention period is forgotten
+    by `expire`; `JobStore.delete_endpoint` deletes its endpoint's lines."""
 
     async def append(
-        self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
+        self, endpoint_id: str, worker_id: str, lines: list[LogLine], budget: LogBudget
     ) -> int:
-        """Store lines in order, then trim the worker's log to its last `keep` lines;
-        the seq of the last one (the counter's value when `lines` is empty)."""
+        """Store lines in order, then hold the worker and its endpoint to `budget` (the
+        worker's last lines; the endpoint's least recently written logs go first); the
+        seq of the last line (the counter's value when `lines` is empty)."""
         ...
 
     async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:

@@ -69,7 +69,14 @@ from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.history import HISTORY_ERROR_BYTES, HistoryPage, HistoryQuery
-from podium.jobs import DEFAULT_LIMITS, MS, Job, JobStatus, WorkerReport
+from podium.jobs import (
+    DEFAULT_LIMITS,
+    MS,
+    WORKER_RECORDS_PER_ENDPOINT,
+    Job,
+    JobStatus,
+    WorkerReport,
+)
 from podium.keys import ApiKey
 from podium.store.base import (
     REAPER_QUARANTINE_ERROR,
@@ -111,7 +118,8 @@ def _lua(name: str) -> str:
     return (_LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
 
-_PRELUDE = _lua("prelude")
+# Facts of podium.jobs the scripts need, as Lua constants ahead of the prelude.
+_PRELUDE = f"local WORKER_RECORDS = {WORKER_RECORDS_PER_ENDPOINT}\n" + _lua("prelude")
 
 # The scripts of store/lua/<name>.lua, each run after the prelude.
 _SCRIPTS = (

@@ -11,11 +11,15 @@
     {p}:logjw:{ep}:{worker} zset    the worker's entries in those: "{seq}:{job}", score
                                     seq (what to take out when its stream trims a line)
     {p}:logjobs:{ep}        set     the jobs that have an index (deleted with the endpoint)
+    {p}:logb:{ep}           hash    worker -> what its kept lines cost (logs.lines.line_cost)
 
-An append is one script (lua/logs_append.lua): the seqs it takes from the counter, the
-entries it adds, the job index entries of the lines the stream trimmed that it takes out
-are one atomic step, so every seq up to the counter's value is either stored or trimmed,
-a reader that reads the counter first never misses a line below it, and a job's index
+An append is one script (lua/logs_append.lua, after lua/logs_prelude.lua): the seqs it
+takes from the counter, the entries it adds, the lines it trims (the worker's beyond its
+last `lines_per_worker`; past the endpoint's LogBudget, the whole logs of its least
+recently written workers, or its oldest lines across its workers) and the job index
+entries of the lines it trimmed are one atomic step, so every seq up to the counter's
+value is either stored or trimmed, a reader that reads the counter first never misses a
+line below it, and a job's index
 holds exactly its lines that are kept (a job read costs its own lines, not the log's).
 Every key also carries a TTL (KEY_TTL_MS), so a log nobody expires still goes. Endpoint
 ids hold no `/` (they are generated).
@@ -34,7 +38,14 @@ from redis.exceptions import RedisError
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.logs.lines import RETENTION_MAX_MS, LogLine, LogQuery, StoredLine
+from podium.logs.lines import (
+    BYTES_LOW_WATER,
+    RETENTION_MAX_MS,
+    LogBudget,
+    LogLine,
+    LogQuery,
+    StoredLine,
+)
 from podium.store.base import LogPage
 
 __all__ = ["RedisWorkerLogs", "guarded"]
@@ -98,22 +109,26 @@ class RedisWorkerLogs:
         self.prefix = prefix
         self.clock = clock
         self._unavailable = unavailable
-        self._append = client.register_script((_LUA / "logs_append.lua").read_text())
-        self._forget = client.register_script((_LUA / "logs_forget.lua").read_text())
+        prelude = (_LUA / "logs_prelude.lua").read_text()
+        self._append = client.register_script(prelude + (_LUA / "logs_append.lua").read_text())
+        self._forget = client.register_script(prelude + (_LUA / "logs_forget.lua").read_text())
 
     def _stream(self, endpoint_id: str, worker_id: str) -> str:
         return f"{self.prefix}:log:{endpoint_id}:{worker_id}"
 
     @guarded
     async def append(
-        self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
+        self, endpoint_id: str, worker_id: str, lines: list[LogLine], budget: LogBudget
     ) -> int:
         args: list[str] = [
             self.prefix,
             endpoint_id,
             worker_id,
             repr(self.clock.now()),
-            str(max(keep, 0)),
+            str(max(budget.lines_per_worker, 0)),
+            str(budget.workers_per_endpoint),
+            str(budget.bytes_per_endpoint),
+            repr(BYTES_LOW_WATER),
             str(KEY_TTL_MS),
             str(len(lines)),
         ]
@@ -210,7 +225,7 @@ class RedisWorkerLogs:
             )
             for member in due:
                 ep, _, worker = member.partition("/")
-                args = [self.prefix, "worker", ep, worker, repr(before)]
+                args = [self.prefix, ep, "worker", worker, repr(before)]
                 total += int(await self._forget(args=args))
             if len(due) < 500:
                 break
@@ -218,7 +233,7 @@ class RedisWorkerLogs:
 
     async def delete_endpoint(self, endpoint_id: str) -> None:
         """Called by RedisStore.delete_endpoint (which guards it)."""
-        await self._forget(args=[self.prefix, "endpoint", endpoint_id])
+        await self._forget(args=[self.prefix, endpoint_id, "endpoint"])
 
 
 def _page(lines: list[StoredLine], query: LogQuery, top: int) -> LogPage:

@@ -34,7 +34,14 @@ from podium.clock import Clock
 from podium.endpoints import Endpoint
 from podium.errors import Conflict, NotFound, StoreUnavailable
 from podium.history import HISTORY_ERROR_BYTES, HistoryPage, HistoryQuery, cut_error
-from podium.jobs import DEFAULT_LIMITS, MS, Job, JobStatus, WorkerReport
+from podium.jobs import (
+    DEFAULT_LIMITS,
+    MS,
+    WORKER_RECORDS_PER_ENDPOINT,
+    Job,
+    JobStatus,
+    WorkerReport,
+)
 from podium.keys import ApiKey
 from podium.store.base import (
     REAPER_QUARANTINE_ERROR,
@@ -657,6 +664,19 @@ class SQLiteStore:
         state: str | None = None,
         info: dict[str, Any] | None = None,
     ) -> None:
+        """Record that the worker was seen now; a new id past the endpoint's
+        WORKER_RECORDS_PER_ENDPOINT pushes out the record seen least recently."""
+        known = db.execute(
+            "SELECT 1 FROM workers WHERE endpoint_id = ? AND worker_id = ?",
+            (endpoint_id, worker_id),
+        ).fetchone()
+        if known is None:
+            db.execute(
+                """DELETE FROM workers WHERE endpoint_id = ? AND worker_id IN (
+                       SELECT worker_id FROM workers WHERE endpoint_id = ?
+                       ORDER BY last_seen DESC, worker_id DESC LIMIT -1 OFFSET ?)""",
+                (endpoint_id, endpoint_id, WORKER_RECORDS_PER_ENDPOINT - 1),
+            )
         db.execute(
             """INSERT INTO workers (endpoint_id, worker_id, last_seen, state, info)
                VALUES (?, ?, ?, COALESCE(?, 'idle'), COALESCE(?, '{}'))

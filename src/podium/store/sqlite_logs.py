@@ -4,10 +4,14 @@
                       store-wide counter and cursor; `jobs` is a JSON array of job ids
     worker_log_jobs   (job id, seq) for each job of each line: a job's lines by index;
                       its rows go with their line (ON DELETE CASCADE)
-    log_writers       (endpoint, worker) -> when the store last took a line (expiry)
+    log_writers       (endpoint, worker) -> when the store last took a line (expiry),
+                      the seq of that line (least recently written first), and what
+                      its kept lines cost (`bytes`, kept by the triggers below on every
+                      insert and delete: logs.lines.line_cost)
 
 Statements run on the event loop's thread like the rest of SQLiteStore: an append is
-one transaction over a handful of indexed rows.
+one transaction over a handful of indexed rows, and the endpoint's budget
+(logs.lines.LogBudget) is enforced in it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.logs.lines import LogLine, LogQuery, StoredLine
+from podium.logs.lines import (
+    BYTES_LOW_WATER,
+    LINE_COST_OVERHEAD,
+    LogBudget,
+    LogLine,
+    LogQuery,
+    StoredLine,
+)
 from podium.store.base import LogPage
 
 __all__ = ["SQLiteWorkerLogs", "guarded"]
@@ -47,10 +58,31 @@ CREATE TABLE IF NOT EXISTS log_writers (
     endpoint_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,
     last_at REAL NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (endpoint_id, worker_id)
 );
 CREATE INDEX IF NOT EXISTS log_writers_last ON log_writers (last_at);
 """
+# What a line costs (logs.lines.line_cost), as SQL over a worker_logs row.
+_COST = (
+    f"(length(CAST({{r}}.text AS BLOB)) + length(CAST({{r}}.jobs AS BLOB)) + {LINE_COST_OVERHEAD})"
+)
+_TRIGGERS = f"""
+CREATE TRIGGER IF NOT EXISTS worker_logs_cost_in AFTER INSERT ON worker_logs BEGIN
+    UPDATE log_writers SET bytes = bytes + {_COST.format(r="NEW")}
+    WHERE endpoint_id = NEW.endpoint_id AND worker_id = NEW.worker_id;
+END;
+CREATE TRIGGER IF NOT EXISTS worker_logs_cost_out AFTER DELETE ON worker_logs BEGIN
+    UPDATE log_writers SET bytes = bytes - {_COST.format(r="OLD")}
+    WHERE endpoint_id = OLD.endpoint_id AND worker_id = OLD.worker_id;
+END;
+"""
+# Columns log_writers gained after its first release: (column, definition, backfill).
+_MIGRATIONS = (
+    ("last_seq", "INTEGER NOT NULL DEFAULT 0", "SELECT MAX(seq)"),
+    ("bytes", "INTEGER NOT NULL DEFAULT 0", f"SELECT SUM({_COST.format(r='l')})"),
+)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -101,7 +133,17 @@ class SQLiteWorkerLogs:
         self._db = db
         self.clock = clock
         self._unavailable = unavailable
+        have = {r[1] for r in db.execute("PRAGMA table_info(log_writers)")}
         db.executescript(_SCHEMA)
+        for column, definition, value in _MIGRATIONS if have else ():
+            if column not in have:
+                db.execute(f"ALTER TABLE log_writers ADD COLUMN {column} {definition}")
+                db.execute(
+                    f"""UPDATE log_writers SET {column} = COALESCE(({value} FROM worker_logs l
+                        WHERE l.endpoint_id = log_writers.endpoint_id
+                          AND l.worker_id = log_writers.worker_id), 0)"""
+                )
+        db.executescript(_TRIGGERS)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -121,11 +163,17 @@ class SQLiteWorkerLogs:
 
     @guarded
     async def append(
-        self, endpoint_id: str, worker_id: str, lines: list[LogLine], keep: int
+        self, endpoint_id: str, worker_id: str, lines: list[LogLine], budget: LogBudget
     ) -> int:
         if not lines:
             return self._top()
         with self._tx() as db:
+            # the writer's row first: the insert trigger adds each line's cost to it
+            db.execute(
+                """INSERT INTO log_writers (endpoint_id, worker_id, last_at) VALUES (?, ?, ?)
+                   ON CONFLICT (endpoint_id, worker_id) DO UPDATE SET last_at = excluded.last_at""",
+                (endpoint_id, worker_id, self.clock.now()),
+            )
             first = self._top() + 1
             db.executemany(
                 """INSERT INTO worker_logs (endpoint_id, worker_id, at, text, jobs)
@@ -141,14 +189,63 @@ class SQLiteWorkerLogs:
                 """DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ? AND seq <= (
                        SELECT seq FROM worker_logs WHERE endpoint_id = ? AND worker_id = ?
                        ORDER BY seq DESC LIMIT 1 OFFSET ?)""",
-                (endpoint_id, worker_id, endpoint_id, worker_id, max(keep, 0)),
+                (endpoint_id, worker_id, endpoint_id, worker_id, max(budget.lines_per_worker, 0)),
             )
+            top = self._top()
             db.execute(
-                """INSERT INTO log_writers (endpoint_id, worker_id, last_at) VALUES (?, ?, ?)
-                   ON CONFLICT (endpoint_id, worker_id) DO UPDATE SET last_at = excluded.last_at""",
-                (endpoint_id, worker_id, self.clock.now()),
+                "UPDATE log_writers SET last_seq = ? WHERE endpoint_id = ? AND worker_id = ?",
+                (top, endpoint_id, worker_id),
             )
-            return self._top()
+            self._enforce(db, endpoint_id, worker_id, budget)
+            return top
+
+    def _enforce(
+        self, db: sqlite3.Connection, endpoint_id: str, worker_id: str, budget: LogBudget
+    ) -> None:
+        """The endpoint's budget (logs.lines.LogBudget): past its workers, the logs of the
+        workers that wrote least recently go (never the writer's own); past its bytes,
+        its oldest lines (any worker's) go, down to BYTES_LOW_WATER of the budget."""
+        writers = db.execute(
+            """SELECT worker_id, bytes FROM log_writers WHERE endpoint_id = ?
+               ORDER BY last_seq, worker_id""",
+            (endpoint_id,),
+        ).fetchall()
+        total = sum(r["bytes"] for r in writers)
+        over = len(writers) - budget.workers_per_endpoint
+        for r in [r for r in writers if r["worker_id"] != worker_id][: max(over, 0)]:
+            self._forget(db, endpoint_id, r["worker_id"])
+            total -= r["bytes"]
+        if total <= budget.bytes_per_endpoint:
+            return
+        goal, freed, cut = total - int(budget.bytes_per_endpoint * BYTES_LOW_WATER), 0, -1
+        while freed < goal:  # the oldest lines, a chunk at a time
+            rows = db.execute(
+                f"""SELECT seq, {_COST.format(r="l")} AS cost FROM worker_logs l
+                    WHERE endpoint_id = ? AND seq > ? ORDER BY seq LIMIT 1000""",
+                (endpoint_id, cut),
+            ).fetchall()
+            for row in rows:
+                freed, cut = freed + row["cost"], row["seq"]
+                if freed >= goal:
+                    break
+            if len(rows) < 1000:
+                break
+        db.execute("DELETE FROM worker_logs WHERE endpoint_id = ? AND seq <= ?", (endpoint_id, cut))
+        db.execute(  # the writers left without a line (not the one writing now)
+            "DELETE FROM log_writers WHERE endpoint_id = ? AND bytes <= 0 AND worker_id != ?",
+            (endpoint_id, worker_id),
+        )
+
+    @staticmethod
+    def _forget(db: sqlite3.Connection, endpoint_id: str, worker_id: str) -> None:
+        db.execute(
+            "DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ?",
+            (endpoint_id, worker_id),
+        )
+        db.execute(
+            "DELETE FROM log_writers WHERE endpoint_id = ? AND worker_id = ?",
+            (endpoint_id, worker_id),
+        )
 
     @guarded
     async def read(self, endpoint_id: str, query: LogQuery) -> LogPage:
@@ -189,10 +286,7 @@ class SQLiteWorkerLogs:
                 "SELECT endpoint_id, worker_id FROM log_writers WHERE last_at < ?", (before,)
             ).fetchall()
             for ep, worker in gone:
-                db.execute(
-                    "DELETE FROM worker_logs WHERE endpoint_id = ? AND worker_id = ?", (ep, worker)
-                )
-            db.execute("DELETE FROM log_writers WHERE last_at < ?", (before,))
+                self._forget(db, ep, worker)
         return len(gone)
 
     def delete_endpoint(self, db: sqlite3.Connection, endpoint_id: str) -> None:

@@ -7,7 +7,10 @@ RunPod SDK uses a separate process for the same reason; a thread is lighter and 
 the in-progress job set without a shared-memory mirror.
 
 Each ping names every job this worker holds (`job_id=a,b`) until its result is
-acknowledged, so a result still being retried keeps its lease.
+acknowledged, so a result still being retried keeps its lease. A Podium gateway's answer
+says how often it expects a ping (PING_INTERVAL_HEADER): when that is more often than
+this worker's own setting (a worker started by hand without RUNPOD_PING_INTERVAL), the
+heartbeat follows the gateway, so that its jobs' leases never run out between pings.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 import httpx
 
 from podium import __version__ as podium_version
+from podium.codec import ascii_digits
+from podium.endpoints.worker_env import PING_INTERVAL_HEADER
 from podium.worker.config import WorkerConfig, with_query
 from podium.worker.results import RUNPOD_COMPAT_VERSION
 from podium.worker.startup import Startup
@@ -39,6 +44,7 @@ class Heartbeat:
         headers = {"Authorization": config.token} if config.token else {}
         self._client = client or httpx.Client(headers=headers, timeout=timeout)
         self._failing = False
+        self.interval_s = config.ping_interval_s  # the gateway may ask for a shorter one
         self.startup: Startup | None = None  # sent on every ping (worker/startup.py)
 
     # --- the job set (any thread) -------------------------------------------------------
@@ -71,11 +77,10 @@ class Heartbeat:
         self._client.close()
 
     def _loop(self) -> None:
-        interval = self.config.ping_interval_s
         next_at = time.monotonic()
         while not self._stop.is_set():
             self.beat()
-            next_at += interval
+            next_at += self.interval_s
             now = time.monotonic()
             if next_at < now:  # a slow ping: do not burst to catch up
                 next_at = now
@@ -107,6 +112,8 @@ class Heartbeat:
             response = self._client.get(with_query(self.config.ping_url, params))
             ok = response.is_success
             problem = f"HTTP {response.status_code}"
+            if ok:
+                self._follow(response.headers.get(PING_INTERVAL_HEADER, ""))
         except httpx.HTTPError as exc:
             ok, problem = False, type(exc).__name__
         if ok and self._failing:
@@ -115,3 +122,18 @@ class Heartbeat:
             log.warning("heartbeat: ping failed (%s); still trying every interval", problem)
         self._failing = not ok
         return ok
+
+    def _follow(self, gateway_ms: str) -> None:
+        """Ping at least as often as the gateway expects (its answer's header)."""
+        if not ascii_digits(gateway_ms) or len(gateway_ms) > 9 or int(gateway_ms) < 100:
+            return
+        wanted = int(gateway_ms) / 1000.0
+        if wanted < self.interval_s:
+            log.warning(
+                "heartbeat: the gateway expects a ping every %g s, more often than this "
+                "worker's %g s (RUNPOD_PING_INTERVAL); pinging every %g s",
+                wanted,
+                self.interval_s,
+                wanted,
+            )
+            self.interval_s = wanted

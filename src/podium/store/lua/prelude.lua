@@ -51,8 +51,22 @@ local function load(id)
   return j
 end
 
+-- Record that `worker` was seen now; a new id past WORKER_RECORDS (jobs.py) pushes out
+-- the endpoint's record seen least recently (never the one just seen).
 local function touch(ep, worker, state, info)
-  redis.call('ZADD', key('wseen', ep), NOW, worker)
+  if redis.call('ZADD', key('wseen', ep), NOW, worker) == 1 then
+    local over = redis.call('ZCARD', key('wseen', ep)) - WORKER_RECORDS
+    if over > 0 then
+      for _, w in ipairs(redis.call('ZRANGE', key('wseen', ep), 0, over)) do
+        if over > 0 and w ~= worker then
+          redis.call('ZREM', key('wseen', ep), w)
+          redis.call('HDEL', key('wstate', ep), w)
+          redis.call('HDEL', key('winfo', ep), w)
+          over = over - 1
+        end
+      end
+    end
+  end
   if state then redis.call('HSET', key('wstate', ep), worker, state)
   else redis.call('HSETNX', key('wstate', ep), worker, 'idle') end
   if info then redis.call('HSET', key('winfo', ep), worker, info)

@@ -23,8 +23,15 @@ let current = null; // the shown view: {controller, cleanups}
 
 const main = document.getElementById("main");
 
+/** What the key may do on the endpoints it reaches (an admin key limited to some
+ * endpoints administers those). */
 function can(scope) {
   return Boolean(session.me && session.me.scopes.includes(scope));
+}
+
+/** What the key may do gateway-wide: deploy endpoints, manage keys, list every endpoint. */
+function canGateway(scope) {
+  return Boolean(session.me && (session.me.gatewayScopes || session.me.scopes).includes(scope));
 }
 
 /** Ask the gateway who `key` is; keep it for this tab if it is accepted. */
@@ -60,13 +67,14 @@ function updateShell() {
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("session").hidden = !signedIn;
   for (const item of document.querySelectorAll("[data-needs]")) {
-    item.hidden = !can(item.dataset.needs);
+    item.hidden = !canGateway(item.dataset.needs);
   }
   if (!signedIn) return;
   const { key, scopes } = session.me;
   const top = scopes.includes("admin") ? "admin" : scopes.includes("run") ? "run" : "read";
+  const some = key && key.endpoints && key.endpoints.length ? " (some endpoints)" : "";
   document.getElementById("who").textContent = key
-    ? `${key.name} · ${top} key`
+    ? `${key.name} · ${top} key${some}`
     : "no authentication (insecure mode)";
   document.getElementById("signout").hidden = session.insecure;
 }
@@ -92,6 +100,7 @@ function makeContext(root, controller, cleanups) {
     api: session.api,
     me: session.me,
     can,
+    canGateway,
     root,
     signal,
     refreshMe,
@@ -144,12 +153,14 @@ async function route() {
     return;
   }
   markNav(match.r.nav);
-  if (match.r.needs && !can(match.r.needs)) {
+  if (match.r.needs && !canGateway(match.r.needs)) {
+    const limited = can(match.r.needs) ? " on some endpoints only" : "";
     ctx.title("Not allowed");
     root.append(
       h("h1", { tabindex: "-1" }, "This page needs an admin key"),
       h("p", {}, `You are signed in with a key that has the ${session.me.scopes.join(", ")} ` +
-        "scope(s). Sign out and sign in with an admin key to deploy endpoints or manage keys."),
+        `scope(s)${limited}. Sign out and sign in with an admin key for every endpoint to ` +
+        "deploy endpoints or manage keys."),
       h("p", {}, h("a", { href: "#/endpoints" }, "Back to endpoints")),
     );
     focusHeading(root);

@@ -9,7 +9,7 @@ const REFRESH_MS = 2000;
 
 export async function endpointsView(ctx) {
   ctx.title("Endpoints");
-  const admin = ctx.can("admin");
+  const admin = ctx.canGateway("admin"); // lists every endpoint, may deploy
   const updated = h("p", { class: "muted-text updated" });
   const problems = h("div");
   const body = h("tbody");
