@@ -12,12 +12,13 @@ REDIS_PORT ?= 6379
 
 help:
 	@echo "make demo   - set up, start a gateway and a worker, generate an image, save it"
-	@echo "make test   - set up and run the whole test suite (unit, contract, API, e2e, compat)"
+	@echo "make test   - set up and run the whole test suite (unit, contract, API, e2e, compat);"
+	@echo "             plain \`pytest\` runs the fast set (unit, contract, API, CLI) in minutes"
 	@echo "make up     - start the gateway (foreground)"
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make soak   - ~10 minutes of mixed load with kill -9, on SQLite and Redis"
 	@echo "make fuzz   - the schemathesis fuzz at random, 500 examples per operation (prints its seed)"
-	@echo "make lint   - ruff check + format check"
+	@echo "make lint   - ruff check + format check + mypy (strict)"
 
 # The main venv. torch is installed first and pinned, so that no other package pulls a
 # CUDA build (pip takes the CPU wheel that lies on this kind of machine's disk).
@@ -51,7 +52,7 @@ deb-packages:
 
 test: $(VENV)/.installed $(RUNPOD_VENV)/.installed deb-packages
 	@$(MAKE) --no-print-directory redis
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m ""
 
 demo: $(VENV)/.installed
 	$(PY) -m podium.demo
@@ -68,11 +69,12 @@ soak: $(VENV)/.installed
 	cd bench && ../$(PY) soak.py
 
 fuzz: $(VENV)/.installed
-	PODIUM_FUZZ_EXAMPLES=$${PODIUM_FUZZ_EXAMPLES:-500} PODIUM_FUZZ_SEED=$${PODIUM_FUZZ_SEED:-random} $(PY) -m pytest -q -s -o timeout=3600 tests/e2e/test_fuzz.py
+	PODIUM_FUZZ_EXAMPLES=$${PODIUM_FUZZ_EXAMPLES:-500} PODIUM_FUZZ_SEED=$${PODIUM_FUZZ_SEED:-random} $(PY) -m pytest -q -s -m "" -o timeout=3600 tests/e2e/test_fuzz.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(RUNPOD_VENV) .pytest_cache .ruff_cache

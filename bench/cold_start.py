@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from podium.settings import ADMIN_KEY_FILE
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 PROMPT = "A cute fluffy white dog in the style of a Pixar animation 3D drawing."
@@ -237,25 +239,26 @@ def main() -> int:
     port = _free_port()
     gw_log = tmp / "gateway.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")}
-    gw = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "podium.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--supervisor-tick-s",
-            "0.1",
-            "--no-rate-limits",
-        ],
-        stdout=gw_log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp,
-    )
+    with gw_log.open("wb") as log_out:  # the child keeps its own descriptor
+        gw = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "podium.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--supervisor-tick-s",
+                "0.1",
+                "--no-rate-limits",
+            ],
+            stdout=log_out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp,
+        )
     results: list[Result] = []
     discovery_s, gpus = 0.0, {}
     try:
@@ -267,7 +270,7 @@ def main() -> int:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        key = (data / "admin.key").read_text().strip()
+        key = (data / ADMIN_KEY_FILE).read_text().strip()
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         ) as c:

@@ -66,6 +66,7 @@ from rich.console import Console
 from rich.table import Table
 
 import _load
+from podium.settings import ADMIN_KEY_FILE
 
 HERE = Path(__file__).resolve().parent
 LOAD_SCRIPT = HERE / "_load.py"
@@ -245,7 +246,7 @@ class Gateway:
 
     @property
     def admin_key(self) -> str:
-        return (self.admin_key_file or self.data_dir / "admin.key").read_text().strip()
+        return (self.admin_key_file or self.data_dir / ADMIN_KEY_FILE).read_text().strip()
 
     def counter(self, name: str, endpoint_id: str) -> int:
         """A Prometheus counter of this gateway process, from its /metrics."""
@@ -836,7 +837,7 @@ def bench_multi_gateway(url: str, plan: Plan, use_wrk: bool, tmp: Path) -> Multi
         return result
     store = _with_prefix(gateway_store, f"benchmg{os.getpid()}")
     gw_a = Gateway(tmp / "mg-a", store)
-    gw_b = Gateway(tmp / "mg-b", store, admin_key_file=gw_a.data_dir / "admin.key")
+    gw_b = Gateway(tmp / "mg-b", store, admin_key_file=gw_a.data_dir / ADMIN_KEY_FILE)
     cpu = CpuWatch()
     try:
         gw_a.start()

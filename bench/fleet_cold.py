@@ -61,6 +61,7 @@ from typing import Any
 import httpx
 
 from cold_start import CASES, NOOP, machine
+from podium.settings import ADMIN_KEY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -168,10 +169,11 @@ def cold_run(c: httpx.Client, fleet: str, case: str, i: int, noop: Path) -> Run:
 @contextlib.contextmanager
 def _process(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> Iterator[Any]:
     """A process in its own session, ended (the whole session) by its id."""
-    proc = subprocess.Popen(
-        argv, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, cwd=cwd,
-        start_new_session=True,
-    )  # fmt: skip
+    with log.open("ab") as log_out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            argv, stdout=log_out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
     try:
         yield proc
     finally:
@@ -245,7 +247,7 @@ def gateway(fleet: str, tmp: Path, env: dict[str, str]) -> Iterator[httpx.Client
 
     with _process(argv, tmp / f"gateway-{fleet}.log", env, tmp):
         _wait(up, 120, f"the {fleet} gateway (log: {tmp / f'gateway-{fleet}.log'})")
-        key = (data / "admin.key").read_text().strip()
+        key = (data / ADMIN_KEY_FILE).read_text().strip()
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         ) as c:

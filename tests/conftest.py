@@ -37,6 +37,11 @@ def _backends() -> list[str]:
 
 
 STORE_BACKENDS = _backends()
+# The `store` parameter of every contract and API test: the Redis one is marked, so that
+# `-m "not redis"` runs them on SQLite only.
+STORE_PARAMS = [
+    pytest.param(b, marks=pytest.mark.redis, id=b) if b == "redis" else b for b in STORE_BACKENDS
+]
 
 
 @pytest.fixture
@@ -74,7 +79,7 @@ def drop_redis_prefix(store: JobStore | str) -> None:
         client.close()
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=STORE_PARAMS)
 async def store(request, tmp_path, clock) -> AsyncIterator[JobStore]:
     s = await make_store(request.param, tmp_path, clock)
     try:

@@ -185,21 +185,22 @@ class RayCluster:
     def _node(self, name: str, args: list[str], gpus: int) -> Node:
         assert self.temp_dir is not None
         log = self.temp_dir / f"{name}.log"
-        proc = subprocess.Popen(
-            [
-                RAY,
-                "start",
-                "--block",
-                "--disable-usage-stats",
-                f"--object-store-memory={OBJECT_STORE_BYTES}",
-                *args,
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-            start_new_session=True,
-            cwd=self.temp_dir,
-        )
+        with log.open("ab") as log_out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [
+                    RAY,
+                    "start",
+                    "--block",
+                    "--disable-usage-stats",
+                    f"--object-store-memory={OBJECT_STORE_BYTES}",
+                    *args,
+                ],
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=self.env(),
+                start_new_session=True,
+                cwd=self.temp_dir,
+            )
         node = Node(name, proc, log, gpus)
         self.nodes.append(node)
         return node

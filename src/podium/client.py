@@ -9,18 +9,10 @@ from typing import Any
 
 import httpx
 
+from podium.errors import PodiumHTTPError
 from podium.jobs import FINAL_STATUSES, JobStatus
 
 __all__ = ["AsyncPodiumClient", "PodiumClient", "PodiumHTTPError"]
-
-
-class PodiumHTTPError(Exception):
-    """The gateway answered with an error; `status` and the gateway's message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
 
 
 def _check(response: httpx.Response) -> Any:
@@ -47,9 +39,20 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 
 class PodiumClient:
-    def __init__(self, url: str, api_key: str | None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None,
+        timeout: float = 30.0,
+        *,
+        http: httpx.Client | None = None,
+    ) -> None:
+        """`http`: a client already set up (its base URL and key; the CLI's tests pass an
+        in-process gateway's), instead of one to `url`."""
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=_headers(api_key), timeout=timeout)
+        self._http = http or httpx.Client(
+            base_url=self.url, headers=_headers(api_key), timeout=timeout
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -62,7 +65,8 @@ class PodiumClient:
 
     # v2 client API
     def run(self, endpoint_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return _check(self._http.post(f"/v2/{endpoint_id}/run", json=payload))
+        job: dict[str, Any] = _check(self._http.post(f"/v2/{endpoint_id}/run", json=payload))
+        return job
 
     def runsync(self, endpoint_id: str, payload: dict[str, Any], wait_ms: int = 90_000) -> Any:
         return _check(
@@ -97,7 +101,7 @@ class PodiumClient:
         """Long-poll status until the job is final, calling on_update on each change."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            status = self.status(endpoint_id, job_id, wait_ms=1_000)
+            status: dict[str, Any] = self.status(endpoint_id, job_id, wait_ms=1_000)
             if on_update:
                 on_update(status)
             if JobStatus(status["status"]) in FINAL_STATUSES:

@@ -23,9 +23,10 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from podium.endpoints.quickstart import DEFAULT_NAME, TUTORIAL_INPUT
-from podium.images import decode_status_file
+from podium.gateway.quickstart import DEFAULT_NAME, TUTORIAL_INPUT
+from podium.output_images import decode_status_file
 from podium.sd.weights import TINY_NOTE, sd15_available
+from podium.settings import ADMIN_KEY_FILE, CLIENT_KEY_FILE
 
 __all__ = ["main"]
 
@@ -37,7 +38,8 @@ console = Console(stderr=True)
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -67,26 +69,27 @@ def main() -> int:
         f"[bold]1.[/bold] podium up: gateway on {url}, supervisor, an sd15 endpoint "
         f"(model {model}); data and logs in {data}"
     )
-    up = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "podium.cli",
-            "up",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data),
-            "--model",
-            model,
-        ],
-        stdout=(data / "podium-up.log").open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with (data / "podium-up.log").open("ab") as log_out:  # the child keeps its own descriptor
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "podium.cli",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--model",
+                model,
+            ],
+            stdout=log_out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_up(url, up)
-        admin = (data / "admin.key").read_text().strip()
-        key = (data / "client.key").read_text().strip()
+        admin = (data / ADMIN_KEY_FILE).read_text().strip()
+        key = (data / CLIENT_KEY_FILE).read_text().strip()
         endpoints = httpx.get(
             f"{url}/v1/endpoints", headers={"Authorization": f"Bearer {admin}"}, timeout=10
         ).json()

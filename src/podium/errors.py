@@ -9,8 +9,17 @@
     ├── PayloadTooLarge     413    request body over the route's limit
     ├── RateLimited         429    per-endpoint rate limit; `retry_after` seconds
     ├── StoreUnavailable    503    the job store cannot be reached
-    └── JobFailed         4xx/5xx  a job a route waited on for its answer ended without one
-                                   (the OpenAI routes): the worker's status when it named one
+    ├── JobFailed         4xx/5xx  a job a route waited on for its answer ended without one
+    │                              (the OpenAI routes): the worker's status when it named one
+    │   outside the gateway (never an HTTP answer of its own):
+    ├── ConfigError                a worker cannot start with its settings (podium worker)
+    ├── GatewayRefused             the gateway will not serve this worker (401/403/404)
+    ├── Throttled                  the gateway asked a worker to slow down (429)
+    ├── SinkUnavailable            a log batch did not get through this time (retried)
+    ├── SinkRefused                a log batch was refused for good (4xx)
+    ├── ModelUnavailable           the SD model asked for cannot be served here
+    ├── DecodeError                `podium decode` could not write the image
+    └── PodiumHTTPError            the client got an error answer: `status`, the message
 
 Domain code raises these; the gateway translates them to `{"error": message}` with
 `status` in exactly one place (gateway/errors.py). Messages say what was wrong and
@@ -21,14 +30,22 @@ from __future__ import annotations
 
 __all__ = [
     "BadRequest",
+    "ConfigError",
     "Conflict",
+    "DecodeError",
     "Forbidden",
+    "GatewayRefused",
     "JobFailed",
+    "ModelUnavailable",
     "NotFound",
     "PayloadTooLarge",
     "PodiumError",
+    "PodiumHTTPError",
     "RateLimited",
+    "SinkRefused",
+    "SinkUnavailable",
     "StoreUnavailable",
+    "Throttled",
     "Unauthorized",
 ]
 
@@ -91,3 +108,47 @@ class JobFailed(PodiumError):
         self.status = status
         self.kind = kind
         self.code = code
+
+
+# --- outside the gateway ----------------------------------------------------------------
+
+
+class ConfigError(PodiumError):
+    """The worker cannot start with these settings; the message says which and how to fix."""
+
+
+class GatewayRefused(PodiumError):
+    """The gateway will not serve this worker (401, 403, 404): wrong token or endpoint."""
+
+
+class Throttled(PodiumError):
+    """The gateway answered 429: try again after `retry_after_s`."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"throttled for {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class SinkUnavailable(PodiumError):
+    """The batch did not get through this time (network, 5xx, 429): try again later."""
+
+
+class SinkRefused(PodiumError):
+    """The gateway refused the batch for good (4xx): sending it again would not help."""
+
+
+class ModelUnavailable(PodiumError):
+    """The model asked for cannot be served here; the message says why and what to do."""
+
+
+class DecodeError(PodiumError):
+    """decode_status_file could not write the image; the message is the tutorial's."""
+
+
+class PodiumHTTPError(PodiumError):
+    """The gateway answered with an error; `status` and the gateway's message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.args = (f"{status}: {message}",)
+        self.status = status

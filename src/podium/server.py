@@ -26,7 +26,7 @@ from podium.gateway.bootstrap import bootstrap
 from podium.settings import Settings
 from podium.store import JobStore, open_store
 
-__all__ = ["build_app", "serve"]
+__all__ = ["build_app", "run_server"]
 
 Before = Callable[[JobStore, Clock], Awaitable[None]]
 T = TypeVar("T")
@@ -39,10 +39,11 @@ def build_app(
 ) -> tuple[FastAPI, Fleet]:
     """The gateway, and the fleet that runs beside it as its service."""
     service = Fleet(fleet)
-    return create_app(settings, clock=clock, services=[service]), service
+    app = create_app(settings, clock=clock, services=[service], fleet_access=service)
+    return app, service
 
 
-def serve(
+def run_server(
     settings: Settings, fleet: FleetSettings, log_level: str, before: Before | None = None
 ) -> None:
     """Bootstrap (gateway/bootstrap.py: data dir, store instance, the admin key printed

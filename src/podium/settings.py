@@ -6,6 +6,7 @@ Every PODIUM_* environment variable the gateway reads is named here and only her
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,20 @@ from podium.logs.lines import (
     LogBudget,
 )
 
-__all__ = ["ENV", "Settings"]
+__all__ = ["ADMIN_KEY_FILE", "CLIENT_KEY_FILE", "ENV", "Settings", "default_data_dir"]
+
+# Files of the data dir (0600), in one place: the admin key the first start creates, and
+# `podium up`'s run-scoped client key.
+ADMIN_KEY_FILE = "admin.key"
+CLIENT_KEY_FILE = "client.key"
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """PODIUM_DATA_DIR, else ~/.podium: where the gateway keeps its files (and the SD
+    worker its `tiny` model cache)."""
+    env = os.environ if env is None else env
+    return Path(env.get("PODIUM_DATA_DIR") or Path.home() / ".podium")
+
 
 # Environment variable -> field name.
 ENV = {
@@ -52,7 +66,7 @@ ENV = {
 class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Field(default_factory=lambda: Path.home() / ".podium")
+    data_dir: Path = Field(default_factory=lambda: default_data_dir({}))
     store: str | None = None  # None: sqlite file in data_dir
     public_url: str | None = None  # how workers and clients reach this gateway
     insecure_no_auth: bool = False

@@ -3,7 +3,7 @@ Playwright. Playwright never downloads a browser here: /usr/bin/chromium, or the
 skip saying so.
 
 Screenshots go to a temporary folder; set PODIUM_SCREENSHOTS_DIR=docs/img to refresh the
-ones in the docs (`PODIUM_SCREENSHOTS_DIR=docs/img pytest tests/browser`).
+ones in the docs (`PODIUM_SCREENSHOTS_DIR=docs/img pytest -m browser tests/browser`).
 """
 
 from __future__ import annotations

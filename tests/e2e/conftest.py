@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from podium.settings import ADMIN_KEY_FILE
+
 PODIUM = [sys.executable, "-m", "podium.cli"]
 E2E_PING_INTERVAL_MS = 1000  # lease = 3 s, so lost workers are noticed quickly
 
@@ -56,7 +58,7 @@ class Gateway:
 
     @property
     def admin_key(self) -> str:
-        return (self.data_dir / "admin.key").read_text().strip()
+        return (self.data_dir / ADMIN_KEY_FILE).read_text().strip()
 
     def start(self) -> Gateway:
         self.log_path = self.data_dir / f"gateway-{self.port}.log"
@@ -79,9 +81,8 @@ class Gateway:
         if self.store:
             args += ["--store", self.store]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self.proc = subprocess.Popen(
-            args, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, env=env
-        )
+        with self.log_path.open("ab") as log_out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(args, stdout=log_out, stderr=subprocess.STDOUT, env=env)
         try:
             wait_until(
                 self._up,

@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from podium.cli import app
+from podium.settings import CLIENT_KEY_FILE
 from tests.e2e.conftest import Gateway, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -467,17 +468,18 @@ def test_podium_up_creates_then_reuses_the_sd15_endpoint(tmp_path: Path):
         gw = Gateway(data_dir=data, port=port)
         import subprocess
 
-        gw.proc = subprocess.Popen(
-            args,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
-        )
+        with log.open("wb") as log_out:  # the child keeps its own descriptor
+            gw.proc = subprocess.Popen(
+                args,
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+            )
         gw.log_path = log
         try:
             wait_until(gw._up, timeout=20, what="podium up")
             outputs.append(log.read_text())
-            key = (data / "client.key").read_text().strip()
+            key = (data / CLIENT_KEY_FILE).read_text().strip()
             ep_id = outputs[-1].split("endpoint  ")[1].split()[0]
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
                 assert c.get(f"/v2/{ep_id}/health").status_code == 200
@@ -489,6 +491,6 @@ def test_podium_up_creates_then_reuses_the_sd15_endpoint(tmp_path: Path):
     ep2 = second.split("endpoint  ")[1].split()[0]
     assert ep1 == ep2 and "reused" in second and "reused" not in first
     assert f"{url}/v2/{ep1}/runsync" in first and "A cute fluffy white dog" in first
-    key = (data / "client.key").read_text().strip()
+    key = (data / CLIENT_KEY_FILE).read_text().strip()
     assert key in first and key in second
     assert "Admin API key" in first and "Admin API key" not in second

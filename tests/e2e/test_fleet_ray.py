@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from podium.settings import ADMIN_KEY_FILE
 from tests.conftest import REDIS_URL, drop_redis_prefix
 from tests.e2e.conftest import Gateway, free_port, wait_until
 from tests.e2e.test_fleet import Fleet, Sampler
@@ -278,7 +279,7 @@ def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(
     for gw in (first, second):
         gw.data_dir.mkdir()
     first.start()
-    shutil.copy(first.data_dir / "admin.key", second.data_dir / "admin.key")
+    shutil.copy(first.data_dir / ADMIN_KEY_FILE, second.data_dir / ADMIN_KEY_FILE)
     second.start()
     fa, fb = Fleet(first), Fleet(second)
     ep = ""

@@ -57,24 +57,25 @@ def cluster_with_a_node_on(host: NetnsHost) -> Iterator[tuple[RayCluster, subpro
                 "cannot reach it (tests/ray_cluster.py must use this machine's address)"
             )
         log = cluster.temp_dir / "netns-node.log"
-        node = host.popen(
-            [
-                RAY,
-                "start",
-                "--block",
-                "--disable-usage-stats",
-                f"--address={cluster.address}",
-                f"--node-ip-address={host.ns_addr}",
-                f"--object-store-memory={OBJECT_STORE_BYTES}",
-                "--num-cpus=2",
-                "--num-gpus=1",
-                f'--resources={{"{cluster.gpu_resource}": 1}}',
-            ],
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            env=cluster.env(),
-            cwd=cluster.temp_dir,
-        )
+        with log.open("ab") as log_out:  # the child keeps its own descriptor
+            node = host.popen(
+                [
+                    RAY,
+                    "start",
+                    "--block",
+                    "--disable-usage-stats",
+                    f"--address={cluster.address}",
+                    f"--node-ip-address={host.ns_addr}",
+                    f"--object-store-memory={OBJECT_STORE_BYTES}",
+                    "--num-cpus=2",
+                    "--num-gpus=1",
+                    f'--resources={{"{cluster.gpu_resource}": 1}}',
+                ],
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=cluster.env(),
+                cwd=cluster.temp_dir,
+            )
 
         def joined() -> bool:
             if node.poll() is not None:

@@ -12,7 +12,7 @@ import sys
 import pytest
 from PIL import Image
 
-from podium.images import decode_status_file
+from podium.output_images import decode_status_file
 from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sd]
@@ -29,28 +29,28 @@ def sd(gateway, tmp_path):
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
     }
-    log = (tmp_path / "sd-worker.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "podium.cli",
-            "worker",
-            "--gateway",
-            gateway.url,
-            "--endpoint",
-            ep["id"],
-            "--token",
-            ep["workerToken"],
-            "--template",
-            "sd15",
-            "--model",
-            "tiny",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    with (tmp_path / "sd-worker.log").open("wb") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "podium.cli",
+                "worker",
+                "--gateway",
+                gateway.url,
+                "--endpoint",
+                ep["id"],
+                "--token",
+                ep["workerToken"],
+                "--template",
+                "sd15",
+                "--model",
+                "tiny",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         yield ep
     finally:
@@ -84,13 +84,15 @@ def test_tutorial_run_status_decode(gateway, sd, tmp_path):
     assert st["delayTime"] >= 0 and st["executionTime"] > 0
     [item] = st["output"]
     assert isinstance(item["seed"], int)
-    image = Image.open(io.BytesIO(base64.b64decode(item["image"])))
+    with Image.open(io.BytesIO(base64.b64decode(item["image"]))) as image:
+        image.load()
     assert image.format == "PNG" and image.size == (128, 96)
     saved = tmp_path / "output.json"
     saved.write_text(json.dumps(st))
     out = tmp_path / "decoded_image.png"
     assert decode_status_file(saved, out).startswith("Image successfully decoded")
-    assert Image.open(out).size == (128, 96)
+    with Image.open(out) as decoded:
+        assert decoded.size == (128, 96)
 
 
 def test_same_seed_same_bytes_and_bad_input_refused(gateway, sd):

@@ -63,9 +63,10 @@ class Fleet:
             "PODIUM_WORKER_TAKE_HOLD_S": "1",
             **env,
         }
-        proc = subprocess.Popen(
-            cmd, cwd=REPO, env=environ, stdout=log_path.open("ab"), stderr=subprocess.STDOUT
-        )
+        with log_path.open("ab") as log_out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                cmd, cwd=REPO, env=environ, stdout=log_out, stderr=subprocess.STDOUT
+            )
         worker = WorkerProc(proc, log_path, worker_id)
         self.procs.append(worker)
         return worker

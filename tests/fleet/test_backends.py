@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from podium.board import CANNOT_START, EXIT_CANNOT_START, Gpu, Inventory
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.backend import Backend, Placement, Slot
-from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
-from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
 ENVDUMP = Path(__file__).parent / "handlers" / "envdump.py"
 WAIT_S = 60.0

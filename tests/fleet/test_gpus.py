@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from podium.board import Gpu, Inventory
 from podium.endpoints.gpu_ids import GpuRequest, parse_gpu_ids
 from podium.fleet import gpus as gpus_mod
-from podium.fleet.gpus import (
-    Gpu,
-    Inventory,
-    assign,
-    discover,
-    eligible,
-    parse_nvidia_smi,
-    why_throttled,
-)
+from podium.fleet.gpus import assign, discover, eligible, parse_nvidia_smi, why_throttled
 
 NVIDIA_SMI = """\
 0, NVIDIA GeForce RTX 4090, 24564
@@ -36,35 +29,6 @@ def test_parse_nvidia_smi():
 def test_parse_nvidia_smi_skips_noise_and_keeps_commas_in_names():
     text = "No devices were found\n\n3, Some, Odd Name, 1024\n"
     assert parse_nvidia_smi(text) == [Gpu(3, "Some, Odd Name", 1024)]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("", GpuRequest()),
-        ("  ", GpuRequest()),
-        ("0", GpuRequest(indices=(0,))),
-        ("0,1", GpuRequest(indices=(0, 1))),
-        (" 2, 0 ,2", GpuRequest(indices=(2, 0))),
-        ("24GB", GpuRequest(min_memory_mb=24000)),
-        ("24 GB", GpuRequest(min_memory_mb=24000)),
-        ("80gb", GpuRequest(min_memory_mb=80000)),
-        ("16GiB", GpuRequest(min_memory_mb=16384)),
-        ("20000MB", GpuRequest(min_memory_mb=20000)),
-        ("7.5G", GpuRequest(min_memory_mb=7500)),
-        ("A100", GpuRequest(names=("A100",))),
-        ("A100, RTX 4090", GpuRequest(names=("A100", "RTX 4090"))),
-        ("abc", GpuRequest(names=("abc",))),
-    ],
-)
-def test_parse_gpu_ids(text, expected):
-    assert parse_gpu_ids(text) == expected
-
-
-@pytest.mark.parametrize("text", ["0,x", "24TB", "-1", "0;1", "A100!", "A100,,H100"])
-def test_parse_gpu_ids_rejects(text):
-    with pytest.raises(ValueError, match="gpuIds"):
-        parse_gpu_ids(text)
 
 
 def test_24gb_matches_a_4090_as_nvidia_smi_reports_it():

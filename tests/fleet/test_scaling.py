@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from podium.fleet.scaling import (
-    Decision,
-    Phase,
-    QueueStats,
-    ScalingSettings,
-    WorkerSnapshot,
-    decide,
-)
+from podium.board import Phase
+from podium.fleet.scaling import Decision, QueueStats, ScalingSettings, WorkerSnapshot, decide
 
 NOW = 1000.0
 QD = ScalingSettings(workers_min=0, workers_max=3, idle_timeout=5, scaler_value=4)

@@ -10,23 +10,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
+from podium.board import (
+    CANNOT_START,
+    EXIT_CANNOT_START,
+    Gpu,
+    Inventory,
+    Phase,
+    WorkerInfo,
+    WorkerStatus,
+)
 from podium.clock import ManualClock
 from podium.endpoints import EndpointSpec
 from podium.endpoints.templates import launch_for
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.backend import Adopted, Placement
-from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.local import LocalBackend
-from podium.fleet.scaling import Phase, QueueStats
+from podium.fleet.scaling import QueueStats
 from podium.fleet.settings import FleetSettings
-from podium.fleet.status import WorkerStatus
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import FleetEndpoint
 from podium.logs.markers import MARKER_ENV
-from podium.store.base import WorkerInfo
-from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
 _pids = itertools.count(1000)
 
@@ -384,21 +387,6 @@ async def test_a_worker_that_cannot_start_says_why_from_its_own_output(tmp_path)
     assert w.reason == "no weights at /m (updating the endpoint retries)"
     lines = h.logs.wait_for(w.id, "exited with code 78")
     assert lines[-3:] == ["loading", f"{CANNOT_START}no weights at /m", lines[-1]]
-
-
-@pytest.mark.parametrize("model", [None, "tiny"])
-def test_sd15_command(model):
-    spec = EndpointSpec(name="sd", template_id="sd15", model=model)
-    launch = launch_for(spec, None, python="py")
-    assert launch.argv == (
-        "py",
-        "-m",
-        "podium.worker",
-        "--template",
-        "sd15",
-        "--model",
-        model or "auto",
-    )
 
 
 # --- a shared backend (Ray's shape): one controller under the store's lock, adoption ---

@@ -14,7 +14,7 @@ from podium.gateway import create_app
 from podium.gateway.reaper import reap_once
 from podium.gateway.state import GatewayState
 from podium.settings import Settings
-from tests.conftest import STORE_BACKENDS, drop_redis_prefix, make_store
+from tests.conftest import STORE_PARAMS, drop_redis_prefix, make_store
 
 
 @dataclass
@@ -75,7 +75,7 @@ async def make_api(backend: str, tmp_path, clock: ManualClock, **settings: Any) 
     return app
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+@pytest.fixture(params=STORE_PARAMS)
 async def api(request, tmp_path, clock) -> AsyncIterator[Api]:
     app = await make_api(request.param, tmp_path, clock)
     async with app.router.lifespan_context(app):

@@ -11,8 +11,7 @@ import re
 import httpx
 import pytest
 
-from podium.fleet.scaling import Phase
-from podium.fleet.status import FleetReport, WorkerStatus
+from podium.board import FleetReport, Phase, WorkerStatus
 from tests.gateway.test_webhooks import Receiver, _gateway, _run_job
 
 SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")

@@ -19,7 +19,12 @@ from podium.gateway.instance import StoreLost
 from podium.settings import Settings
 from tests.e2e.conftest import wait_until
 
-pytestmark = pytest.mark.redis
+pytestmark = [
+    pytest.mark.redis,
+    # redis-py leaves the sockets of its pooled connections to a Redis that was killed or
+    # restarted for the garbage collector (a third-party ResourceWarning, not ours)
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 
 def _free_port() -> int:

@@ -4,9 +4,8 @@ and which keys may list them."""
 
 from __future__ import annotations
 
+from podium.board import Phase, WorkerStatus
 from podium.errors import StoreUnavailable
-from podium.fleet.scaling import Phase
-from podium.fleet.status import WorkerStatus
 
 
 async def _ping(api, worker_id: str, query: str = "") -> None:

@@ -69,18 +69,19 @@ def _start(gw: Gateway, kind: str, endpoint: dict[str, Any], root: Path) -> subp
             pytest.skip(f"the runpod SDK venv is missing ({RUNPOD_PY})")
         cmd = [str(RUNPOD_PY), str(HANDLER)]
     log = root / f"{kind}.log"
-    return subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with log.open("ab") as log_out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=log_out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "redis"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:

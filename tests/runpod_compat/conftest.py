@@ -13,7 +13,7 @@ from tests.e2e.conftest import Gateway, free_port
 from tests.runpod_compat.harness import RUNPOD_PY, RunpodWorker, SdkDriver, WorkerPool
 
 
-@pytest.fixture(scope="session", params=["sqlite", "redis"])
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def gw(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:

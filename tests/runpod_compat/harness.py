@@ -258,8 +258,9 @@ class SdkDriver:
 
         def pump() -> None:
             assert out is not None
-            for line in out:
-                lines.put(line)
+            with out:  # the pipe's one reader closes it at its end
+                for line in out:
+                    lines.put(line)
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()

@@ -8,6 +8,7 @@ import pytest
 
 from podium import codec
 from podium.endpoints import Endpoint, EndpointSpec
+from podium.endpoints.templates import Template
 from podium.errors import Conflict, NotFound
 from podium.history import HistoryQuery
 from podium.jobs import (
@@ -19,8 +20,10 @@ from podium.jobs import (
     WorkerReport,
 )
 from podium.keys import ApiKey, Scope, hash_secret
+from podium.store.templates import TemplateCatalog
 
 EP = "ep1"
+
 LEASE = 30.0
 STREAM_LIMIT = 1024 * 1024
 
@@ -436,6 +439,22 @@ async def test_heartbeat_rearms_stop_for_a_job_the_worker_still_runs(store, cloc
     assert await store.jobs_to_stop(EP, "w1") == []
 
 
+async def test_a_held_stop_channel_returns_the_stop_when_it_is_posted(store, clock):
+    """job-stop long-polls on the store (no polling by the route): a waiting read gets a
+    cancel posted meanwhile, and only its own worker's."""
+    mine = await submit(store, clock)
+    theirs = await submit(store, clock)
+    await store.take(EP, "w1", 1, hold=0, lease_s=LEASE)
+    await store.take(EP, "w2", 1, hold=0, lease_s=LEASE)
+    waiting = asyncio.ensure_future(store.jobs_to_stop(EP, "w1", hold=30))
+    await asyncio.sleep(0)  # it is waiting
+    assert not waiting.done()
+    await store.cancel(mine.id)
+    assert await waiting == [mine.id]
+    assert await store.jobs_to_stop(EP, "w2") == []
+    assert (await store.get(theirs.id)).status is JobStatus.IN_PROGRESS
+
+
 async def test_lock_is_held_by_one_owner_and_lapses(store, clock):
     assert await store.hold_lock("reaper", "gw-a", 5)
     assert not await store.hold_lock("reaper", "gw-b", 5)
@@ -476,3 +495,31 @@ async def test_an_endpoint_keeps_a_bounded_number_of_worker_records(store, clock
     assert len(seen) == cap
     assert seen == {f"w{i:05d}" for i in range(5, cap + 5)}
     assert [w.worker_id for w in await store.workers("ep-other", 0)] == ["theirs"]
+
+
+async def test_templates_are_records_with_unique_names(store, clock):
+    a = Template("tpl_aaaaaaaaaa", "first", "python a.py", {"X": "1"}, created_at=clock.now())
+    b = Template("tpl_bbbbbbbbbb", "second", "python b.py")
+    assert await store.put_template(a) and await store.put_template(b)
+    assert await store.get_template(a.id) == a
+    assert [t.id for t in await store.list_templates()] == [a.id, b.id]
+    clash = Template("tpl_cccccccccc", "first", "python c.py")
+    assert not await store.put_template(clash)  # the name is taken: nothing stored
+    assert await store.get_template(clash.id) is None
+    assert await store.delete_template(a.id) and not await store.delete_template(a.id)
+    assert await store.put_template(clash)  # the name is free again
+    assert [t.name for t in await store.list_templates()] == ["second", "first"]
+
+
+async def test_templates_kept_in_the_settings_by_an_older_version_become_records(store, clock):
+    old = Template("tpl_oldoldoldo", "legacy", "python old.py", created_at=clock.now())
+    gone = Template("tpl_gonegonego", "deleted", "python gone.py")
+    for n, t in enumerate((old, gone)):
+        await store.set_setting_if_absent(f"template:{t.id}", t.to_doc())
+        await store.set_setting_if_absent(f"templates:{n}", t.id)
+    await store.set_setting_if_absent(f"template:{gone.id}:deleted", "1")
+    catalog = TemplateCatalog(store)
+    assert await catalog.migrate_legacy() == 1
+    assert await catalog.migrate_legacy() == 0
+    assert [t.id for t in await catalog.created()] == [old.id]
+    assert (await catalog.require(old.id)).command == "python old.py"

@@ -4,9 +4,7 @@ consoles (data to stdout, diagnostics to stderr) and the client a command talks 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -14,6 +12,7 @@ import typer
 from rich.console import Console
 
 from podium.client import PodiumClient, PodiumHTTPError
+from podium.settings import ADMIN_KEY_FILE, default_data_dir
 
 app = typer.Typer(
     help="Podium: self-hosted serverless inference, RunPod-compatible.",
@@ -72,16 +71,18 @@ GpusOpt = Annotated[
 ]
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("PODIUM_DATA_DIR", Path.home() / ".podium"))
+# The CLI's tests drive it against an in-process gateway (tests/cli/conftest.py): a
+# factory of clients for an API key. None, always outside those tests: `--url` over HTTP.
+in_process: Callable[[str | None], httpx.Client] | None = None
 
 
 def client_for(url: str, api_key: str | None) -> PodiumClient:
     if api_key is None:
-        path = default_data_dir() / "admin.key"
+        path = default_data_dir() / ADMIN_KEY_FILE
         if path.is_file():
             api_key = path.read_text().strip()
-    return PodiumClient(url, api_key)
+    http = in_process(api_key) if in_process is not None else None
+    return PodiumClient(url, api_key, http=http)
 
 
 def fail(exc: PodiumHTTPError) -> typer.Exit:
@@ -102,7 +103,7 @@ def call(client: PodiumClient, request: Callable[[], Any]) -> Any:
 
 
 def curl_command(base: str, key: str = "$PODIUM_API_KEY") -> str:
-    from podium.endpoints.quickstart import TUTORIAL_INPUT
+    from podium.gateway.quickstart import TUTORIAL_INPUT
 
     payload = json.dumps({"input": TUTORIAL_INPUT})
     return (

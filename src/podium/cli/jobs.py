@@ -34,7 +34,7 @@ def _parse_payload(payload: str) -> dict[str, Any]:
 
 
 def _progress_line(status: dict[str, Any]) -> str:
-    line = status["status"]
+    line: str = status["status"]
     output = status.get("output")
     if (
         status["status"] == JobStatus.IN_PROGRESS
@@ -47,7 +47,7 @@ def _progress_line(status: dict[str, Any]) -> str:
 
 
 def _save_images(output: Any, path: Path) -> list[Path]:
-    from podium.images import save_output_images
+    from podium.output_images import save_output_images
 
     return save_output_images(output, path)
 
@@ -94,7 +94,7 @@ def decode(
     ),
 ) -> None:
     """Decode output[0]["image"] of a saved status JSON into a PNG (the tutorial's step)."""
-    from podium.images import DecodeError, decode_status_file
+    from podium.output_images import DecodeError, decode_status_file
 
     try:
         print(decode_status_file(json_file, image_file))

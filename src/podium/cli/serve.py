@@ -84,7 +84,7 @@ def serve(
         gpus=gpus,
         backend=fleet_backend,
     )
-    from podium.server import serve as run_server
+    from podium.server import run_server
 
     run_server(settings, fleet, log_level)
 
@@ -131,8 +131,8 @@ def up(
     Prints the URL, the endpoint id, an API key for it and a curl line to try. On the next
     start the endpoint named "sd15" and its key are reused."""
     from podium.endpoints import TEMPLATE_SD15
-    from podium.endpoints.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.fleet.gpus import discover
+    from podium.gateway.quickstart import DEFAULT_NAME, ensure_sd15
     from podium.sd.weights import TINY_NOTE, sd15_available
     from podium.settings import Settings
 
@@ -197,6 +197,6 @@ def up(
         out.print("Generate an image:", soft_wrap=True)
         print(curl_command(base, quick.api_key), flush=True)
 
-    from podium.server import serve as run_server
+    from podium.server import run_server
 
     run_server(settings, fleet, log_level, before=before)

@@ -5,10 +5,9 @@ fleet: the fleet (podium.fleet) places what this package describes.
     gpu_ids.py     `gpuIds`: GPU indices, a minimum memory or type names (GpuRequest)
     templates.py   built-in and created templates -> the worker command line (Launch)
     worker_env.py  the RUNPOD_* variables and worker URLs of PROTOCOL.md §2
-    catalog.py     created templates, kept through the store's settings (I/O)
-    quickstart.py  `podium up`'s default sd15 endpoint and its client key (I/O)
 
-The records are re-exported here; the I/O modules are imported directly.
+Pure: the records are re-exported here. What keeps them is the store's (store.base.Catalog,
+store/templates.py); `podium up`'s first-start records are gateway/quickstart.py's.
 """
 
 from podium.endpoints.spec import (

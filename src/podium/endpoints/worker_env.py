@@ -17,11 +17,15 @@ __all__ = [
     "NEXT_JOB_PARAM",
     "PING_INTERVAL_HEADER",
     "PROTECTED_ENV",
+    "TAKE_URL",
     "WORKER_GPU_VAR",
     "RunpodEnv",
     "env_errors",
+    "logs_destination",
+    "logs_url_of",
     "nul_errors",
     "worker_env",
+    "worker_logs_url",
     "worker_urls",
 ]
 
@@ -111,6 +115,38 @@ def worker_urls(gateway_url: str, endpoint_id: str, gpu: str) -> dict[str, str]:
         str(RunpodEnv.POST_STREAM): f"{base}/job-stream/$RUNPOD_POD_ID/$ID{q}",
         str(RunpodEnv.PING): f"{base}/ping/$RUNPOD_POD_ID{q}",
     }
+
+
+# A Podium-shaped job-take URL (what worker_urls makes, `$ID` replaced by the worker id):
+# the other worker routes of the same gateway derive from it.
+TAKE_URL = re.compile(r"^(?P<base>.+)/job-take/(?P<worker>[^/?]+)(?P<query>\?.*)?$")
+
+
+def worker_logs_url(gateway_url: str, endpoint_id: str, worker_id: str) -> str:
+    """The worker-logs route of a gateway (docs/api.md, "Worker logs")."""
+    return (
+        f"{gateway_url.rstrip('/')}/v2/{quote(endpoint_id, safe='')}"
+        f"/worker-logs/{quote(worker_id, safe='')}"
+    )
+
+
+def logs_url_of(take_url: str) -> str | None:
+    """The worker-logs URL beside a worker's job-take URL (its query left out); None when
+    the take URL is not Podium-shaped."""
+    m = TAKE_URL.match(take_url)
+    return None if m is None else f"{m['base']}/worker-logs/{m['worker']}"
+
+
+def logs_destination(env: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """Where the log lines of a worker started with these variables go: (the worker-logs
+    URL of the gateway its job-take URL names, its worker token); None when the URL is
+    not a Podium gateway's or the worker has no id yet."""
+    worker_id = env.get(RunpodEnv.POD_ID)
+    take = env.get(RunpodEnv.GET_JOB)
+    if not worker_id or not take:
+        return None
+    url = logs_url_of(take.replace("$ID", quote(worker_id, safe="")))
+    return None if url is None else (url, env.get(RunpodEnv.API_KEY) or None)
 
 
 def worker_env(

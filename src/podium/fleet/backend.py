@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from podium.fleet.gpus import Inventory
+from podium.board import Inventory
 from podium.fleet.settings import ENV as FLEET_ENV
 from podium.settings import ENV as GATEWAY_ENV
 

@@ -22,13 +22,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 
+from podium.board import Gpu, Inventory
 from podium.endpoints.gpu_ids import GpuRequest
 
 __all__ = [
-    "Gpu",
-    "Inventory",
     "assign",
     "discover",
     "eligible",
@@ -50,33 +48,6 @@ _TORCH_PROBE = (
     "        p = torch.cuda.get_device_properties(i)\n"
     "        print(f'{i}, {p.name}, {p.total_memory // (1024 * 1024)}')\n"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Gpu:
-    index: int
-    name: str
-    memory_mb: int
-    node: str = ""  # the machine (host name) or Ray node id it is on
-
-    def public(self) -> dict[str, object]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "memoryMb": self.memory_mb,
-            "node": self.node,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    gpus: tuple[Gpu, ...]
-    source: str  # config | nvidia-smi | torch | none
-    warning: str | None = None
-
-    @property
-    def cpu_only(self) -> bool:
-        return not self.gpus
 
 
 def parse_nvidia_smi(text: str) -> list[Gpu]:
@@ -140,9 +111,9 @@ def discover(
             )
         return Inventory(tuple(gpus), "config")
     for source, probe in (("nvidia-smi", _probe_nvidia_smi), ("torch", _probe_torch)):
-        gpus = probe(run)
-        if gpus:
-            return Inventory(tuple(gpus), source)
+        found = probe(run)
+        if found:
+            return Inventory(tuple(found), source)
     return Inventory((), "none", CPU_WARNING)
 
 

@@ -20,9 +20,10 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from podium.board import Inventory
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot, inherited_env
-from podium.fleet.gpus import Inventory, assign, why_throttled
+from podium.fleet.gpus import assign, why_throttled
 from podium.fleet.process import Process, Spawn, spawn_process
 from podium.fleet.settings import default_cpu_workers
 from podium.logs.lines import LogLine

@@ -13,14 +13,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 __all__ = ["Process", "Spawn", "spawn_process"]
 
 
 class Process(Protocol):
     pid: int
-    stdout: BinaryIO | None  # its stdout and stderr in one pipe (None: in a file)
+    stdout: IO[bytes] | None  # its stdout and stderr in one pipe (None: in a file)
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None:
@@ -51,7 +51,7 @@ class _Popen:
                 preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
             )
         self.pid = self._p.pid
-        self.stdout: BinaryIO | None = self._p.stdout
+        self.stdout: IO[bytes] | None = self._p.stdout
         self._swept = False
 
     def poll(self) -> int | None:

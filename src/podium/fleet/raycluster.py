@@ -32,10 +32,10 @@ from typing import Any
 import ray
 from ray.exceptions import RayError
 
+from podium.board import Gpu, Inventory
 from podium.codec import ascii_digits
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot
-from podium.fleet.gpus import Gpu, Inventory
 from podium.fleet.rayslot import WorkerSlot
 from podium.fleet.settings import FleetSettings
 
@@ -216,7 +216,9 @@ class RayBackend:
         if resources:
             options["resources"] = resources
         try:
-            handle = self._actor.options(**options).remote(p.endpoint_id, p.worker_id, p.slot)
+            # Any, as RaySlot.handle: Ray types an actor's methods as `.remote`-able only
+            # when each is decorated with @ray.method (rayslot.py imports ray on the node)
+            handle: Any = self._actor.options(**options).remote(p.endpoint_id, p.worker_id, p.slot)
         except ValueError:  # ActorAlreadyExistsError: the slot's last actor is still ending
             return (
                 f"the previous worker of slot {p.slot} of this endpoint is still stopping; "
@@ -279,8 +281,9 @@ class RayBackend:
                     s.code, s.tail = answer["code"], answer["tail"]
 
     def _read_cluster(self) -> None:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        self._available = ray.available_resources()
+        # ray leaves nodes() and available_resources() unannotated
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+        self._available = ray.available_resources()  # type: ignore[no-untyped-call]
         self._totals = [dict(n.get("Resources", {})) for n in nodes]
         gpus: list[Gpu] = []
         kinds: dict[str, _Kind] = {}

@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+
+from podium.board import Phase
 
 __all__ = [
     "FLASHBOOT_WARM_S",
     "Decision",
-    "Phase",
     "QueueStats",
     "ScalingSettings",
     "WorkerSnapshot",
@@ -37,17 +37,6 @@ __all__ = [
 ]
 
 FLASHBOOT_WARM_S = 60.0  # flashboot keeps an idle, loaded worker at least this long
-
-
-class Phase(StrEnum):
-    """A supervised worker's life. /health maps these to RunPod's worker states."""
-
-    STARTING = "starting"  # process started, not yet seen by the gateway (initializing)
-    READY = "ready"  # seen by the gateway: idle or running
-    BACKOFF = "backoff"  # crashed; restarts when its backoff ends (initializing)
-    THROTTLED = "throttled"  # wanted, but no free GPU
-    DRAINING = "draining"  # told to stop: finishes its job, then exits
-    UNHEALTHY = "unhealthy"  # crashed at start-up too often; not restarted
 
 
 LIVE = frozenset({Phase.STARTING, Phase.READY, Phase.BACKOFF, Phase.THROTTLED})

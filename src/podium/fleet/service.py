@@ -1,5 +1,9 @@
 """The fleet beside a gateway: started and stopped with it (gateway.app.Service), and what
-its routes may ask (status.FleetAccess).
+its routes may ask (board.FleetAccess).
+
+The gateway hands it a FleetHost when it starts — the store, the settings, the clock, the
+board it publishes its reports on, the fleet secret — never its own state: the fleet
+imports nothing of the gateway, and podium.server is the one module that wires the two.
 
 With `FleetSettings.enabled` the supervisor runs here and drives the chosen backend:
 `local` (processes on this machine) or `ray` (actors across a Ray cluster; `ray` is
@@ -13,19 +17,40 @@ import asyncio
 import dataclasses
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from podium.board import FleetBoard, Inventory
+from podium.clock import Clock
 from podium.fleet.backend import Backend
-from podium.fleet.gpus import Inventory, discover
+from podium.fleet.gpus import discover
 from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
+from podium.settings import Settings
+from podium.store import JobStore
 
-if TYPE_CHECKING:
-    from podium.gateway.state import GatewayState
+__all__ = ["Fleet", "FleetHost"]
 
-__all__ = ["Fleet"]
+
+class FleetHost(Protocol):
+    """What the gateway gives the fleet beside it (gateway.app.ServiceHost is one)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> JobStore: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def board(self) -> FleetBoard:
+        """Where the supervisor publishes its reports (the gateway reads them)."""
+        ...
+
+    @property
+    def fleet_secret(self) -> str:
+        """The secret the fleet's worker tokens derive from (keys.derive_worker_token)."""
+        ...
 
 
 class Fleet:
@@ -33,28 +58,26 @@ class Fleet:
         self.settings = settings
         self.supervisor: Supervisor | None = None
         self.backend: Backend | None = None
-        self._state: GatewayState | None = None
+        self._board: FleetBoard | None = None
 
     # --- gateway.app.Service ------------------------------------------------------------
 
-    async def start(self, state: GatewayState) -> None:
-        self._state = state
-        state.fleet_access = self
+    async def start(self, host: FleetHost) -> None:
+        self._board = host.board
         if not self.settings.enabled:
             return
-        assert state.fleet_secret is not None  # created before services start
         view = LocalFleetView(
-            state.store,
-            state.settings,
-            state.fleet_secret,
-            state.fleet,
-            state.clock,
+            host.store,
+            host.settings,
+            host.fleet_secret,
+            host.board,
+            host.clock,
             remote_workers=self.settings.ray,
         )
-        self.backend = self._backend(Path(state.settings.data_dir))
-        self.supervisor = Supervisor(view, self.settings, state.clock, self.backend)
-        state.fleet.supervised = True
-        self.supervisor.start()
+        self.backend = self._backend(Path(host.settings.data_dir))
+        self.supervisor = Supervisor(view, self.settings, host.clock, self.backend)
+        host.board.supervised = True
+        self.supervisor.run_in_background()
 
     def _backend(self, data_dir: Path) -> Backend:
         if self.settings.ray:
@@ -80,7 +103,7 @@ class Fleet:
 
     def _discover(self) -> Inventory:
         """This machine's GPUs, discovered once (blocking: call it in a thread)."""
-        board = self._state.fleet if self._state is not None else None
+        board = self._board
         if board is not None and board.inventory is not None:
             return board.inventory
         found = discover(self.settings.gpus)

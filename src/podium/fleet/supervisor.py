@@ -49,16 +49,21 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
+from podium.board import (
+    CANNOT_START,
+    EXIT_CANNOT_START,
+    FleetReport,
+    Phase,
+    WorkerInfo,
+    WorkerStatus,
+)
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
 from podium.errors import StoreUnavailable
 from podium.fleet.backend import Adopted, Backend, Placement, Slot
-from podium.fleet.scaling import Phase, ScalingSettings, WorkerSnapshot, decide
+from podium.fleet.scaling import ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import FleetSettings
-from podium.fleet.status import FleetReport, WorkerStatus
 from podium.fleet.view import FleetEndpoint, FleetView
-from podium.store.base import WorkerInfo
-from podium.worker.runtime import CANNOT_START, EXIT_CANNOT_START
 
 __all__ = ["FLEET_LOCK", "Supervisor"]
 
@@ -149,7 +154,8 @@ class Supervisor:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> None:
+    def run_in_background(self) -> None:
+        """Run the loop as a task of the current event loop (until `stop`)."""
         self._task = asyncio.create_task(self.run(), name="supervisor")
 
     async def run(self, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:

@@ -12,17 +12,16 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from podium.board import FleetBoard, FleetReport, WorkerInfo
 from podium.clock import Clock
 from podium.endpoints import BUILTIN_TEMPLATES, EndpointSpec
-from podium.endpoints.catalog import TemplateCatalog
 from podium.endpoints.templates import Launch, launch_for
 from podium.endpoints.worker_env import worker_env
 from podium.fleet.scaling import QueueStats
-from podium.fleet.status import FleetBoard, FleetReport
 from podium.keys import derive_worker_token
 from podium.settings import Settings
 from podium.store import JobStore
-from podium.store.base import WorkerInfo
+from podium.store.templates import TemplateCatalog
 
 __all__ = ["FleetEndpoint", "FleetView", "LocalFleetView", "queue_stats"]
 

@@ -10,16 +10,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from podium.board import Inventory
+from podium.board import summary as worker_summary
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
 from podium.endpoints.gpu_ids import gpu_ids_from_types
 from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, Forbidden, NotFound
-from podium.fleet.gpus import Inventory
-from podium.fleet.status import summary as worker_summary
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.input_schema import validate_schema
-from podium.gateway.state import GatewayState
+from podium.gateway.state import GatewayState, state_of
 from podium.keys import ApiKey, Scope, hash_secret, new_key
 
 __all__ = ["reader", "router"]
@@ -43,10 +43,6 @@ router = APIRouter(
 # Routes each checks its own scope on: a key limited to some endpoints may call them for
 # the endpoints it can read.
 reader = APIRouter(prefix="/v1", tags=["admin"], route_class=CodecRoute)
-
-
-def _state(request: Request) -> GatewayState:
-    return request.app.state.podium
 
 
 # What a worker process runs: only an admin of the whole gateway may change it (set, or
@@ -83,7 +79,7 @@ class EndpointUpdate(BaseModel):
 
 
 class EndpointCreate(EndpointUpdate):
-    name: str = Field(min_length=1, max_length=191)  # type: ignore[assignment]
+    name: str = Field(min_length=1, max_length=191)
 
 
 class TemplateCreate(BaseModel):
@@ -234,7 +230,7 @@ async def create_template_record(
 
 @router.post("/endpoints", summary="Create an endpoint; returns its worker token once")
 async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     endpoint, token = await create_endpoint_record(state, _changes(body))
     return JSON(
         {
@@ -250,7 +246,7 @@ async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
 async def list_endpoints(
     request: Request, includeWorkers: bool = False, includeTemplate: bool = False
 ) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     return JSON(
         [
             await _shown(state, e, includeWorkers, includeTemplate)
@@ -264,7 +260,7 @@ async def get_endpoint(
     request: Request, endpoint_id: str, includeWorkers: bool = True, includeTemplate: bool = False
 ) -> JSON:
     """Workers are shown unless `includeWorkers=false` (RunPod: only with true)."""
-    state = _state(request)
+    state = state_of(request)
     endpoint = await state.endpoint(endpoint_id, fresh=True)
     return JSON(await _shown(state, endpoint, includeWorkers, includeTemplate))
 
@@ -273,7 +269,7 @@ async def get_endpoint(
 async def update_endpoint(
     request: Request, endpoint_id: str, body: EndpointUpdate, key: AdminKey
 ) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     runs = sorted(f for f in _RUNS_ON_THE_FLEET if f in body.model_fields_set)
     if key is not None and key.endpoints and runs:
         raise Forbidden(
@@ -295,7 +291,7 @@ async def update_endpoint_post(
 
 @router.delete("/endpoints/{endpoint_id}", summary="Delete an endpoint, its queue and workers")
 async def delete_endpoint(request: Request, endpoint_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     deleted = await state.store.delete_endpoint(endpoint_id)
     state.lookups.forget_endpoint(endpoint_id)
     if not deleted:
@@ -313,7 +309,7 @@ async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
     elsewhere that pinged within a lease; `summary` counts them by RunPod's statuses.
     A key with the read scope on the endpoint may list them; the current job ids are
     shown to keys with the admin scope only (a job id lets a key read that job)."""
-    state = _state(request)
+    state = state_of(request)
     key = await authorize_client(request, Scope.READ, endpoint_id)
     await state.endpoint(endpoint_id)
     show_jobs = key is None or key.allows(Scope.ADMIN, endpoint_id)
@@ -333,13 +329,13 @@ async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
 
 @router.get("/templates", summary="Templates: the built-ins (sd15, custom) and created ones")
 async def list_templates(request: Request) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     return JSON([t.public() for t in await state.templates.all()])
 
 
 @router.post("/templates", summary="Create a template: a command and env for endpoints")
 async def create_template(request: Request, body: TemplateCreate) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     template = await create_template_record(
         state, body.name, body.command_line(), body.env, body.imageName
     )
@@ -348,13 +344,13 @@ async def create_template(request: Request, body: TemplateCreate) -> JSON:
 
 @router.get("/templates/{template_id}", summary="One template")
 async def get_template(request: Request, template_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     return JSON((await state.templates.require(template_id)).public())
 
 
 @router.delete("/templates/{template_id}", summary="Delete a template no endpoint uses")
 async def delete_template(request: Request, template_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     users = [e.id for e in await state.store.list_endpoints() if e.spec.template_id == template_id]
     if users:
         raise Conflict(
@@ -370,7 +366,7 @@ async def delete_template(request: Request, template_id: str) -> JSON:
 
 @router.get("/gpus", summary="This machine's GPUs and which worker holds each")
 async def list_gpus(request: Request) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     if state.fleet_access is not None:
         inventory = await state.fleet_access.inventory()
     else:
@@ -393,7 +389,7 @@ async def list_gpus(request: Request) -> JSON:
 
 @router.post("/keys", summary="Create an API key; the key is shown once")
 async def create_key(request: Request, body: KeyCreate) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     plain = new_key()
     key = ApiKey(
         id="key_" + secrets.token_hex(6),
@@ -410,13 +406,13 @@ async def create_key(request: Request, body: KeyCreate) -> JSON:
 
 @router.get("/keys", summary="List API keys (never the keys themselves)")
 async def list_keys(request: Request) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     return JSON([k.public() for k in await state.store.list_keys()])
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
 async def revoke_key(request: Request, key_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     for key in await state.store.list_keys():
         if key.id == key_id:
             key.revoked = True

@@ -1,7 +1,10 @@
 """create_app: the gateway's composition root.
 
 The gateway runs no workers itself: what runs beside it (the fleet) is handed in as
-`services` by the server module (podium.server), which wires gateway and fleet together.
+`services` by the server module (podium.server), which wires gateway and fleet together:
+a service gets a ServiceHost (the store, settings, clock, the board it publishes on and the
+fleet secret), never the gateway's state, and the routes reach the fleet only through the
+`fleet_access` handle (board.FleetAccess) the server passes in.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -17,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from podium import __version__
+from podium.board import FleetAccess, FleetBoard
 from podium.clock import Clock, SystemClock
 from podium.gateway import (
     admin_api,
@@ -38,18 +43,29 @@ from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.reaper import Reaper
 from podium.gateway.state import GatewayState
 from podium.gateway.webhooks import WebhookSender
-from podium.settings import Settings
+from podium.settings import ADMIN_KEY_FILE, Settings
 from podium.store import JobStore, open_store
 
-__all__ = ["Service", "create_app"]
+__all__ = ["Service", "ServiceHost", "create_app"]
 
 log = logging.getLogger("podium.gateway")
 
 
-class Service(Protocol):
-    """Something that runs beside the gateway, started once its state exists (the fleet)."""
+@dataclass(frozen=True, slots=True)
+class ServiceHost:
+    """What a service beside the gateway is given when the gateway starts."""
 
-    async def start(self, state: GatewayState) -> None: ...
+    settings: Settings
+    store: JobStore
+    clock: Clock
+    board: FleetBoard  # the fleet publishes its reports here; the routes read them
+    fleet_secret: str
+
+
+class Service(Protocol):
+    """Something that runs beside the gateway, started once its store is open (the fleet)."""
+
+    async def start(self, host: ServiceHost) -> None: ...
 
     def begin_stop(self) -> None:
         """The server was told to stop: end at once what holds requests open (workers'
@@ -66,10 +82,12 @@ def create_app(
     *,
     run_background: bool = True,
     services: Sequence[Service] = (),
+    fleet_access: FleetAccess | None = None,
 ) -> FastAPI:
     """Build the gateway. Tests pass their own store and clock and may turn off the
     background reaper (then they call `reap_once` themselves). `services` start with the
-    background tasks (podium.server passes the fleet) and stop before the store closes."""
+    background tasks (podium.server passes the fleet) and stop before the store closes;
+    `fleet_access` is what the routes may ask the fleet (its GPUs)."""
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -80,7 +98,9 @@ def create_app(
         boot = await bootstrap(store, settings, clock.now())
         app.state.new_admin_key = boot.admin_key
         if boot.admin_key:
-            log.warning("Created the admin API key; it is in %s", settings.data_dir / "admin.key")
+            log.warning(
+                "Created the admin API key; it is in %s", settings.data_dir / ADMIN_KEY_FILE
+            )
         metrics = Metrics()
         state = GatewayState(
             settings=settings,
@@ -96,6 +116,7 @@ def create_app(
             metrics=metrics,
             guard=boot.guard,
             fleet_secret=boot.fleet_secret,
+            fleet_access=fleet_access,
             decoder=BodyDecoder(settings.decode_off_loop_bytes),
         )
         app.state.podium = state
@@ -105,8 +126,9 @@ def create_app(
         if run_background:
             state.reaper = Reaper(state, settings.reaper_interval_s)
             tasks.append(asyncio.create_task(state.reaper.run()))
+            host = ServiceHost(settings, store, clock, state.fleet, boot.fleet_secret)
             for service in services:
-                await service.start(state)
+                await service.start(host)
                 started.append(service)
         try:
             yield

@@ -6,6 +6,7 @@ from fastapi import Request
 
 from podium.endpoints import Endpoint
 from podium.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from podium.gateway.state import state_of
 from podium.jobs import WORKER_ID_MAX_CHARS
 from podium.keys import ApiKey, Scope, derive_worker_token, hash_secret, secrets_equal
 
@@ -27,7 +28,7 @@ async def authorize_client(
     request: Request, scope: Scope, endpoint_id: str | None = None
 ) -> ApiKey | None:
     """The calling key, checked for `scope` (and the endpoint). None in insecure mode."""
-    state = request.app.state.podium
+    state = state_of(request)
     if state.settings.insecure_no_auth:
         return None
     secret = _presented_secret(request)
@@ -57,7 +58,7 @@ async def authorize_worker(request: Request, endpoint_id: str) -> Endpoint:
 
     Accepted: the endpoint's own token, or the token the supervisor derives for this
     endpoint from the fleet secret (keys.derive_worker_token)."""
-    state = request.app.state.podium
+    state = state_of(request)
     worker_id = request.path_params.get("worker_id")
     if worker_id is not None and not 1 <= len(worker_id) <= WORKER_ID_MAX_CHARS:
         raise BadRequest(

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from podium.gateway.instance import InstanceGuard
 from podium.keys import ApiKey, Scope, hash_secret, new_fleet_secret, new_key
-from podium.settings import Settings
+from podium.settings import ADMIN_KEY_FILE, Settings
 from podium.store import JobStore
+from podium.store.templates import TemplateCatalog
 
-__all__ = ["ADMIN_KEY_FILE", "Bootstrapped", "bootstrap", "prepare_data_dir"]
+__all__ = ["Bootstrapped", "bootstrap", "prepare_data_dir"]
 
-ADMIN_KEY_FILE = "admin.key"
 _ADMIN_SETTING = "admin_key_id"
 _FLEET_SETTING = "fleet_secret"
 
@@ -53,6 +53,7 @@ async def bootstrap(store: JobStore, settings: Settings, now: float) -> Bootstra
     if fleet_secret is None:  # set just above; only a store that lost it meanwhile
         guard.lost = "The job store lost its settings while the gateway started."
         guard.raise_if_lost()
+    await TemplateCatalog(store).migrate_legacy()
     return Bootstrapped(guard=guard, fleet_secret=fleet_secret or "", admin_key=admin_key)
 
 

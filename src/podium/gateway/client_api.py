@@ -7,12 +7,12 @@ import functools
 from fastapi import APIRouter, Request
 
 from podium import codec
+from podium.board import health_counts
 from podium.errors import BadRequest, NotFound
-from podium.fleet.status import health_counts
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.input_schema import check_input, schema_for
-from podium.gateway.state import GatewayState
+from podium.gateway.state import GatewayState, state_of
 from podium.jobs import Job, clamp_wait_ms, parse_query_ms, parse_submission, status_object
 from podium.keys import Scope
 from podium.net import resolve_public
@@ -45,12 +45,8 @@ _SUBMISSION = json_body(
 )
 
 
-def _state(request: Request) -> GatewayState:
-    return request.app.state.podium
-
-
 async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[GatewayState, Job]:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     endpoint = await state.endpoint(endpoint_id)
     state.limiter.hit(endpoint_id, "runsync" if sync else "run")
@@ -77,8 +73,7 @@ async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[Gatew
     else:
         retention = endpoint.spec.retention_run_ms or state.settings.retention_run_ms
     job = Job.new(endpoint_id, sub, state.clock.now(), retention, sync=sync)
-    await state.store.submit(job, endpoint.spec.retry_limit)
-    state.metrics.submitted.labels(endpoint_id).inc()
+    await state.lifecycle.submit(job, endpoint.spec.retry_limit)
     return state, job
 
 
@@ -95,7 +90,7 @@ async def run(request: Request, endpoint_id: str) -> JSON:
     openapi_extra=_SUBMISSION,
 )
 async def runsync(request: Request, endpoint_id: str, wait: str | None = None) -> JSON:
-    lim = _state(request).limits
+    lim = state_of(request).limits
     wait_ms = clamp_wait_ms(
         wait, lim.runsync_wait_default_ms, lim.runsync_wait_min_ms, lim.runsync_wait_max_ms
     )
@@ -131,7 +126,7 @@ async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
     """`?ttl=ms` sets the job's retention, shorter or longer, up to 7 days (run scope: it
     changes the job); `?wait=ms` long-polls until it changes. (Query values are read
     directly: this is the hottest read route.)"""
-    state = _state(request)
+    state = state_of(request)
     query = request.query_params
     ttl = query.get("ttl")
     await authorize_client(request, Scope.READ if ttl is None else Scope.RUN, endpoint_id)
@@ -153,7 +148,7 @@ async def status(request: Request, endpoint_id: str, job_id: str) -> JSON:
 async def status_sync(
     request: Request, endpoint_id: str, job_id: str, wait: str | None = None
 ) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.READ, endpoint_id)
     state.limiter.hit(endpoint_id, "status")
     lim = state.limits
@@ -169,7 +164,7 @@ async def status_sync(
 @router.get("/stream/{job_id}", summary="New stream chunks of a job", response_class=JSON)
 async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
     """Each chunk is delivered once, so reading consumes: run scope."""
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "stream")
     await state.job(endpoint_id, job_id)  # NotFound for another endpoint's job
@@ -184,19 +179,16 @@ async def stream(request: Request, endpoint_id: str, job_id: str) -> JSON:
 
 @router.post("/cancel/{job_id}", summary="Cancel a job", response_class=JSON)
 async def cancel(request: Request, endpoint_id: str, job_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "cancel")
-    before = await state.job(endpoint_id, job_id)
-    job = await state.store.cancel(job_id)
-    if not before.final and job.final:
-        await state.announce_final(job)
+    job = await state.lifecycle.cancel(await state.job(endpoint_id, job_id))
     return JSON({"id": job.id, "status": job.status.value})
 
 
 @router.post("/retry/{job_id}", summary="Retry a FAILED or TIMED_OUT job", response_class=JSON)
 async def retry(request: Request, endpoint_id: str, job_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "run")
     await state.job(endpoint_id, job_id)
@@ -206,7 +198,7 @@ async def retry(request: Request, endpoint_id: str, job_id: str) -> JSON:
 
 @router.post("/purge-queue", summary="Remove every queued job", response_class=JSON)
 async def purge_queue(request: Request, endpoint_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     await state.endpoint(endpoint_id)
     state.limiter.hit(endpoint_id, "purge-queue")
@@ -216,7 +208,7 @@ async def purge_queue(request: Request, endpoint_id: str) -> JSON:
 
 @router.get("/health", summary="Job counts and worker states", response_class=JSON)
 async def health(request: Request, endpoint_id: str) -> JSON:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.READ, endpoint_id)
     await state.endpoint(endpoint_id)
     c = await state.store.counts(endpoint_id)

@@ -44,7 +44,7 @@ from podium.gateway.admin_api import (
 )
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, ROUTE_BODY_BYTES, json_body, read_body
-from podium.gateway.state import GatewayState
+from podium.gateway.state import GatewayState, state_of
 from podium.keys import Scope
 
 __all__ = ["GPU_POOLS", "gpu_ids_for_pools", "router"]
@@ -157,7 +157,8 @@ def _endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
 
 
 def _state(info: Any) -> GatewayState:
-    return info.context["state"]
+    state: GatewayState = info.context["state"]
+    return state
 
 
 async def _myself(_: Any, info: Any) -> dict[str, Any]:
@@ -288,7 +289,7 @@ def _errors(status: int, message: str) -> JSON:
     ),
 )
 async def graphql_route(request: Request) -> JSON:
-    state: GatewayState = request.app.state.podium
+    state = state_of(request)
     try:
         await authorize_client(request, Scope.ADMIN)
         raw = await read_body(request, ROUTE_BODY_BYTES)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
-from podium.gateway.state import GatewayState
+from podium.gateway.state import state_of
 from podium.history import encode_cursor, history_entry, parse_history_query
 from podium.keys import Scope
 
@@ -25,7 +25,7 @@ async def requests(request: Request, endpoint_id: str) -> JSON:
     """`?status=FAILED&since=&until=` (ISO 8601 or epoch ms; since inclusive, until
     exclusive, on createdAt), `limit` (1–100, default 20), `cursor` (the `nextCursor`
     of the page before)."""
-    state: GatewayState = request.app.state.podium
+    state = state_of(request)
     await authorize_client(request, Scope.ADMIN, endpoint_id)
     state.limiter.hit(endpoint_id, "requests")
     query = parse_history_query(request.query_params, state.limits)

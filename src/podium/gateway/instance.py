@@ -105,7 +105,7 @@ class InstanceGuard:
         value = records.get(self._key) if isinstance(records, dict) else None
         return value if isinstance(value, str) else None
 
-    def _remember(self, mark: str) -> None:
+    def _remember(self, mark: str | None) -> None:
         try:
             records = json.loads(self._record.read_text())
         except (FileNotFoundError, ValueError):

@@ -25,7 +25,7 @@ from podium.clock import iso_time
 from podium.errors import PodiumError, RateLimited
 from podium.gateway.auth import authorize_client, authorize_worker
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
-from podium.gateway.state import GatewayState
+from podium.gateway.state import state_of
 from podium.keys import Scope
 from podium.logs.lines import (
     BATCH_MAX_BYTES,
@@ -68,10 +68,6 @@ _BATCH = json_body(
 )
 
 
-def _state(request: Request) -> GatewayState:
-    return request.app.state.podium
-
-
 @router.post(
     "/v2/{endpoint_id}/worker-logs/{worker_id}",
     summary="A worker ships log lines (worker token)",
@@ -79,7 +75,7 @@ def _state(request: Request) -> GatewayState:
     openapi_extra=_BATCH,
 )
 async def ship(request: Request, endpoint_id: str, worker_id: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_worker(request, endpoint_id)
     raw = await read_body(request, BATCH_MAX_BYTES)
     lines, dropped = parse_batch(codec.loads(raw, "The log batch"), state.clock.now())
@@ -101,7 +97,7 @@ async def read(request: Request, endpoint_id: str, follow: bool = False) -> Resp
     `follow=true`: NDJSON, the same lines then every new one as it comes, and
     `{"heartbeat": time, "cursor": n}` every 15 s without one; it ends when the client
     goes away."""
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.ADMIN, endpoint_id)
     query = parse_log_query(request.query_params)
     await state.endpoint(endpoint_id, fresh=True)  # deleted through another gateway: 404

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
-from podium.gateway.state import GatewayState
+from podium.gateway.state import state_of
 from podium.keys import Scope
 
 __all__ = ["router"]
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/v1", tags=["session"], route_class=CodecRoute)
 
 @router.get("/me", summary="The calling API key: its scopes and the endpoints it reaches")
 async def me(request: Request) -> JSON:
-    state: GatewayState = request.app.state.podium
+    state = state_of(request)
     key = await authorize_client(request, Scope.READ)  # None: --insecure-no-auth
     scopes = [s for s in Scope if key is None or key.allows(s, *key.endpoints[:1])]
     wide = [s for s in Scope if key is None or key.allows(s)]

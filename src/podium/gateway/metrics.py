@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 
-from podium.fleet.status import FleetBoard, FleetReport, WorkerStatus
+from podium.board import FleetBoard, FleetReport, WorkerStatus
 from podium.jobs import Job
 from podium.store import JobStore
 
@@ -148,7 +148,7 @@ class Metrics:
                 self.workers.labels(endpoint.id, state).set(n)
         if visible is None:
             return generate_latest(self.registry)
-        return generate_latest(_Only(self.registry, visible))  # type: ignore[arg-type]
+        return generate_latest(_Only(self.registry, visible))
 
 
 class _Only:

@@ -26,7 +26,7 @@ from podium.errors import BadRequest, JobFailed
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
 from podium.gateway.input_schema import check_input, schema_for
-from podium.gateway.state import GatewayState
+from podium.gateway.state import GatewayState, state_of
 from podium.jobs import Job, JobStatus, Submission, parse_policy
 from podium.keys import Scope
 from podium.openai_compat import (
@@ -57,12 +57,8 @@ _BODY = json_body(
 _T = TypeVar("_T")
 
 
-def _state(request: Request) -> GatewayState:
-    return request.app.state.podium
-
-
 async def _submit(request: Request, endpoint_id: str, call: OpenAIRequest) -> Job:
-    state = _state(request)
+    state = state_of(request)
     endpoint = await state.endpoint(endpoint_id)
     schema = schema_for(endpoint)
     if schema is not None:
@@ -73,8 +69,7 @@ async def _submit(request: Request, endpoint_id: str, call: OpenAIRequest) -> Jo
     )
     retention = endpoint.spec.retention_sync_ms or state.settings.retention_sync_ms
     job = Job.new(endpoint_id, sub, state.clock.now(), retention, sync=True)
-    await state.store.submit(job, endpoint.spec.retry_limit)
-    state.metrics.submitted.labels(endpoint_id).inc()
+    await state.lifecycle.submit(job, endpoint.spec.retry_limit)
     return job
 
 
@@ -83,9 +78,7 @@ async def _abandon(state: GatewayState, job: Job) -> None:
     with contextlib.suppress(Exception):
         before = await state.store.get(job.id)
         if before is not None and not before.final:
-            cancelled = await state.store.cancel(job.id)
-            if cancelled.final:
-                await state.announce_final(cancelled)
+            await state.lifecycle.cancel(before)
 
 
 async def _disconnected(request: Request) -> None:
@@ -118,7 +111,7 @@ def _wait_s(state: GatewayState) -> float:
 
 
 async def _run(request: Request, endpoint_id: str, call: OpenAIRequest) -> Response:
-    state = _state(request)
+    state = state_of(request)
     job = await _submit(request, endpoint_id, call)
     try:
         if call.stream:
@@ -179,12 +172,12 @@ async def _events(
         for text in first:
             yield text
         while not current.final:
-            read = await state.store.read_stream(job.id, KEEPALIVE_S, current.status)
-            if read[0] is None:
+            latest, chunks = await state.store.read_stream(job.id, KEEPALIVE_S, current.status)
+            if latest is None:
                 yield writer.finish(job)  # gone (purged): end the stream as failed
                 finished = True
                 return
-            current, chunks = read
+            current = latest
             if current.status is JobStatus.IN_QUEUE:
                 # Its worker was lost and the job went back to the queue: a new run would
                 # stream from the start again, after what this client already has.
@@ -204,7 +197,7 @@ async def _events(
 
 
 async def _post(request: Request, endpoint_id: str, route: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     await state.endpoint(endpoint_id)
     state.limiter.hit(endpoint_id, "openai")
@@ -234,7 +227,7 @@ async def completions(request: Request, endpoint_id: str) -> Response:
 
 @router.get("/models", summary="The models the endpoint's workers serve (worker-vllm)")
 async def models(request: Request, endpoint_id: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     await state.endpoint(endpoint_id)
     state.limiter.hit(endpoint_id, "openai")

@@ -12,7 +12,7 @@ from podium.errors import PodiumError
 from podium.gateway.auth import authorize_client
 from podium.gateway.errors import error_response
 from podium.gateway.http import JSON, CodecRoute
-from podium.gateway.state import GatewayState
+from podium.gateway.state import state_of
 from podium.keys import Scope as KeyScope
 
 __all__ = ["RefuseWhileStoreLost", "router"]
@@ -25,7 +25,7 @@ async def healthz(request: Request) -> JSON:
     """200 `{"ok": true}` while the gateway can serve; 503 `{"ok": false, "error"}` when
     the store cannot be reached or lost its data, or the reaper's passes fail. Details
     (version, reaper, store) only for the admin key: they name hosts and processes."""
-    state: GatewayState = request.app.state.podium
+    state = state_of(request)
     problems = []
     try:
         await state.store.ping()
@@ -56,7 +56,7 @@ async def healthz(request: Request) -> JSON:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     """What the calling key may see: a key limited to some endpoints sees only theirs."""
-    state: GatewayState = request.app.state.podium
+    state = state_of(request)
     key = await authorize_client(request, KeyScope.READ)
     visible = set(key.endpoints) if key is not None and key.endpoints else None
     alive_since = state.clock.now() - state.settings.lease_s

@@ -27,10 +27,8 @@ log = logging.getLogger("podium.reaper")
 
 async def reap_once(state: GatewayState) -> None:
     now = state.clock.now()
-    report = await state.store.expire(now, state.settings.history_ms)
+    report = await state.lifecycle.expire(now, state.settings.history_ms)
     await state.store.logs.expire(now - state.settings.log_retention_ms / 1000)
-    for job in report.finished:
-        await state.announce_final(job)
     if report.requeued:
         log.info("requeued %d job(s) whose worker was lost", len(report.requeued))
     if report.quarantined:

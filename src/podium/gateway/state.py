@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from starlette.requests import Request
+
+from podium.board import FleetAccess, FleetBoard, WorkerEntry, worker_entries
 from podium.clock import Clock
 from podium.endpoints import Endpoint
-from podium.endpoints.catalog import TemplateCatalog
 from podium.errors import NotFound
-from podium.fleet.status import FleetAccess, FleetBoard, WorkerEntry, worker_entries
 from podium.gateway.http import BodyDecoder
 from podium.gateway.instance import InstanceGuard
+from podium.gateway.lifecycle import JobLifecycle
 from podium.gateway.lookups import Lookups
 from podium.gateway.metrics import MeteredFleetBoard, Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.webhooks import WebhookSender
-from podium.jobs import DEFAULT_LIMITS, Job, Limits, status_object
+from podium.jobs import DEFAULT_LIMITS, Job, Limits
 from podium.settings import Settings
 from podium.store import JobStore
+from podium.store.templates import TemplateCatalog
 
 if TYPE_CHECKING:
     from podium.gateway.reaper import Reaper
 
-__all__ = ["GatewayState"]
+__all__ = ["GatewayState", "state_of"]
 
 
 @dataclass
@@ -46,10 +49,16 @@ class GatewayState:
     reaper: Reaper | None = None  # set when background tasks run
     log_followers: dict[str, int] = field(default_factory=dict)  # endpoint -> open follows
     lookups: Lookups = field(init=False)
+    lifecycle: JobLifecycle = field(init=False)  # what the routes do to jobs
 
     def __post_init__(self) -> None:
         self.lookups = Lookups(self.store)
-        if self.fleet is None:  # the board the fleet publishes on counts cold starts
+        self.lifecycle = JobLifecycle(
+            self.store, self.metrics, self.webhooks, self.lookups, self.clock
+        )
+        # The board the fleet publishes on counts cold starts. `fleet` is None here unless
+        # given (its default); its declared type holds from here on.
+        if cast("FleetBoard | None", self.fleet) is None:
             self.fleet = MeteredFleetBoard(metrics=self.metrics)
 
     @property
@@ -85,15 +94,8 @@ class GatewayState:
             )
         return job
 
-    async def announce_final(self, job: Job) -> None:
-        """A job reached a final status: count it and fire its webhook."""
-        self.metrics.ended(job)
-        if job.webhook:
-            endpoint = await self.lookups.endpoint(job.endpoint_id)
-            if endpoint is not None:
-                self.webhooks.send(
-                    job.webhook,
-                    status_object(job, self.clock.now()),
-                    endpoint.webhook_secret,
-                    endpoint_id=job.endpoint_id,
-                )
+
+def state_of(request: Request) -> GatewayState:
+    """The gateway's state, as create_app left it on the app: what every route reads."""
+    state: GatewayState = request.app.state.podium
+    return state

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import QueryParams
@@ -20,15 +21,15 @@ from podium.endpoints.worker_env import NEXT_JOB_PARAM, PING_INTERVAL_HEADER
 from podium.errors import BadRequest, Conflict, PayloadTooLarge
 from podium.gateway.auth import authorize_worker
 from podium.gateway.http import JSON, CodecRoute, json_body, read_body
-from podium.gateway.state import GatewayState
-from podium.jobs import JobStatus, WorkerReport, parse_worker_report
+from podium.gateway.state import GatewayState, state_of
+from podium.jobs import Job, JobStatus, WorkerReport, parse_worker_report
 
 __all__ = ["router"]
 
 log = logging.getLogger("podium.gateway")
 router = APIRouter(prefix="/v2/{endpoint_id}", tags=["worker"], route_class=CodecRoute)
+T = TypeVar("T")
 
-STOP_POLL_S = 0.25
 _RESULT = json_body(
     {
         "type": "object",
@@ -42,10 +43,6 @@ _RESULT = json_body(
     "The raw body is JSON whatever its Content-Type (the runpod SDK labels it form-urlencoded).",
 )
 _CHUNK = json_body({"type": "object", "properties": {"output": {}}}, "One stream chunk.")
-
-
-def _state(request: Request) -> GatewayState:
-    return request.app.state.podium
 
 
 def _hold(request: Request, state: GatewayState) -> float:
@@ -65,34 +62,29 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> list:
-    """Long-poll take that stops holding as soon as the worker disconnects, so no job is
-    handed to a worker that is no longer listening."""
-    state = _state(request)
-    await authorize_worker(request, endpoint_id)
-    take = asyncio.ensure_future(
-        state.store.take(
-            endpoint_id,
-            worker_id,
-            n,
-            hold=_hold(request, state),
-            lease_s=state.settings.lease_s,
-        )
-    )
+async def _while_connected(request: Request, wait: Awaitable[list[T]]) -> list[T]:
+    """A long-poll that stops holding as soon as the worker disconnects ([] then), so
+    nothing is handed to a worker that is no longer listening."""
+    held = asyncio.ensure_future(wait)
     gone = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({take, gone}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({held, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
-        if not take.done():
-            take.cancel()
-        await asyncio.gather(take, gone, return_exceptions=True)
-    if take.cancelled():
-        return []
-    jobs = take.result()
-    for job in jobs:
-        state.metrics.started(job)
-    return jobs
+        if not held.done():
+            held.cancel()
+        await asyncio.gather(held, gone, return_exceptions=True)
+    return [] if held.cancelled() else held.result()
+
+
+async def _take(request: Request, endpoint_id: str, worker_id: str, n: int) -> list[Job]:
+    state = state_of(request)
+    await authorize_worker(request, endpoint_id)
+    hold = _hold(request, state)
+    return await _while_connected(
+        request,
+        state.lifecycle.take(endpoint_id, worker_id, n, hold=hold, lease_s=state.settings.lease_s),
+    )
 
 
 @router.get("/job-take/{worker_id}", summary="Long-poll for one job")
@@ -107,7 +99,7 @@ async def job_take(request: Request, endpoint_id: str, worker_id: str) -> Respon
 async def job_take_batch(
     request: Request, endpoint_id: str, worker_id: str, batch_size: int = 1
 ) -> Response:
-    limit = _state(request).limits.take_batch_max
+    limit = state_of(request).limits.take_batch_max
     if not 1 <= batch_size <= limit:
         raise BadRequest(f"`batch_size` must be between 1 and {limit}, got {batch_size}.")
     jobs = await _take(request, endpoint_id, worker_id, batch_size)
@@ -118,16 +110,13 @@ async def job_take_batch(
 
 @router.get("/job-stop/{worker_id}", summary="Long-poll for jobs this worker must stop")
 async def job_stop(request: Request, endpoint_id: str, worker_id: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_worker(request, endpoint_id)
-    deadline = time.monotonic() + _hold(request, state)
-    while True:
-        ids = await state.store.jobs_to_stop(endpoint_id, worker_id)
-        if ids:
-            return JSON({"jobsToStop": ids})
-        if time.monotonic() >= deadline or await request.is_disconnected():
-            return Response(status_code=204)
-        await asyncio.sleep(STOP_POLL_S)
+    # Held on the store's wake-up (a stop posted on any gateway), not by polling.
+    ids = await _while_connected(
+        request, state.store.jobs_to_stop(endpoint_id, worker_id, hold=_hold(request, state))
+    )
+    return JSON({"jobsToStop": ids}) if ids else Response(status_code=204)
 
 
 @router.post(
@@ -138,7 +127,7 @@ async def job_stop(request: Request, endpoint_id: str, worker_id: str) -> Respon
 async def job_done(
     request: Request, endpoint_id: str, worker_id: str, job_id: str, isStream: str = "false"
 ) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_worker(request, endpoint_id)
     take_next = _take_next(request, state)
     job = await state.job(endpoint_id, job_id)
@@ -159,28 +148,26 @@ async def job_done(
             status=JobStatus.FAILED,
             error=f"The worker posted an unusable result: {exc.message}",
         )
-        result = await state.store.finish(job_id, worker_id, failed)
-        if result.applied:
-            await state.announce_final(result.job)
+        await state.lifecycle.finish(job_id, worker_id, failed)
         raise
     if report.kind == "progress":
         job = await state.store.progress(job_id, worker_id, report.output_json)
         return JSON({"id": job_id, "status": job.status.value})
-    result = await state.store.finish(job_id, worker_id, report)
-    if result.applied:
-        await state.announce_final(result.job)
-    answer = {"id": job_id, "status": result.job.status.value, "applied": result.applied}
+    result = await state.lifecycle.finish(job_id, worker_id, report)
+    answer: dict[str, Any] = {
+        "id": job_id,
+        "status": result.job.status.value,
+        "applied": result.applied,
+    }
     if take_next:
         # A duplicate post (applied: false; a retry of one that got through) takes nothing:
         # the worker that sent it may not be waiting for jobs, which would then sit orphaned
         # until their lease ends.
         jobs = []
         if result.applied:
-            jobs = await state.store.take(
+            jobs = await state.lifecycle.take(
                 endpoint_id, worker_id, take_next, hold=0.0, lease_s=state.settings.lease_s
             )
-        for job in jobs:
-            state.metrics.started(job)
         answer["next"] = [j.work_item() for j in jobs]
     return JSON(answer)
 
@@ -207,19 +194,17 @@ def _take_next(request: Request, state: GatewayState) -> int:
     openapi_extra=_CHUNK,
 )
 async def job_stream(request: Request, endpoint_id: str, worker_id: str, job_id: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_worker(request, endpoint_id)
     await state.job(endpoint_id, job_id)  # NotFound for another endpoint's job
     raw = await read_body(request, state.limits.stream_chunk_bytes)
     body, chunk = await state.decoder.split(raw, "output", "The job-stream body")
     if not isinstance(body, dict):
         raise BadRequest(f"The job-stream body must be a JSON object, got {type(body).__name__}.")
-    appended = await state.store.append_stream(
+    appended = await state.lifecycle.append_stream(
         job_id, worker_id, [chunk or "null"], state.limits.result_bytes
     )
     if appended.over_limit:
-        if appended.applied:
-            await state.announce_final(appended.job)
         raise PayloadTooLarge(
             f"The job's stream chunks passed the limit of {state.limits.result_bytes} bytes in "
             "all; the job ended FAILED."
@@ -249,12 +234,12 @@ def _startup(q: QueryParams, now: float) -> dict[str, float] | None:
 
 @router.get("/ping/{worker_id}", summary="Worker heartbeat; renews the listed jobs' leases")
 async def ping(request: Request, endpoint_id: str, worker_id: str) -> Response:
-    state = _state(request)
+    state = state_of(request)
     await authorize_worker(request, endpoint_id)
     q = request.query_params
     job_ids = [j for j in q.get("job_id", "").split(",") if j]
     worker_state = "unhealthy" if q.get("status") == "unhealthy" else None
-    info = _startup(q, state.clock.now())
+    info: dict[str, Any] | None = _startup(q, state.clock.now())
     if worker_state:
         info = {**(info or {}), "check": q.get("check"), "reason": q.get("reason")}
         log.warning("worker %s reports unhealthy: %s", worker_id, info)

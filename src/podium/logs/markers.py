@@ -92,10 +92,10 @@ class JobTagger:
             elif event == "end":
                 self._open.pop(job, None)
             return None
-        event = _sdk_event(text) if self._sdk else None
-        if event is None:
+        sdk_event = _sdk_event(text) if self._sdk else None
+        if sdk_event is None:
             return tuple(self._open)
-        job, message = event
+        job, message = sdk_event
         if message in _SDK_OPEN:
             self._open[job] = None
         tags = tuple(self._open) if job in self._open else (*self._open, job)

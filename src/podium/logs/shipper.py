@@ -29,11 +29,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
-from urllib.parse import quote
+from typing import IO, Protocol
 
 from podium import codec
-from podium.errors import PodiumError
+from podium.endpoints.worker_env import logs_destination, worker_logs_url
+from podium.errors import SinkRefused, SinkUnavailable
 from podium.logs.lines import (
     BATCH_MAX_BYTES,
     BATCH_MAX_LINES,
@@ -52,7 +52,6 @@ __all__ = [
     "SinkRefused",
     "SinkUnavailable",
     "ship_own_output",
-    "worker_logs_url",
     "worker_sink",
 ]
 
@@ -68,26 +67,10 @@ _READ_MAX = LINE_MAX_BYTES * 2  # bytes one readline may take (the rest of a lin
 _LINE_OVERHEAD = 48  # bytes of JSON around a line's text and jobs
 
 
-class SinkUnavailable(PodiumError):
-    """The batch did not get through this time (network, 5xx, 429): try again later."""
-
-
-class SinkRefused(PodiumError):
-    """The gateway refused the batch for good (4xx): sending it again would not help."""
-
-
 class LogSink(Protocol):
     def send(self, lines: Sequence[LogLine], dropped: int) -> None:
         """Deliver one batch, or raise SinkUnavailable / SinkRefused."""
         ...
-
-
-def worker_logs_url(gateway_url: str, endpoint_id: str, worker_id: str) -> str:
-    """The worker-logs route of a gateway (docs/api.md)."""
-    return (
-        f"{gateway_url.rstrip('/')}/v2/{quote(endpoint_id, safe='')}"
-        f"/worker-logs/{quote(worker_id, safe='')}"
-    )
 
 
 class HttpLogSink:
@@ -143,11 +126,8 @@ def worker_sink(env: Mapping[str, str]) -> HttpLogSink | None:
     worker-logs route of the gateway its job-take URL names, with its worker token. None
     when the URL is not a Podium gateway's. What a backend that starts workers (local
     processes, a Ray slot actor) gives the worker's LogShipper."""
-    from podium.worker.config import WorkerConfig
-
-    config = WorkerConfig.from_env(env)
-    url = config.logs_url
-    return None if url is None else HttpLogSink.at(url, config.token)
+    found = logs_destination(env)
+    return None if found is None else HttpLogSink.at(*found)
 
 
 def _size(line: LogLine) -> int:
@@ -223,7 +203,7 @@ class LogBuffer:
 class LogShipper:
     def __init__(
         self,
-        stream: BinaryIO | None,
+        stream: IO[bytes] | None,
         sink: LogSink,
         *,
         marker: str | None = None,
@@ -332,6 +312,8 @@ class LogShipper:
         except (OSError, ValueError) as exc:  # the pipe was closed under us
             log.debug("log reader of %s stopped: %s", self.name, exc)
         finally:
+            with contextlib.suppress(OSError):
+                stream.close()  # its one reader: the descriptor goes back at the end
             self._eof.set()
             with self._cond:
                 self._cond.notify_all()

@@ -45,7 +45,11 @@ PNG_COMPRESS_LEVEL = 1  # ~3x faster than PIL's default 6, for ~15% larger files
 # An output list, or {"error": message} for that job alone.
 Result = list[dict[str, Any]] | dict[str, str]
 
-_PIPELINES: dict[str, type[StableDiffusionPipeline]] = {
+# Pipelines are handled as Any below: diffusers' type information shows its pipeline classes as
+# placeholders without attributes (a pipeline registers its modules, such as `vae` and
+# `scheduler`, at run time), and the img2img and inpaint pipelines are not subclasses of
+# StableDiffusionPipeline.
+_PIPELINES: dict[str, type[Any]] = {
     "txt2img": StableDiffusionPipeline,
     "img2img": StableDiffusionImg2ImgPipeline,
     "inpaint": StableDiffusionInpaintPipeline,
@@ -92,8 +96,12 @@ def generate(
         inputs["height"], inputs["width"] = shared.height, shared.width
 
     # 4. A fresh scheduler, and a pipeline of this kind sharing the base's weights.
+    source: Any = base  # Any: see _PIPELINES
     pipe = _PIPELINES[shared.kind](
-        **{**base.components, "scheduler": make_scheduler(shared.scheduler, base.scheduler.config)},
+        **{
+            **source.components,
+            "scheduler": make_scheduler(shared.scheduler, source.scheduler.config),
+        },
         requires_safety_checker=False,
     )
     pipe.set_progress_bar_config(disable=True)
@@ -101,9 +109,7 @@ def generate(
     # 5. Progress and cancellation, after every denoising step.
     cancelled: set[int] = set()
 
-    def on_step_end(
-        p: StableDiffusionPipeline, i: int, t: Any, kwargs: dict[str, Any]
-    ) -> dict[str, Any]:
+    def on_step_end(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         order = getattr(p.scheduler, "order", 1)  # Heun/KDPM2 take 2 timesteps per step
         steps = math.ceil(p.num_timesteps / order)
         progress = {"step": min(steps, i // order + 1), "steps": steps}
@@ -151,10 +157,10 @@ def _seed(req: SDRequest) -> int:
 
 
 @torch.inference_mode()
-def _decode(pipe: StableDiffusionPipeline, latents: torch.Tensor, batch: int) -> list[Image.Image]:
+def _decode(pipe: Any, latents: torch.Tensor, batch: int) -> list[Image.Image]:
     """VAE-decode `batch` latents at a time (bounds the decoder's memory), then to PIL."""
     images: list[Image.Image] = []
-    for chunk in latents.split(batch):
+    for chunk in torch.split(latents, batch):
         decoded = pipe.vae.decode(chunk / pipe.vae.config.scaling_factor, return_dict=False)[0]
         images.extend(pipe.image_processor.postprocess(decoded, output_type="pil"))
     return images

@@ -30,6 +30,7 @@ from podium.sd.generate import Result, Task, generate
 from podium.sd.images import ImageLimits, crop_to_multiple, load_image
 from podium.sd.models import LoadOptions, load_pipeline
 from podium.sd.schema import FIELDS, validate
+from podium.settings import default_data_dir
 
 __all__ = ["ENV_DATA_DIR", "ENV_MODEL", "SDHandler", "build"]
 
@@ -72,7 +73,7 @@ class SDHandler:
         self.vae_batch = vae_batch
         self.image_limits = image_limits
         options = LoadOptions(
-            data_dir=Path(data_dir) if data_dir is not None else Path.home() / ".podium",
+            data_dir=Path(data_dir) if data_dir is not None else default_data_dir({}),
             device=device,
             dtype=dtype,
             compile=compile,

@@ -156,7 +156,7 @@ def _open(data: bytes, *, name: str, limits: ImageLimits) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
+            image: Image.Image = Image.open(io.BytesIO(data))  # reads the header only
             w, h = image.size
             if max(w, h) > limits.max_side:
                 raise BadRequest(

@@ -27,14 +27,16 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from podium.errors import ModelUnavailable
 from podium.sd.weights import NO_WEIGHTS, SD15_REPO, hub_answers, sd15_cached
 
 __all__ = [
@@ -49,6 +51,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# diffusers' type information shows the classes imported above as placeholders: constructors
+# and loaders without annotations (calls to them carry `type: ignore[no-untyped-call]`), and
+# pipelines without attributes (a pipeline registers its modules, e.g. `unet`, at run time).
 
 TINY_WARNING = (
     "Model 'tiny' has random weights: every image is noise. It exists to try Podium "
@@ -103,7 +109,7 @@ def load_pipeline(
     dtype = resolve_dtype(options.dtype, device)
     loaded = _load(model, options, device, dtype)
     _place(loaded.pipe, device, compile=options.compile)
-    loaded.pipe.set_progress_bar_config(disable=True)
+    loaded.pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]
     if loaded.warning:
         log.warning("!!! %s", loaded.warning)
     description = {
@@ -160,9 +166,10 @@ def _from_pretrained(
     name: str, dtype: torch.dtype, *, local_only: bool, cache_dir: Path | None = None
 ) -> StableDiffusionPipeline:
     try:
-        return StableDiffusionPipeline.from_pretrained(
+        pipe = StableDiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
             name, dtype=dtype, local_files_only=local_only, cache_dir=cache_dir, **_NO_SAFETY
         )
+        return cast(StableDiffusionPipeline, pipe)
     except OSError as exc:
         if not local_only:
             raise
@@ -170,10 +177,6 @@ def _from_pretrained(
             f"{name} is not in the local Hugging Face cache and downloads are off; "
             "download it first (hf download ...) or allow downloads."
         ) from exc
-
-
-class ModelUnavailable(RuntimeError):
-    """The model asked for cannot be served here; the message says why and what to do."""
 
 
 def _load_auto(options: LoadOptions, dtype: torch.dtype) -> _Loaded:
@@ -204,8 +207,10 @@ def resolve_dtype(name: str | None, device: str) -> torch.dtype:
         raise ValueError(f"Unknown dtype {name!r}: use float16, bfloat16 or float32.") from None
 
 
-def _place(pipe: StableDiffusionPipeline, device: str, *, compile: bool) -> None:
+def _place(pipe: Any, device: str, *, compile: bool) -> None:
     """Move to device; on CUDA, channels_last UNet and optionally torch.compile.
+
+    `pipe` is Any: diffusers' type information knows none of a pipeline's attributes.
 
     Attention already uses PyTorch's scaled_dot_product_attention (diffusers' default
     AttnProcessor2_0), which picks flash / memory-efficient kernels on CUDA.
@@ -260,7 +265,7 @@ def build_tiny(seed: int = 0) -> StableDiffusionPipeline:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
+        unet = UNet2DConditionModel(  # type: ignore[no-untyped-call]
             block_out_channels=(4, 8),
             layers_per_block=1,
             sample_size=32,
@@ -272,7 +277,7 @@ def build_tiny(seed: int = 0) -> StableDiffusionPipeline:
             attention_head_dim=2,
             norm_num_groups=2,
         )
-        vae = AutoencoderKL(
+        vae = AutoencoderKL(  # type: ignore[no-untyped-call]
             block_out_channels=(4, 8, 8, 8),
             in_channels=3,
             out_channels=3,
@@ -295,12 +300,12 @@ def build_tiny(seed: int = 0) -> StableDiffusionPipeline:
                 pad_token_id=1,
             )
         )
-    return StableDiffusionPipeline(
+    return StableDiffusionPipeline(  # type: ignore[no-untyped-call]
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=byte_level_tokenizer(),
         unet=unet,
-        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),
+        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),  # type: ignore[no-untyped-call]
         **_NO_SAFETY,
     )
 
@@ -312,7 +317,7 @@ def _load_tiny(data_dir: Path, dtype: torch.dtype) -> _Loaded:
     if not _is_recipe(marker):
         tmp = folder.with_name(f"tiny.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        build_tiny().save_pretrained(tmp)
+        build_tiny().save_pretrained(tmp)  # type: ignore[attr-defined]
         (tmp / "podium.json").write_text(json.dumps({"recipe": _TINY_RECIPE}))
         shutil.rmtree(folder, ignore_errors=True)
         try:
@@ -320,13 +325,16 @@ def _load_tiny(data_dir: Path, dtype: torch.dtype) -> _Loaded:
         except OSError:  # another process won the race: use its copy
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("Built the tiny model in %s", folder)
-    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, **_NO_SAFETY)
+    pipe = StableDiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
+        folder, dtype=dtype, **_NO_SAFETY
+    )
     return _Loaded(pipe, "tiny", str(folder), TINY_WARNING)
 
 
 def _is_recipe(marker: Path) -> bool:
     try:
-        return json.loads(marker.read_text()).get("recipe") == _TINY_RECIPE
+        recipe: object = json.loads(marker.read_text()).get("recipe")
+        return recipe == _TINY_RECIPE
     except (OSError, ValueError):
         return False
 
@@ -341,13 +349,15 @@ def build_sd15_random(
     """
     generator = torch.Generator().manual_seed(seed)
     unet = _random_module(
-        lambda: UNet2DConditionModel(cross_attention_dim=768, attention_head_dim=8, sample_size=64),
+        lambda: UNet2DConditionModel(  # type: ignore[no-untyped-call]
+            cross_attention_dim=768, attention_head_dim=8, sample_size=64
+        ),
         device,
         dtype,
         generator,
     )
     vae = _random_module(
-        lambda: AutoencoderKL(
+        lambda: AutoencoderKL(  # type: ignore[no-untyped-call]
             block_out_channels=(128, 256, 512, 512),
             down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4,
@@ -363,7 +373,9 @@ def build_sd15_random(
     cuda = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with torch.random.fork_rng(devices=cuda), torch.device(device):
         torch.manual_seed(seed)
-        text_encoder = CLIPTextModel(
+        # Typed as nn.Module for `.to`: transformers decorates PreTrainedModel.to with
+        # functools.wraps, which mypy does not bind to the instance (dtype would be `self`).
+        text_encoder: torch.nn.Module = CLIPTextModel(
             CLIPTextConfig(
                 hidden_size=768,
                 intermediate_size=3072,
@@ -377,25 +389,27 @@ def build_sd15_random(
                 eos_token_id=1,
                 pad_token_id=1,
             )
-        ).to(dtype)
-    return StableDiffusionPipeline(
+        )
+        text_encoder = text_encoder.to(dtype)
+    return StableDiffusionPipeline(  # type: ignore[no-untyped-call]
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=byte_level_tokenizer(),
         unet=unet,
-        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),
+        scheduler=PNDMScheduler.from_config(_SD15_SCHEDULER),  # type: ignore[no-untyped-call]
         **_NO_SAFETY,
     )
 
 
 def _random_module(
-    make: Any, device: str, dtype: torch.dtype, generator: torch.Generator
+    make: Callable[[], Any], device: str, dtype: torch.dtype, generator: torch.Generator
 ) -> torch.nn.Module:
     with torch.device("meta"):
-        module = make()
+        module: torch.nn.Module = make()
     if any(True for _ in module.buffers()):  # to_empty would leave buffers as garbage
         with torch.device(device):
-            return torch.nn.Module.to(make(), dtype=dtype)
+            fresh: torch.nn.Module = make()
+            return torch.nn.Module.to(fresh, dtype=dtype)
     # nn.Module.to, not ModelMixin.to: the latter warns about casting (nothing to keep here).
     module = torch.nn.Module.to(module, dtype=dtype).to_empty(device=device)
     _fill_random_(module, generator)

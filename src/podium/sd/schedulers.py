@@ -11,7 +11,7 @@ import copy
 import functools
 import inspect
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from diffusers import (
     DDIMScheduler,
@@ -32,7 +32,20 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 __all__ = ["SCHEDULERS", "make_scheduler"]
 
-SCHEDULERS: dict[str, tuple[type[SchedulerMixin], dict[str, Any]]] = {
+
+class _Scheduler(Protocol):
+    """What `_prototype` needs of a scheduler class: diffusers' `ConfigMixin.from_config`.
+
+    diffusers' type information shows its scheduler classes as placeholders, unrelated to
+    SchedulerMixin and with an untyped `from_config`; at run time each is a SchedulerMixin
+    and a ConfigMixin.
+    """
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> SchedulerMixin: ...
+
+
+SCHEDULERS: dict[str, tuple[type[_Scheduler], dict[str, Any]]] = {
     "DDIM": (DDIMScheduler, {}),
     "DDPM": (DDPMScheduler, {}),
     "PNDM": (PNDMScheduler, {"skip_prk_steps": True}),

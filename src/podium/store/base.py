@@ -1,8 +1,18 @@
-"""The JobStore contract. Every backend passes the one suite in tests/store/.
+"""The store contract, by role. Every backend passes the one suite in tests/store/.
+
+    JobQueue        the queue and the jobs: submit, take, finish, cancel, retry, stream,
+                    the stop channel, and the reaper's `expire`
+    JobHistory      the list of an endpoint's jobs (podium.history)
+    WorkerRegistry  what the gateway saw of each worker: pings, polls, the jobs it holds
+    Catalog         endpoints, API keys, templates and gateway-wide settings (records)
+    Locks           a store lock with a lease: one holder drives a gateway-wide duty
+    WorkerLogs      the workers' log lines (`store.logs`)
+    JobStore        all of them on one backend (sqlite/, redis/: a module per role)
 
 Every method that changes a job is one atomic, guarded transition inside the backend:
 two gateways or a duplicate post can never move a job twice. Waiting (long-poll take,
-runsync, status `wait`) is part of the contract. Time comes from the injected clock.
+runsync, status `wait`, the stop channel) is part of the contract. Time comes from the
+injected clock.
 """
 
 from __future__ import annotations
@@ -10,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from podium.board import WorkerInfo
 from podium.clock import Clock
 from podium.endpoints import Endpoint
+from podium.endpoints.templates import Template
 from podium.history import HistoryPage, HistoryQuery
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
@@ -20,13 +32,16 @@ from podium.logs.lines import LogBudget, LogLine, LogQuery, StoredLine
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
     "Appended",
+    "Catalog",
     "FinishResult",
     "JobHistory",
+    "JobQueue",
     "JobStore",
+    "Locks",
     "LogPage",
     "StoreCounts",
-    "WorkerInfo",
     "WorkerLogs",
+    "WorkerRegistry",
     "open_store",
     "stream_limit_error",
 ]
@@ -75,17 +90,6 @@ class StoreCounts:
     retried: int = 0
     in_queue_low: int = 0  # of in_queue, the lowPriority ones (they never cause scale-up)
     oldest_queued_at: float | None = None  # the oldest normal-priority queued job
-
-
-@dataclass(slots=True)
-class WorkerInfo:
-    endpoint_id: str
-    worker_id: str
-    last_seen: float
-    jobs: int = 0  # jobs it holds now
-    state: str = "idle"  # idle | running | unhealthy (set by the worker) ...
-    info: dict[str, Any] = field(default_factory=dict)
-    job_ids: tuple[str, ...] = ()  # the jobs it holds now, sorted (`jobs` counts them)
 
 
 @dataclass(slots=True)
@@ -145,16 +149,8 @@ class WorkerLogs(Protocol):
         ...
 
 
-class JobStore(JobHistory, Protocol):
-    clock: Clock
-    where: str  # where the data lives, for messages (no credentials)
-    logs: WorkerLogs
-
-    # lifecycle
-    async def close(self) -> None: ...
-    async def ping(self) -> None:
-        """Raise StoreUnavailable when the backend cannot be reached."""
-        ...
+class JobQueue(Protocol):
+    """The queue and the jobs: every transition atomic and guarded (docs/ARCHITECTURE.md)."""
 
     # client side
     async def submit(self, job: Job, retry_limit: int) -> None: ...
@@ -214,17 +210,10 @@ class JobStore(JobHistory, Protocol):
         stream's total past `limit_bytes`, none is appended and the job ends FAILED."""
         ...
 
-    async def heartbeat(
-        self,
-        endpoint_id: str,
-        worker_id: str,
-        job_ids: list[str],
-        lease_s: float,
-        state: str | None = None,
-        info: dict[str, Any] | None = None,
-    ) -> None: ...
-    async def jobs_to_stop(self, endpoint_id: str, worker_id: str) -> list[str]: ...
-    async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
+    async def jobs_to_stop(self, endpoint_id: str, worker_id: str, hold: float = 0.0) -> list[str]:
+        """The worker's jobs it must stop (cancelled or timed out), each handed out once;
+        with `hold`, wait up to that many seconds for one (woken as a stop is posted)."""
+        ...
 
     # reaper
     async def expire(self, now: float, history_ms: int = DEFAULT_LIMITS.history_ms) -> ExpireReport:
@@ -233,27 +222,83 @@ class JobStore(JobHistory, Protocol):
         cannot process ends FAILED (REAPER_QUARANTINE_ERROR) and the pass goes on."""
         ...
 
-    # endpoints and keys
+
+class WorkerRegistry(Protocol):
+    """What the gateway saw of each worker (board.WorkerInfo), at most
+    jobs.WORKER_RECORDS_PER_ENDPOINT per endpoint."""
+
+    async def heartbeat(
+        self,
+        endpoint_id: str,
+        worker_id: str,
+        job_ids: list[str],
+        lease_s: float,
+        state: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """The worker is alive: renew the leases of the listed jobs it holds, and put a
+        job it still runs that was stopped back on its stop list."""
+        ...
+
+    async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
+
+
+class Catalog(Protocol):
+    """Records of the gateway: endpoints, API keys, created templates, and settings."""
+
     async def put_endpoint(self, endpoint: Endpoint) -> None: ...
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None: ...
     async def list_endpoints(self) -> list[Endpoint]: ...
-    async def delete_endpoint(self, endpoint_id: str) -> bool:
-        """Delete the endpoint, its queued jobs, its workers' records and their logs."""
-        ...
+    async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None: ...
 
     async def put_key(self, key: ApiKey) -> None: ...
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     async def list_keys(self) -> list[ApiKey]: ...
-    async def endpoint_by_token_hash(self, token_hash: str) -> Endpoint | None: ...
+
+    async def put_template(self, template: Template) -> bool:
+        """Store (or replace) a created template; False, storing nothing, when another
+        template has its name."""
+        ...
+
+    async def get_template(self, template_id: str) -> Template | None: ...
+    async def list_templates(self) -> list[Template]:
+        """Created templates, in the order they were first stored."""
+        ...
+
+    async def delete_template(self, template_id: str) -> bool: ...
 
     # gateway-wide settings (e.g. whether the admin key exists)
     async def get_setting(self, name: str) -> str | None: ...
     async def set_setting_if_absent(self, name: str, value: str) -> bool: ...
 
-    # leader election for gateway-wide duties (the reaper)
+
+class Locks(Protocol):
     async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
         """Take the lock `name` for `owner`, or renew it if `owner` holds it, for
-        `lease_s` seconds of the store's clock. False while another owner holds it."""
+        `lease_s` seconds of the store's clock. False while another owner holds it.
+        Leader election for gateway-wide duties (the reaper, a shared fleet)."""
+        ...
+
+
+class JobStore(JobQueue, JobHistory, WorkerRegistry, Catalog, Locks, Protocol):
+    """Every role on one backend."""
+
+    clock: Clock
+    where: str  # where the data lives, for messages (no credentials)
+
+    @property
+    def logs(self) -> WorkerLogs:
+        """The workers' log lines (read-only here: each backend has its own class)."""
+        ...
+
+    async def close(self) -> None: ...
+    async def ping(self) -> None:
+        """Raise StoreUnavailable when the backend cannot be reached."""
+        ...
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Delete the endpoint, its queued jobs, its workers' records and their logs (it
+        spans the roles: one call, on SQLite one transaction)."""
         ...
 
 

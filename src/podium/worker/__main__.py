@@ -1,8 +1,10 @@
-"""`python -m podium.worker [MODULE:FUNCTION]`: the same as `podium worker`, without Typer.
+"""`python -m podium.worker [MODULE:FUNCTION]` — and `podium worker`, which hands its
+arguments here: the one declaration of the worker's options.
 
-The handler comes from the argument or PODIUM_WORKER_HANDLER; everything else from the
-flags below or the environment (podium.worker.config). `start` is the one entry point
-both share.
+An entry point, light on purpose: a worker's cold start pays for every import here, so
+this parses with argparse (not Typer) and imports Podium's SD handler only for
+`--template sd15`. The handler comes from the argument or PODIUM_WORKER_HANDLER;
+everything else from the flags below or the environment (podium.worker.config).
 """
 
 from __future__ import annotations
@@ -11,20 +13,21 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from podium.endpoints.templates import TEMPLATE_SD15
-from podium.logs.markers import new_marker
-from podium.logs.shipper import HttpLogSink, ship_own_output
-from podium.worker.config import ConfigError, WorkerConfig
+from podium.errors import ConfigError
+from podium.worker.config import WorkerConfig
 from podium.worker.handlers import load_handler
-from podium.worker.runtime import serve
+from podium.worker.runtime import build_and_run
+
+__all__ = ["main", "run_worker"]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m podium.worker",
+        prog=prog,
         description="Run a worker that pulls jobs from a Podium gateway (or from RunPod, "
         "by RUNPOD_* environment variables).",
     )
@@ -44,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def start(
+def run_worker(
     handler: str | None = None,
     *,
     gateway: str | None = None,
@@ -82,18 +85,21 @@ def start(
         return load_handler(spec or "")
 
     # A handler that cannot be built is reported (unhealthy, with the reason) and the
-    # process exits EXIT_CANNOT_START: see runtime.serve.
+    # process exits EXIT_CANNOT_START: see runtime.build_and_run.
     if not ship_logs:
-        return serve(config, build)
+        return build_and_run(config, build)
     config, stop_shipping = _ship_logs(config)
     try:
-        return serve(config, build)
+        return build_and_run(config, build)
     finally:
         stop_shipping()
 
 
 def _ship_logs(config: WorkerConfig) -> tuple[WorkerConfig, Callable[[], None]]:
     """`--ship-logs`: this process's output goes to the gateway too, its jobs marked."""
+    from podium.logs.markers import new_marker
+    from podium.logs.shipper import HttpLogSink, ship_own_output
+
     url = config.logs_url
     if url is None:
         raise ConfigError(
@@ -106,10 +112,10 @@ def _ship_logs(config: WorkerConfig) -> tuple[WorkerConfig, Callable[[], None]]:
     return dataclasses.replace(config, log_marker=marker), stop
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m podium.worker") -> int:
+    args = _parser(prog).parse_args(argv)
     try:
-        return start(
+        return run_worker(
             args.handler,
             gateway=args.gateway,
             endpoint=args.endpoint,
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             ship_logs=args.ship_logs,
         )
     except ConfigError as exc:
-        print(f"podium.worker: {exc.message}", file=sys.stderr)
+        print(f"{prog}: error: {exc.message}", file=sys.stderr)
         return 2
 
 

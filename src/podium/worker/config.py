@@ -43,7 +43,6 @@ Explicit overrides win over the environment; an override of None means "not give
 from __future__ import annotations
 
 import os
-import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -51,8 +50,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from podium.endpoints.worker_env import NEXT_JOB_PARAM, WORKER_GPU_VAR, RunpodEnv, worker_urls
-from podium.errors import PodiumError
+from podium.endpoints.worker_env import (
+    NEXT_JOB_PARAM,
+    TAKE_URL,
+    WORKER_GPU_VAR,
+    RunpodEnv,
+    logs_url_of,
+    worker_urls,
+)
+from podium.errors import ConfigError
 from podium.logs.markers import MARKER_ENV
 
 __all__ = ["ENV", "ConfigError", "WorkerConfig", "with_query"]
@@ -79,11 +85,6 @@ ENV = (
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_TAKE_URL = re.compile(r"^(?P<base>.+)/job-take/(?P<worker>[^/?]+)(?P<query>\?.*)?$")
-
-
-class ConfigError(PodiumError):
-    """The worker cannot start with these settings; the message says which and how to fix."""
 
 
 def with_query(url: str, params: Mapping[str, Any]) -> str:
@@ -194,8 +195,7 @@ class WorkerConfig:
     def logs_url(self) -> str | None:
         """Where `--ship-logs` sends this worker's log lines: the job-take URL with
         /job-take/ -> /worker-logs/, without its query (None for another shape)."""
-        m = _TAKE_URL.match(self.take_url)
-        return None if m is None else f"{m['base']}/worker-logs/{m['worker']}"
+        return logs_url_of(self.take_url)
 
     def take_request_url(self, n: int, in_progress: bool, hold_s: float | None) -> str:
         url = self.take_url
@@ -243,7 +243,7 @@ def _env_urls(env: Mapping[str, str], worker_id: str) -> dict[str, str]:
     take_url = take.replace("$ID", worker_id)
     # A Podium-shaped take URL lets the other three be derived when they are not set.
     derived: dict[str, str] = {}
-    match = _TAKE_URL.match(take_url)
+    match = TAKE_URL.match(take_url)
     if match:
         base, query = match["base"], match["query"] or ""
         derived = {

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from podium.board import CANNOT_START, EXIT_CANNOT_START
 from podium.logs.markers import write_marker
 from podium.worker import api
 from podium.worker.backoff import Backoff
@@ -56,9 +57,9 @@ from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transpo
 __all__ = [
     "Worker",
     "WorkerConfig",
+    "build_and_run",
     "load_handler",
     "run_worker",
-    "serve",
     "start",
 ]
 
@@ -66,8 +67,6 @@ log = logging.getLogger("podium.worker")
 
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the gateway refused this worker (token, endpoint)
-EXIT_CANNOT_START = 78  # the handler cannot be built (EX_CONFIG): restarting will not help
-CANNOT_START = "podium.worker: cannot start: "  # the log line that says why
 DRAIN_TAKE_GRACE_S = 2.0  # on stop: how long a take in flight may still bring jobs
 FAST_EMPTY_S = 0.5  # an empty answer faster than this: the server does not hold; slow down
 CHUNK_QUEUE = 64  # sync generator chunks buffered ahead of their posts
@@ -641,7 +640,7 @@ def _configure_logging(level: str) -> None:
         logger.propagate = False
 
 
-def serve(config: WorkerConfig, build: Callable[[], Any]) -> int:
+def build_and_run(config: WorkerConfig, build: Callable[[], Any]) -> int:
     """Build the handler, then run the worker: what both worker entry points do. A
     handler that cannot be built (a model that is not there, a module that does not
     import) is reported to the gateway as unhealthy with the reason, written to stderr,

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from podium.errors import PodiumError
+from podium.errors import GatewayRefused, Throttled
 from podium.worker.backoff import Backoff
 from podium.worker.config import WorkerConfig
 
@@ -47,16 +47,6 @@ log = logging.getLogger("podium.worker")
 POST_HEADERS = [("Content-Type", "application/x-www-form-urlencoded"), ("charset", "utf-8")]
 PROGRESS_DEADLINE_S = 30.0  # progress is superseded by the next one or by the result
 LONG_POLL_GRACE_S = 15.0  # client-side slack over the hold the gateway was asked for
-
-
-class GatewayRefused(PodiumError):
-    """The gateway will not serve this worker (401, 403, 404): wrong token or endpoint."""
-
-
-class Throttled(Exception):
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"throttled for {retry_after_s} s")
-        self.retry_after_s = retry_after_s
 
 
 class Delivery(StrEnum):
@@ -91,8 +81,9 @@ def _error_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.reason_phrase
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"][:500]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error[:500]
     return response.reason_phrase
 
 

@@ -1,4 +1,4 @@
--- store/redis_logs.py: append lines to a worker's log stream, trim it, index it, and
+-- store/redis/logs.py: append lines to a worker's log stream, trim it, index it, and
 -- hold the endpoint to its budget (logs.lines.LogBudget).
 -- ARGV (after the logs prelude's): worker, now, lines per worker, workers per endpoint,
 -- bytes per endpoint, low water (a fraction), key ttl ms, n, then n x (time, text, jobs)

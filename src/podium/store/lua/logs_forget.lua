@@ -1,4 +1,4 @@
--- store/redis_logs.py: forget logs. ARGV (after the logs prelude's): mode, then
+-- store/redis/logs.py: forget logs. ARGV (after the logs prelude's): mode, then
 --   'worker', worker, before: that worker's log, if it last wrote before `before`
 --     (checked here: it may have written since it was listed); 1 if forgotten
 --   'endpoint': every log of the endpoint and its job index

@@ -1,4 +1,4 @@
--- Shared by store/redis_logs.py's scripts (prepended to each). ARGV[1] prefix,
+-- Shared by store/redis/logs.py's scripts (prepended to each). ARGV[1] prefix,
 -- ARGV[2] endpoint; a script's own arguments follow.
 local P, ep = ARGV[1], ARGV[2]
 local jobs_of_ep = P .. ':logjobs:' .. ep

@@ -1,4 +1,4 @@
--- Shared by every script of store/redis.py (prepended to each).
+-- Shared by every script of store/redis/ (prepended to each).
 -- ARGV[1] prefix, [2] origin (this store), [3] now, [4] TTL grace ms; a script's own
 -- arguments start at ARGV[A]. Every script returns {notes, ...}: notes are the keys it
 -- published, which the caller also notifies locally.
@@ -87,6 +87,7 @@ local function post_stop(id, ep, worker, seq, ttl)
   local sk = key('stop', ep, worker)
   redis.call('HSET', jkey(id), 'stop', '1')
   redis.call('ZADD', sk, seq, id)
+  note('s:' .. ep .. ':' .. worker)  -- wakes the worker's stop channel, on any gateway
   if ttl > 0 and redis.call('PTTL', sk) < ttl then redis.call('PEXPIRE', sk, ttl) end
 end
 

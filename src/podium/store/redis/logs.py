@@ -27,11 +27,10 @@ ids hold no `/` (they are generated).
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -47,39 +46,15 @@ from podium.logs.lines import (
     StoredLine,
 )
 from podium.store.base import LogPage
+from podium.store.redis.db import guarded
 
-__all__ = ["RedisWorkerLogs", "guarded"]
+__all__ = ["RedisWorkerLogs"]
 
-_LUA = Path(__file__).with_name("lua")
+_LUA = Path(__file__).parents[1] / "lua"
 # Stream keys vanish this long after their last append even when no reaper runs (the
 # reaper forgets a silent worker's log after PODIUM_LOG_RETENTION_MS, at most this).
 KEY_TTL_MS = RETENTION_MAX_MS
 TAIL_GROUP = 8  # workers read per round trip when a tail spans the endpoint
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-class _Guarded(Protocol):
-    def _unavailable(self, exc: RedisError) -> StoreUnavailable: ...
-
-
-_S = TypeVar("_S", bound=_Guarded)
-
-
-def guarded(
-    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
-) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
-    """Turn every Redis failure into StoreUnavailable, naming the cause, at the edge of
-    each call (RedisStore's and RedisWorkerLogs')."""
-
-    @functools.wraps(method)
-    async def wrapper(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(self, *args, **kwargs)
-        except RedisError as exc:
-            raise self._unavailable(exc) from exc
-
-    return wrapper
 
 
 def _entry(worker_id: str, entry: Any) -> StoredLine:
@@ -151,7 +126,10 @@ class RedisWorkerLogs:
             if query.worker is not None:
                 workers = [query.worker]
             else:  # only the workers that wrote after `since`
-                workers = await self._redis.zrangebyscore(index, f"({query.since}", "+inf")
+                # decode_responses=True: members are str
+                workers = cast(
+                    list[str], await self._redis.zrangebyscore(index, f"({query.since}", "+inf")
+                )
             lines = await self._read_streams(endpoint_id, workers, query, top)
             return _page(sorted(lines, key=lambda ln: ln.seq), query, top)
         if query.worker is not None:
@@ -159,8 +137,10 @@ class RedisWorkerLogs:
             return _page(lines, query, top)
         # The last `tail` of the endpoint: workers by their last line, newest first; stop
         # once the next worker's last line is older than the tail found so far.
-        ranked = await self._redis.zrevrange(index, 0, -1, withscores=True)
-        lines: list[StoredLine] = []
+        ranked = cast(
+            list[tuple[str, float]], await self._redis.zrevrange(index, 0, -1, withscores=True)
+        )
+        lines = []
         at, size = 0, 1  # 1, 2, 4 ... TAIL_GROUP workers a round trip
         while at < len(ranked):
             if len(lines) >= query.tail:
@@ -196,13 +176,16 @@ class RedisWorkerLogs:
         """The job's lines from its index: the newest `tail` (or the oldest after
         `since`), each read by its seq from its worker's stream."""
         key = f"{self.prefix}:logjob:{endpoint_id}:{query.job or ''}"
-        limit = {} if query.worker is not None else {"start": 0, "num": query.tail}
+        start, num = (None, None) if query.worker is not None else (0, query.tail)
         if query.since is None:
-            members = await self._redis.zrevrangebyscore(key, top, "-inf", **limit)
+            reply = await self._redis.zrevrangebyscore(key, top, "-inf", start=start, num=num)
         else:
-            members = await self._redis.zrangebyscore(key, f"({query.since}", top, **limit)
-        found = [m.split(":", 1) for m in members]
-        found = [(seq, w) for seq, w in found if query.worker in (None, w)]
+            reply = await self._redis.zrangebyscore(
+                key, f"({query.since}", top, start=start, num=num
+            )
+        members = cast(list[str], reply)  # decode_responses=True: members are str
+        split = [m.split(":", 1) for m in members]
+        found = [(seq, w) for seq, w in split if query.worker in (None, w)]
         pipe = self._redis.pipeline(transaction=False)
         for seq, w in found:
             pipe.xrange(self._stream(endpoint_id, w), f"{seq}-0", f"{seq}-0")
@@ -220,8 +203,11 @@ class RedisWorkerLogs:
         """One script per silent worker (each costs that worker's kept lines)."""
         total = 0
         for _ in range(1000):  # bounded: 500 writers a round
-            due = await self._redis.zrangebyscore(
-                f"{self.prefix}:logw", "-inf", f"({before!r}", start=0, num=500
+            due = cast(
+                list[str],  # decode_responses=True: members are str
+                await self._redis.zrangebyscore(
+                    f"{self.prefix}:logw", "-inf", f"({before!r}", start=0, num=500
+                ),
             )
             for member in due:
                 ep, _, worker = member.partition("/")

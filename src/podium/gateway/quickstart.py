@@ -11,12 +11,12 @@ from pathlib import Path
 
 from podium.endpoints import TEMPLATE_SD15, Endpoint, EndpointSpec
 from podium.keys import ApiKey, Scope, hash_secret, new_key
+from podium.settings import CLIENT_KEY_FILE
 from podium.store import JobStore
 
-__all__ = ["CLIENT_KEY_FILE", "DEFAULT_NAME", "TUTORIAL_INPUT", "QuickStart", "ensure_sd15"]
+__all__ = ["DEFAULT_NAME", "TUTORIAL_INPUT", "QuickStart", "ensure_sd15"]
 
 DEFAULT_NAME = TEMPLATE_SD15  # the endpoint is named after its template
-CLIENT_KEY_FILE = "client.key"
 TUTORIAL_INPUT = {"prompt": "A cute fluffy white dog in the style of a Pixar animation 3D drawing."}
 
 

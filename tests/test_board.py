@@ -1,11 +1,9 @@
-"""fleet/status.py: how the fleet's view and the store's worker records merge into one
+"""board.py: how the fleet's view and the store's worker records merge into one
 list of workers (GET /v1/endpoints/{id}/workers) and /health's counts. Pure."""
 
 from __future__ import annotations
 
-from podium.fleet.scaling import Phase
-from podium.fleet.status import WorkerStatus, health_counts, summary, worker_entries
-from podium.store.base import WorkerInfo
+from podium.board import Phase, WorkerInfo, WorkerStatus, health_counts, summary, worker_entries
 
 NOW = 1_700_000_000.0
 EP = "ep1"

@@ -3,10 +3,7 @@ tests/gateway/test_logs_api.py."""
 
 from __future__ import annotations
 
-from podium.endpoints import Endpoint
-from podium.fleet.gpus import Gpu, Inventory
-from podium.fleet.scaling import Phase
-from podium.fleet.status import WorkerStatus
+from podium.board import Gpu, Inventory, Phase, WorkerStatus
 from podium.keys import derive_worker_token
 
 HANDLER = "python -m podium.worker handler.py:handler"
@@ -272,29 +269,6 @@ async def test_health_merges_supervisor_phases_with_worker_records(api):
         "throttled": 1,
         "unhealthy": 1,
     }
-
-
-def test_old_endpoint_docs_still_load():
-    old = {
-        "id": "abc",
-        "spec": {
-            "name": "x",
-            "execution_timeout_ms": 600000,
-            "retry_limit": 2,
-            "retention_run_ms": None,
-            "retention_sync_ms": None,
-            "input_schema": None,
-        },
-        "worker_token_hash": "h",
-        "webhook_secret": "s",
-        "created_at": 1.0,
-        "extra": {},
-    }
-    ep = Endpoint.from_doc(old)
-    assert ep.spec.template_id is None and ep.spec.workers_max == 3 and not ep.spec.managed
-    newer = {**old, "spec": {**old["spec"], "some_future_field": 1}}
-    assert Endpoint.from_doc(newer).spec.name == "x"
-    assert Endpoint.from_doc(ep.to_doc()) == ep
 
 
 async def test_health_forgets_workers_the_supervisor_saw_exit(api):

@@ -1,4 +1,5 @@
-"""Worker logs in the SQLite file (store.base.WorkerLogs), on the store's connection.
+"""Worker logs in the SQLite file (store.base.WorkerLogs), on the store's connection
+(its transaction and error guard: db.py).
 
     worker_logs       one row per line; `seq` (INTEGER PRIMARY KEY AUTOINCREMENT) is the
                       store-wide counter and cursor; `jobs` is a JSON array of job ids
@@ -16,12 +17,11 @@ one transaction over a handful of indexed rows, and the endpoint's budget
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
@@ -34,8 +34,9 @@ from podium.logs.lines import (
     StoredLine,
 )
 from podium.store.base import LogPage
+from podium.store.sqlite.db import guarded, transaction
 
-__all__ = ["SQLiteWorkerLogs", "guarded"]
+__all__ = ["SQLiteWorkerLogs"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS worker_logs (
@@ -84,34 +85,6 @@ _MIGRATIONS = (
     ("bytes", "INTEGER NOT NULL DEFAULT 0", f"SELECT SUM({_COST.format(r='l')})"),
 )
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-class _Guarded(Protocol):
-    def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable: ...
-
-
-_S = TypeVar("_S", bound=_Guarded)
-
-
-def guarded(
-    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
-) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
-    """Turn a failure of SQLite itself into StoreUnavailable at the edge of each call
-    (SQLiteStore's and SQLiteWorkerLogs')."""
-
-    @functools.wraps(method)
-    async def wrapper(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(self, *args, **kwargs)
-        except sqlite3.IntegrityError:
-            raise  # a broken invariant of ours: a bug, not an outage
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from exc
-
-    return wrapper
-
 
 def _line(row: sqlite3.Row) -> StoredLine:
     return StoredLine(
@@ -147,14 +120,8 @@ class SQLiteWorkerLogs:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
+        with transaction(self._db, self._unavailable) as db:
+            yield db
 
     def _top(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'worker_logs'")

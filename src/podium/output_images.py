@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from podium.errors import DecodeError
+
 __all__ = ["DecodeError", "decode_status_file", "output_images", "save_output_images"]
 
 
@@ -35,10 +37,6 @@ def save_output_images(output: Any, path: Path) -> list[Path]:
         target.write_bytes(data)
         saved.append(target)
     return saved
-
-
-class DecodeError(Exception):
-    """decode_status_file could not write the image; the message is the tutorial's."""
 
 
 def decode_status_file(json_path: Path, image_path: Path) -> str:

@@ -1,34 +1,109 @@
-"""What supervisors report about their workers, and how /health counts workers. Pure.
+"""The board: the records that cross between the gateway and the fleet. Pure: no I/O.
 
-The embedded supervisor writes its report into the gateway's memory (`FleetBoard`, held
-by GatewayState); a per-host agent would POST the same records over HTTP. The store's
-worker records (who pinged, which jobs it holds) are merged in by `worker_entries`, the one
-place that names a worker's RunPod status; /health counts those entries.
+Like cog's `eventtypes.py` (every message that crosses a process boundary in one file),
+everything the fleet reports and the gateway reads lives here, so that neither side imports
+the other:
+
+    Phase, WorkerStatus   a supervised worker's life, as its supervisor sees it
+    FleetReport           one supervisor pass's view (the fleet publishes it)
+    FleetBoard            the latest report, kept in the gateway's memory
+    FleetAccess           what the gateway's routes may ask the fleet (its GPUs)
+    Gpu, Inventory        the GPUs workers can be placed on
+    WorkerInfo            the store's record of a worker's pings and the jobs it holds
+    WorkerEntry           one worker of an endpoint as the API lists it (`worker_entries`
+                          merges the fleet's view with the store's records: the one place
+                          that names a worker's RunPod status; /health counts them)
+    EXIT_CANNOT_START     the exit code (and CANNOT_START the log line) of a worker whose
+                          handler cannot be built: the supervisor does not restart it
+
+Arrows (docs/ARCHITECTURE.md, tests/test_layers.py): this module imports only the domain;
+the gateway (podium.gateway) and the fleet (podium.fleet) both import it; the store
+imports it for WorkerInfo; the worker runtime for the exit codes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from podium.clock import iso_time
-from podium.fleet.gpus import Inventory
-from podium.fleet.scaling import Phase
-from podium.store.base import WorkerInfo
 
 __all__ = [
+    "CANNOT_START",
+    "EXIT_CANNOT_START",
     "RUNPOD_STATUSES",
     "WORKER_STATES",
     "FleetAccess",
     "FleetBoard",
     "FleetReport",
+    "Gpu",
+    "Inventory",
+    "Phase",
     "WorkerEntry",
+    "WorkerInfo",
     "WorkerStatus",
     "health_counts",
     "summary",
     "worker_entries",
 ]
+
+EXIT_CANNOT_START = 78  # the handler cannot be built (EX_CONFIG): restarting will not help
+CANNOT_START = "podium.worker: cannot start: "  # the log line that says why
+
+
+class Phase(StrEnum):
+    """A supervised worker's life. /health maps these to RunPod's worker states."""
+
+    STARTING = "starting"  # process started, not yet seen by the gateway (initializing)
+    READY = "ready"  # seen by the gateway: idle or running
+    BACKOFF = "backoff"  # crashed; restarts when its backoff ends (initializing)
+    THROTTLED = "throttled"  # wanted, but no free GPU
+    DRAINING = "draining"  # told to stop: finishes its job, then exits
+    UNHEALTHY = "unhealthy"  # crashed at start-up too often; not restarted
+
+
+@dataclass(frozen=True, slots=True)
+class Gpu:
+    index: int
+    name: str
+    memory_mb: int
+    node: str = ""  # the machine (host name) or Ray node id it is on
+
+    def public(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "memoryMb": self.memory_mb,
+            "node": self.node,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    gpus: tuple[Gpu, ...]
+    source: str  # config | nvidia-smi | torch | none | ray
+    warning: str | None = None
+
+    @property
+    def cpu_only(self) -> bool:
+        return not self.gpus
+
+
+@dataclass(slots=True)
+class WorkerInfo:
+    """The store's record of a worker: when it was last seen (a ping or a poll), what it
+    said of itself, and the jobs it holds now."""
+
+    endpoint_id: str
+    worker_id: str
+    last_seen: float
+    jobs: int = 0  # jobs it holds now
+    state: str = "idle"  # idle | running | unhealthy (set by the worker) ...
+    info: dict[str, Any] = field(default_factory=dict)
+    job_ids: tuple[str, ...] = ()  # the jobs it holds now, sorted (`jobs` counts them)
+
 
 # RunPod's worker statuses; /health adds `ready` (idle + running).
 RUNPOD_STATUSES = ("running", "idle", "initializing", "throttled", "unhealthy")

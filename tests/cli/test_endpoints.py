@@ -1,0 +1,50 @@
+"""`podium deploy` and `podium endpoints ...` (cli/endpoints.py)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_deploy_prints_the_endpoint_and_a_curl_line(cli):
+    r = cli("deploy", "custom", "--name", "mine", "--command", "python w.py", "--workers-max", "0")
+    assert r.exit_code == 0, r.output
+    ep = next(e for e in cli.api().get("/v1/endpoints").json() if e["name"] == "mine")
+    assert ep["templateId"] == "custom" and ep["command"] == "python w.py"
+    assert ep["id"] in r.output and "curl" in r.output
+
+
+def test_deploy_json_shows_the_worker_token_once(cli):
+    r = cli("deploy", "custom", "--command", "python w.py", "--workers-max", "0", "--json")
+    assert r.exit_code == 0, r.output
+    ep = json.loads(r.stdout)
+    assert ep["workerToken"].startswith("pw_") and ep["url"].endswith(f"/v2/{ep['id']}")
+
+
+def test_create_list_show_update_delete(cli):
+    r = cli("endpoints", "create", "--name", "plain", "--json")
+    assert r.exit_code == 0, r.output
+    ep_id = json.loads(r.stdout)["id"]
+    listed = json.loads(cli("endpoints", "list", "--json").stdout)
+    assert [e["id"] for e in listed] == [ep_id]
+    r = cli("endpoints", "update", ep_id, "--workers-max", "2", "--env", "A=1", "--env", "B=2")
+    assert r.exit_code == 0, r.output
+    shown = json.loads(cli("endpoints", "show", ep_id, "--json").stdout)
+    assert shown["workersMax"] == 2 and shown["env"] == {"A": "1", "B": "2"}
+    assert cli("endpoints", "delete", ep_id).exit_code == 0
+    assert json.loads(cli("endpoints", "list", "--json").stdout) == []
+
+
+def test_refusals_exit_1_with_the_gateways_reason(cli):
+    ep = cli.endpoint()
+    r = cli("endpoints", "update", ep["id"], "--workers-max", "101")
+    assert r.exit_code == 1 and "must be at most 100" in r.stderr
+    r = cli("endpoints", "show", "nosuchendpoint")
+    assert r.exit_code == 1 and "does not exist" in r.stderr
+    r = cli("endpoints", "list", key="pk_wrong")
+    assert r.exit_code == 1 and "401" in r.stderr
+
+
+def test_a_bad_env_pair_is_a_usage_error(cli):
+    ep = cli.endpoint()
+    r = cli("endpoints", "update", ep["id"], "--env", "NOEQUALS")
+    assert r.exit_code == 2 and "KEY=VALUE" in " ".join(r.stderr.split())
