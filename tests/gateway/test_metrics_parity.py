@@ -125,11 +125,8 @@ async def test_webhook_deliveries_by_outcome(tmp_path, clock, allow_private, fai
     ):
         ep, _ = await _run_job(app, http, rx.url)
         admin = {"Authorization": app.state.new_admin_key}
-        for _ in range(500):  # bounded: delivery runs in the background
-            text = (await http.get("/metrics", headers=admin)).text
-            if samples(text, "podium_webhook_deliveries_total", endpoint=ep["id"]):
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(app.state.podium.webhooks.join(), 10)  # delivery has ended
+        text = (await http.get("/metrics", headers=admin)).text
     assert [
         (lab["outcome"], n)
         for lab, n in samples(text, "podium_webhook_deliveries_total", endpoint=ep["id"])
@@ -145,10 +142,7 @@ async def test_a_refused_webhook_is_counted(tmp_path, clock):
     sender.start()
     try:
         sender.send("http://127.0.0.1:9/x", {"id": "j"}, "s", endpoint_id="ep")
-        for _ in range(500):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(sender.join(), 10)
     finally:
         await sender.stop()
     assert seen == [("ep", "refused")]

@@ -98,6 +98,8 @@ async def test_webhook_signed_and_retried(tmp_path, clock, fail_first):
     ):
         ep, job = await _run_job(app, http, rx.url)
         await asyncio.wait_for(rx.got.wait(), 5)
+        # The sender has read the answer and let go of its connection before shutdown.
+        await asyncio.wait_for(app.state.podium.webhooks.join(), 5)
     assert len(rx.calls) == fail_first + 1
     body, headers = rx.calls[-1]
     payload = json.loads(body)
@@ -119,6 +121,7 @@ async def test_webhook_on_timeout_from_reaper(tmp_path, clock):
         clock.advance(700)  # past the default 600 s executionTimeout
         await reap_once(app.state.podium)
         await asyncio.wait_for(rx.got.wait(), 5)
+        await asyncio.wait_for(app.state.podium.webhooks.join(), 5)
     assert json.loads(rx.calls[0][0])["status"] == "TIMED_OUT"
 
 

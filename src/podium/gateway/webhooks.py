@@ -67,6 +67,10 @@ class WebhookSender:
         body = codec.dumps(payload)
         self._queue.put_nowait((url, body, secret, endpoint_id))
 
+    async def join(self) -> None:
+        """Wait until every webhook sent so far has ended (delivered, failed or refused)."""
+        await self._queue.join()
+
     def _ended(self, endpoint_id: str, outcome: str) -> None:
         if outcome == "delivered":
             self.delivered += 1
@@ -80,7 +84,11 @@ class WebhookSender:
             url, body, secret, endpoint_id = await self._queue.get()
             task = asyncio.create_task(self._deliver(url, body, secret, endpoint_id))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._delivery_ended)
+
+    def _delivery_ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._queue.task_done()
 
     async def _deliver(self, url: str, body: bytes, secret: str, endpoint_id: str = "") -> None:
         if self._client is None:
