@@ -43,11 +43,17 @@ redis:
 	  || redis-server --daemonize yes --bind 127.0.0.1 --port $(REDIS_PORT) --save "" --appendonly no
 	@for i in $$(seq 50); do $(PY) -c "import redis; redis.Redis(port=$(REDIS_PORT), socket_connect_timeout=1).ping()" 2>/dev/null && exit 0; sleep 0.1; done; echo "Redis did not start" >&2; exit 1
 
-# Debian packages the tests need: Redis, and Chromium for the browser tests (Playwright
-# drives /usr/bin/chromium; it never downloads a browser of its own).
+# Debian packages the tests need: Redis, Chromium for the browser tests (Playwright
+# drives /usr/bin/chromium; it never downloads a browser of its own), and podman with runc
+# and mmdebstrap for the container tests (tests/images builds their images from nothing);
+# catatonit is what `podman run --init` runs as PID 1 (only a Recommends of podman).
 deb-packages:
 	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
+	  command -v podman >/dev/null || missing="$$missing podman"; \
+	  command -v runc >/dev/null || missing="$$missing runc"; \
+	  command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	  command -v catatonit >/dev/null || missing="$$missing catatonit"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 test: $(VENV)/.installed $(RUNPOD_VENV)/.installed deb-packages

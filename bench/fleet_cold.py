@@ -1,5 +1,6 @@
 """Cold start per fleet backend: `/run` on an endpoint with zero workers -> COMPLETED, on
-`local` and on `ray`, split into placement, process start, model load and first job.
+`local`, on `ray` and as a `container` (the local fleet, the worker in a container of an
+image already on this host), split into placement, process start, model load and first job.
 
 Every figure comes from timestamps the system records (no log parsing, no probe):
 
@@ -24,8 +25,8 @@ one job, waits for COMPLETED, reads the records, deletes the endpoint. The first
 case warms the page cache (and, for tiny, builds and caches the model); it is shown apart
 from the median of the others.
 
-    .venv/bin/python bench/fleet_cold.py                        # local and ray, noop and tiny
-    .venv/bin/python bench/fleet_cold.py --fleets local --runs 5
+    .venv/bin/python bench/fleet_cold.py                        # all three, noop and tiny
+    .venv/bin/python bench/fleet_cold.py --fleets local,container --cases noop --runs 6
     .venv/bin/python bench/fleet_cold.py --json out.json
 
 `ray` starts a one-node Ray cluster of its own (`ray start --head --block`, two fake
@@ -33,7 +34,13 @@ GPUs for the endpoints' gpuCount 1, its own port and temp dir, ended by process 
 gateway with `--fleet ray` joined to it; it is skipped, saying why, where ray or Podium's
 ray backend is not installed. One machine: both backends place the worker on this host,
 so `place` shows Ray's own cost (actor scheduling, its worker process) rather than a
-network. `exec` is known to the kernel's tick (10 ms). Prints tables; asserts nothing.
+network. `container` runs the same no-op handler with the same runtime (`python -m
+podium.worker /handlers/noop.py:handler`) in an image of this checkout's Podium on Debian
+bookworm's Python (tests/images.podium_image: built through Podman on first use, about
+30 s, then reused); `place` then holds the engine's `run` (runc, the image's layers,
+`--init`) up to the worker's exec. Its cases: noop only (the image has no torch). It is
+skipped, saying why, without Podman. `exec` is known to the kernel's tick (10 ms). Prints
+tables; asserts nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +73,8 @@ from podium.settings import ADMIN_KEY_FILE
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 RAY = str(Path(PY).with_name("ray"))
-FLEETS = ("local", "ray")
+FLEETS = ("local", "ray", "container")
+CONTAINER_CASES = ("noop",)  # the image has Podium's runtime, not torch
 BENCH_CASES = ("noop", "tiny")
 TICK_S = "0.1"
 WAIT_S = 900.0
@@ -120,7 +128,9 @@ def _final(c: httpx.Client, ep: str, job: str) -> dict[str, Any]:
     raise RuntimeError(f"job {job} not done after {WAIT_S:g} s")
 
 
-def cold_run(c: httpx.Client, fleet: str, case: str, i: int, noop: Path) -> Run:
+def cold_run(
+    c: httpx.Client, fleet: str, case: str, i: int, noop: Path, image: str | None = None
+) -> Run:
     spec = {
         "name": f"cold-{fleet}-{case}-{i}",
         "workersMin": 0,
@@ -128,7 +138,11 @@ def cold_run(c: httpx.Client, fleet: str, case: str, i: int, noop: Path) -> Run:
         "idleTimeout": 3600,
         **CASES[case]["spec"],
     }
-    if case == "noop":
+    if image is not None:  # the same runtime and handler, in the image
+        spec.pop("templateId", None)
+        spec["imageName"] = image
+        spec["command"] = "/venv/bin/python -m podium.worker /handlers/noop.py:handler"
+    elif case == "noop":
         spec["command"] = f"{PY} -m podium.worker {noop}:handler"
     ep = c.post("/v1/endpoints", json=spec).raise_for_status().json()["id"]
     try:
@@ -185,6 +199,13 @@ def _process(argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> Iter
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def container_unavailable() -> str | None:
+    sys.path.insert(0, str(REPO))
+    from tests.images import unavailable
+
+    return unavailable()
 
 
 def ray_unavailable() -> str | None:
@@ -258,6 +279,14 @@ def gateway(fleet: str, tmp: Path, env: dict[str, str]) -> Iterator[httpx.Client
 def run_fleet(fleet: str, cases: list[str], runs: int, tmp: Path, noop: Path) -> list[Run]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO / "src")}
     env.pop("RAY_ADDRESS", None)
+    image = None
+    if fleet == "container":
+        sys.path.insert(0, str(REPO))
+        from tests.images import engine_env, podium_image
+
+        env.update(engine_env())
+        image = podium_image({"noop.py": NOOP})
+        cases = [c for c in cases if c in CONTAINER_CASES]
     out: list[Run] = []
     with contextlib.ExitStack() as stack:
         if fleet == "ray":
@@ -266,7 +295,7 @@ def run_fleet(fleet: str, cases: list[str], runs: int, tmp: Path, noop: Path) ->
         for case in cases:
             for i in range(runs):
                 print(f"[{fleet}] {case} run {i + 1}/{runs} ...", file=sys.stderr, flush=True)
-                out.append(cold_run(c, fleet, case, i, noop))
+                out.append(cold_run(c, fleet, case, i, noop, image))
     return out
 
 
@@ -290,6 +319,7 @@ def table(results: list[Run]) -> str:
     groups: dict[tuple[str, str], list[Run]] = {}
     for r in results:
         groups.setdefault((r.fleet, r.case), []).append(r)
+    medians: dict[tuple[str, str], list[float]] = {}
     for (fleet, case), rs in groups.items():
         shown = [("first", rs[:1]), (f"median of {len(rs) - 1}", rs[1:])] if len(rs) > 1 else [
             ("1", rs)
@@ -298,17 +328,29 @@ def table(results: list[Run]) -> str:
             vals = [statistics.median(getattr(r, c) for r in group) for c in cols]
             extra = [statistics.median(r.execution for r in group)]
             extra.append(statistics.median(r.client_total for r in group))
+            medians[fleet, case] = [*vals, *extra]  # the last group: the median of the rest
             lines.append(
                 f"| {fleet} | {case} | {label} | "
                 + " | ".join(f"{v:.2f}" for v in [*vals, *extra])
                 + " |"
             )
+    for (fleet, case), vals in medians.items():  # each against the yardstick, `local`
+        base = medians.get(("local", case))
+        if fleet == "local" or base is None:
+            continue
+        lines.append(
+            f"| {fleet} − local | {case} | medians | "
+            + " | ".join(f"{v - b:+.2f}" for v, b in zip(vals, base, strict=True))
+            + " |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--fleets", default=",".join(FLEETS), help="comma-separated: local, ray")
+    ap.add_argument(
+        "--fleets", default=",".join(FLEETS), help="comma-separated: local, ray, container"
+    )
     ap.add_argument("--cases", default=",".join(BENCH_CASES), help="noop, tiny, sd15-random")
     ap.add_argument("--runs", type=int, default=4, help="cold starts per case (default 4)")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -329,7 +371,9 @@ def main() -> int:
     skipped: dict[str, str] = {}
     try:
         for fleet in fleets:
-            why = ray_unavailable() if fleet == "ray" else None
+            why = {"ray": ray_unavailable, "container": container_unavailable}.get(
+                fleet, lambda: None
+            )()
             if why is not None:
                 skipped[fleet] = why
                 print(f"[{fleet}] skipped: {why}", file=sys.stderr)

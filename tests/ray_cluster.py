@@ -118,8 +118,11 @@ class RayCluster:
         return f"podium_gpu:{self.gpu_type}:{self.gpu_memory_mb}"
 
     def env(self) -> dict[str, str]:
+        from tests.images import engine_env  # slot actors run Podman for image workers
+
         return {
             **os.environ,
+            **engine_env(),
             "PYTHONPATH": os.pathsep.join(
                 [str(REPO / "src"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
             ),
@@ -207,6 +210,25 @@ class RayCluster:
 
     def alive_nodes(self) -> int:
         return self._ask("sum(1 for n in ray.nodes() if n['Alive'])")
+
+    def node_ids(self) -> set[str]:
+        """The ids of the cluster's alive nodes."""
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import ray; ray.init(address={self.address!r}, logging_level='ERROR', "
+                "log_to_driver=False); print(' '.join(n['NodeID'] for n in ray.nodes() "
+                "if n['Alive']))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=self.env(),
+            check=False,
+        )
+        lines = out.stdout.strip().splitlines()
+        return set(lines[-1].split()) if lines else set()
 
     def free_gpus(self) -> int:
         """GPUs no actor holds (a short-lived driver asks the cluster)."""

@@ -134,6 +134,7 @@ class FleetReport:
     workers: dict[str, list[WorkerStatus]]  # by endpoint
     stopped: dict[str, dict[str, float]]  # by endpoint: worker -> when it exited
     inventory: Inventory | None
+    engine: str | None = None  # the container engine image workers run on ("podman 4.3.1")
 
 
 @dataclass
@@ -145,10 +146,12 @@ class FleetBoard:
     workers: dict[str, list[WorkerStatus]] = field(default_factory=dict)  # by endpoint
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
     updated_at: float | None = None
+    engine: str | None = None  # the container engine image workers run on
 
     def publish(self, report: FleetReport, now: float) -> None:
         self.workers = report.workers
         self.stopped = report.stopped
+        self.engine = report.engine
         if report.inventory is not None:
             self.inventory = report.inventory
         self.updated_at = now

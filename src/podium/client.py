@@ -18,9 +18,12 @@ __all__ = ["AsyncPodiumClient", "PodiumClient", "PodiumHTTPError"]
 def _check(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
+            body = response.json()
+            # Podium's {"error": ...}, or RunPod REST v2's {"title", "status", "detail"}
+            message = body.get("error") or body.get("detail") or body.get("title")
+        except (ValueError, AttributeError):
+            message = None
+        message = message if isinstance(message, str) and message else response.text
         raise PodiumHTTPError(response.status_code, message)
     if response.status_code == 204 or not response.content:
         return None
@@ -162,9 +165,42 @@ class PodiumClient:
     def list_templates(self) -> Any:
         return _check(self._http.get("/v1/templates"))
 
-    def create_template(self, name: str, command: str, env: dict[str, str]) -> Any:
-        body = {"name": name, "command": command, "env": env}
+    def create_template(
+        self,
+        name: str,
+        command: str | None,
+        env: dict[str, str],
+        image: str | None = None,
+        registry_id: str | None = None,
+    ) -> Any:
+        """A template: a command, or an image (with its own CMD when command is None)."""
+        body: dict[str, Any] = {"name": name, "command": command, "env": env}
+        if image is not None:
+            body["imageName"] = image
+        if registry_id is not None:
+            body["containerRegistryAuthId"] = registry_id
         return _check(self._http.post("/v1/templates", json=body))
+
+    # RunPod REST v2 resources
+    def create_network_volume(self, name: str, size_gb: int, data_center: str) -> Any:
+        body = {"name": name, "size": size_gb, "dataCenter": data_center}
+        return _check(self._http.post("/v2/network-volumes", json=body))
+
+    def list_network_volumes(self) -> Any:
+        return _check(self._http.get("/v2/network-volumes"))
+
+    def delete_network_volume(self, volume_id: str) -> Any:
+        return _check(self._http.delete(f"/v2/network-volumes/{volume_id}"))
+
+    def create_registry(self, name: str, username: str, password: str) -> Any:
+        body = {"name": name, "username": username, "password": password}
+        return _check(self._http.post("/v2/registries", json=body))
+
+    def list_registries(self) -> Any:
+        return _check(self._http.get("/v2/registries"))
+
+    def delete_registry(self, registry_id: str) -> Any:
+        return _check(self._http.delete(f"/v2/registries/{registry_id}"))
 
     def gpus(self) -> Any:
         return _check(self._http.get("/v1/gpus"))

@@ -18,6 +18,7 @@ __all__ = [
     "Scope",
     "derive_worker_token",
     "hash_secret",
+    "installation_id",
     "new_fleet_secret",
     "new_key",
     "new_worker_token",
@@ -62,6 +63,13 @@ def derive_worker_token(fleet_secret: str, endpoint_id: str) -> str:
     nowhere else). A per-host agent that knows the secret derives the same tokens."""
     mac = hmac.new(fleet_secret.encode("utf-8"), endpoint_id.encode("utf-8"), hashlib.sha256)
     return WORKER_TOKEN_PREFIX + mac.hexdigest()
+
+
+def installation_id(fleet_secret: str) -> str:
+    """A public name of one installation (every gateway on one store shares it): the
+    label of the containers its fleet starts. It reveals nothing of the secret."""
+    mac = hmac.new(fleet_secret.encode("utf-8"), b"podium-installation", hashlib.sha256)
+    return mac.hexdigest()[:16]
 
 
 def hash_secret(secret: str) -> str:

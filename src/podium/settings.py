@@ -56,6 +56,7 @@ ENV = {
     "PODIUM_SQLITE_SYNC": "sqlite_sync",
     "PODIUM_ACCEPT_EMPTY_STORE": "accept_empty_store",
     "PODIUM_DECODE_OFF_LOOP_BYTES": "decode_off_loop_bytes",
+    "PODIUM_VOLUME_ROOT": "volume_root",
     "PODIUM_LOG_LINES_PER_WORKER": "log_lines_per_worker",
     "PODIUM_LOG_WORKERS_PER_ENDPOINT": "log_workers_per_endpoint",
     "PODIUM_LOG_BYTES_PER_ENDPOINT": "log_bytes_per_endpoint",
@@ -67,6 +68,9 @@ class Settings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Field(default_factory=lambda: default_data_dir({}))
+    # Network volumes: directories <root>/<id> (None: DATA_DIR/volumes). For a fleet across
+    # hosts, a mount every host shares at the same path (NFS).
+    volume_root_dir: Path | None = Field(default=None, alias="volume_root")
     store: str | None = None  # None: sqlite file in data_dir
     public_url: str | None = None  # how workers and clients reach this gateway
     insecure_no_auth: bool = False
@@ -115,6 +119,10 @@ class Settings(BaseModel):
     @property
     def store_url(self) -> str:
         return self.store or str(self.data_dir / "podium.db")
+
+    @property
+    def volume_root(self) -> Path:
+        return self.volume_root_dir or self.data_dir / "volumes"
 
     @property
     def log_budget(self) -> LogBudget:

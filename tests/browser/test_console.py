@@ -370,3 +370,49 @@ def test_quick_deploy_lists_the_gpus_with_name_and_memory_and_deploys_on_the_tic
         page.context.close()
     finally:
         gw.stop()
+
+
+def test_quick_deploy_of_a_container_image_with_a_volume_and_credentials(
+    browser: Any, tmp_path: Path, shots: Path
+):
+    """The image card: image, registry credentials and a network volume picked from the
+    gateway's; a name that is no image is refused with the gateway's reason."""
+    from playwright.sync_api import expect
+
+    gw = Gateway(data_dir=tmp_path / "gw", port=free_port(), extra_args=["--no-supervisor"])
+    gw.data_dir.mkdir()
+    gw.start()
+    try:
+        with gw.client() as http:
+            volume = http.post(
+                "/v2/network-volumes", json={"name": "models", "size": 50, "dataCenter": "local"}
+            ).json()
+            registry = http.post(
+                "/v2/registries", json={"name": "ghcr", "username": "me", "password": "pw"}
+            ).json()
+        page = new_page(browser, gw)
+        sign_in(page, gw.admin_key)
+        page.get_by_role("heading", name="Endpoints").wait_for()
+        page.goto("/console/#/deploy")
+        page.get_by_role("radio", name=re.compile("^Container image")).check()
+        expect(page.get_by_label("Model", exact=True)).to_be_hidden()
+        expect(page.get_by_label("Endpoint name")).to_have_value("image-worker")
+        page.get_by_label("Image", exact=True).fill("Not An Image")
+        page.get_by_role("button", name="Deploy").click()
+        expect(page.get_by_role("alert")).to_contain_text("imageName")
+        page.get_by_label("Image", exact=True).fill("ghcr.io/team/worker:1.2")
+        page.get_by_label("Registry credentials").select_option(registry["id"])
+        page.get_by_label("Network volume").select_option(volume["id"])
+        page.screenshot(path=shots / "console-quick-deploy-image.png", full_page=True)
+        page.get_by_role("button", name="Deploy").click()
+        endpoint_id = page.locator("section.result .endpoint-id").inner_text()
+        with gw.client() as http:
+            endpoint = http.get(f"/v1/endpoints/{endpoint_id}").json()
+        assert endpoint["templateId"] is None and endpoint["command"] is None
+        assert endpoint["imageName"] == "ghcr.io/team/worker:1.2"
+        assert endpoint["containerRegistryAuthId"] == registry["id"]
+        assert endpoint["networkVolumeId"] == volume["id"]
+        assert page.errors == []
+        page.context.close()
+    finally:
+        gw.stop()

@@ -23,6 +23,7 @@ from podium.settings import ADMIN_KEY_FILE
 from tests.conftest import REDIS_URL, drop_redis_prefix
 from tests.e2e.conftest import Gateway, free_port, wait_until
 from tests.e2e.test_fleet import Fleet, Sampler
+from tests.images import runpod_image, unavailable
 from tests.ray_cluster import RayCluster, ray_available
 
 pytestmark = [
@@ -312,3 +313,26 @@ def test_two_gateways_kill_9_of_the_controller_the_other_adopts_its_workers(
             second.stop()
             first.stop()
             drop_redis_prefix(store)
+
+
+@pytest.mark.containers
+def test_a_container_worker_runs_on_a_ray_node(fleet: Fleet, cluster: RayCluster) -> None:
+    """The slot actor runs the image through its node's engine (Podman here), with the
+    same RUNPOD_* environment as a process: an unmodified runpod SDK image serves a job."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.fail(f"container tests need Podman here: {reason} (make test installs it)")
+    image = runpod_image()
+    r = fleet.http.post(
+        "/v1/endpoints",
+        json={"name": "ray-image", "imageName": image, "gpuCount": 0, "workersMax": 1},
+    )
+    assert r.status_code == 200, r.text
+    ep = r.json()["id"]
+    fleet.created.append(ep)
+    job = fleet.http.post(f"/v2/{ep}/run", json={"input": {"on": "ray"}}).json()["id"]
+    final = fleet.final(ep, job, timeout=TIMEOUT)
+    assert final["status"] == "COMPLETED" and final["output"]["echo"] == {"on": "ray"}
+    [worker] = _managed(fleet, ep)
+    assert worker["id"] == final["output"]["worker"]
+    assert worker["node"] in cluster.node_ids()  # a Ray node (its actor's), not this host

@@ -43,6 +43,7 @@ class FakeProcess:
     terminated: bool = False
     killed: bool = False
     stdout: io.BytesIO | None = None  # what it wrote (None: nothing to read)
+    note: str | None = None  # what it waits for (a container's pull)
 
     def poll(self) -> int | None:
         return self.code
@@ -90,6 +91,7 @@ class FakeView:
     seen: dict[str, list[WorkerInfo]] = field(default_factory=dict)
     published: dict[str, list[WorkerStatus]] = field(default_factory=dict)
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
+    volume_root: str = "/volumes"
 
     async def endpoints(self) -> list[FleetEndpoint]:
         return [
@@ -398,6 +400,7 @@ class FakeSlot:
     node: str = "node-a"
     gpus: tuple[int, ...] = (0,)
     waiting: str | None = None
+    note: str | None = None
     log: str | None = None
     code: int | None = None
     terminated: bool = False
@@ -434,6 +437,9 @@ class SharedBackend:
 
     def inventory(self) -> Inventory | None:
         return TWO_GPUS
+
+    def engine(self) -> str | None:
+        return None
 
     def place(self, p: Placement) -> FakeSlot:
         live = sum(1 for _, s in self.placed if s.code is None)

@@ -52,7 +52,12 @@ def test_other_operations_and_keys_are_refused(gw: Gateway, sdk: SdkDriver) -> N
         run_key = c.post("/v1/keys", json={"scopes": ["run"]}).json()["key"]
     reply = sdk.call("graphql_error", key=run_key, call="get_endpoints")
     assert not reply["ok"] and reply["type"] == "QueryError" and "admin" in reply["error"]
+    # An image alone is a whole template (its own CMD runs); a name that is no image is not.
     reply = sdk.call(
         "graphql_error", key=gw.admin_key, call="create_template", args=["img-only", "img"]
     )
-    assert not reply["ok"] and "docker_start_cmd" in reply["error"]
+    assert reply["ok"] and reply["result"]["imageName"] == "img", reply
+    reply = sdk.call(
+        "graphql_error", key=gw.admin_key, call="create_template", args=["bad", "Not An Image"]
+    )
+    assert not reply["ok"] and "imageName" in reply["error"], reply

@@ -20,7 +20,7 @@ from podium.jobs import (
     WorkerReport,
 )
 from podium.keys import ApiKey, Scope, hash_secret
-from podium.store.templates import TemplateCatalog
+from podium.store.records import TemplateCatalog
 
 EP = "ep1"
 
@@ -497,18 +497,32 @@ async def test_an_endpoint_keeps_a_bounded_number_of_worker_records(store, clock
     assert [w.worker_id for w in await store.workers("ep-other", 0)] == ["theirs"]
 
 
-async def test_templates_are_records_with_unique_names(store, clock):
+@pytest.mark.parametrize("kind", ["templates", "volumes", "registries"])
+async def test_named_records_keep_their_order_and_unique_names(store, kind):
+    assert await store.put_record(kind, "id-a", "first", '{"a": 1}')
+    assert await store.put_record(kind, "id-b", "second", '{"b": 2}')
+    assert await store.get_record(kind, "id-a") == '{"a": 1}'
+    assert await store.list_records(kind) == ['{"a": 1}', '{"b": 2}']
+    assert not await store.put_record(kind, "id-c", "first", "{}")  # the name is taken
+    assert await store.get_record(kind, "id-c") is None
+    assert await store.put_record(kind, "id-a", "renamed", '{"a": 3}')  # replaced in place
+    assert await store.list_records(kind) == ['{"a": 3}', '{"b": 2}']
+    assert await store.put_record(kind, "id-c", "first", "{}")  # its old name is free
+    assert await store.delete_record(kind, "id-a") and not await store.delete_record(kind, "id-a")
+    assert await store.list_records(kind) == ['{"b": 2}', "{}"]
+    other = next(k for k in ("templates", "volumes") if k != kind)
+    assert await store.list_records(other) == []  # kinds never mix
+
+
+async def test_template_records_through_the_catalog(store, clock):
+    catalog = TemplateCatalog(store)
     a = Template("tpl_aaaaaaaaaa", "first", "python a.py", {"X": "1"}, created_at=clock.now())
-    b = Template("tpl_bbbbbbbbbb", "second", "python b.py")
-    assert await store.put_template(a) and await store.put_template(b)
-    assert await store.get_template(a.id) == a
-    assert [t.id for t in await store.list_templates()] == [a.id, b.id]
-    clash = Template("tpl_cccccccccc", "first", "python c.py")
-    assert not await store.put_template(clash)  # the name is taken: nothing stored
-    assert await store.get_template(clash.id) is None
-    assert await store.delete_template(a.id) and not await store.delete_template(a.id)
-    assert await store.put_template(clash)  # the name is free again
-    assert [t.name for t in await store.list_templates()] == ["second", "first"]
+    assert await catalog.add(a) == a and await catalog.require(a.id) == a
+    with pytest.raises(Conflict, match="named 'first' exists"):
+        await catalog.add(Template("tpl_cccccccccc", "first", "python c.py"))
+    await catalog.delete(a.id)
+    with pytest.raises(NotFound):
+        await catalog.require(a.id)
 
 
 async def test_templates_kept_in_the_settings_by_an_older_version_become_records(store, clock):

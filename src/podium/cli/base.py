@@ -21,8 +21,12 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys (admin).", no_args_is_help=True)
 endpoints_app = typer.Typer(help="Endpoints (admin).", no_args_is_help=True)
+volumes_app = typer.Typer(help="Network volumes (admin).", no_args_is_help=True)
+registries_app = typer.Typer(help="Container registry credentials (admin).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(volumes_app, name="volumes")
+app.add_typer(registries_app, name="registries")
 
 out = Console()
 err = Console(stderr=True)
@@ -100,6 +104,31 @@ def call(client: PodiumClient, request: Callable[[], Any]) -> Any:
     except httpx.HTTPError as exc:
         err.print(f"[red]error[/red]: cannot reach the gateway at {client.url}: {exc}")
         raise typer.Exit(1) from None
+
+
+def resolve_names(client: PodiumClient, body: dict[str, Any]) -> dict[str, Any]:
+    """`--volume` and `--registry` take a name or an id: a name becomes its id (the gateway
+    keeps names unique). An unknown name exits 1 saying so."""
+    kinds = (
+        (
+            "networkVolumeId",
+            "vol_",
+            "network volume",
+            client.list_network_volumes,
+            "networkVolumes",
+        ),
+        ("containerRegistryAuthId", "reg_", "registry", client.list_registries, "registries"),
+    )
+    for field, prefix, what, list_all, key in kinds:
+        value = body.get(field)
+        if not value or value.startswith(prefix):
+            continue
+        found = [r["id"] for r in call(client, list_all)[key] if r["name"] == value]
+        if not found:
+            err.print(f"[red]error[/red]: no {what} is named {value!r}")
+            raise typer.Exit(1)
+        body[field] = found[0]
+    return body
 
 
 def curl_command(base: str, key: str = "$PODIUM_API_KEY") -> str:

@@ -20,6 +20,7 @@ from podium.cli.base import (
     endpoints_app,
     err,
     out,
+    resolve_names,
 )
 
 
@@ -68,6 +69,20 @@ def endpoints_list(
 GpuOpt = Annotated[
     str | None, typer.Option("--gpu", help="gpuIds: GPU indices '0,1' or a minimum memory '24GB'.")
 ]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option("--image", help="imageName: each worker is a container of this image."),
+]
+VolumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--volume", help="A network volume (name or id): mounted at /runpod-volume in each worker."
+    ),
+]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option("--registry", help="Registry credentials (name or id) to pull --image with."),
+]
 EnvOpt = Annotated[
     list[str] | None, typer.Option("--env", help="K=V, repeatable (update: replaces all).")
 ]
@@ -98,6 +113,9 @@ def _settings_body(**given: Any) -> dict[str, Any]:
         "scaler_value": "scalerValue",
         "model": "model",
         "command": "command",
+        "image": "imageName",
+        "volume": "networkVolumeId",
+        "registry": "containerRegistryAuthId",
         "flashboot": "flashboot",
         "execution_timeout_ms": "executionTimeoutMs",
         "retry_limit": "retryLimit",
@@ -109,11 +127,19 @@ def _settings_body(**given: Any) -> dict[str, Any]:
     return body
 
 
+def _image_name(image: str | None) -> str:
+    """An endpoint's default name from its image: `team/worker:1.2` -> `worker`."""
+    last = (image or "").rsplit("/", 1)[-1]
+    return last.split("@", 1)[0].split(":", 1)[0][:191] or "endpoint"
+
+
 def _describe(ep: dict[str, Any]) -> str:
-    if not ep.get("templateId"):
+    if not ep.get("templateId") and not ep.get("imageName"):
         return "workers started elsewhere"
     gpus = f", GPUs {ep['gpuIds']}" if ep.get("gpuIds") else ""
-    what = ep["templateId"]
+    what = ep.get("templateId") or "image"
+    if ep.get("imageName"):
+        what += f" {ep['imageName']}"
     if ep.get("model"):
         what += f" {ep['model']}"
     elif ep.get("command"):
@@ -123,7 +149,10 @@ def _describe(ep: dict[str, Any]) -> str:
 
 @app.command()
 def deploy(
-    template: Annotated[str, typer.Argument(help="sd15, custom or a created template's id.")],
+    template: Annotated[
+        str | None,
+        typer.Argument(help="sd15, custom or a created template's id (none with --image)."),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Default: the template's name.")] = None,
     gpu: GpuOpt = None,
     gpu_count: Annotated[int | None, typer.Option(help="GPUs per worker (default 1).")] = None,
@@ -137,7 +166,12 @@ def deploy(
         float | None, typer.Option(help="Seconds (QUEUE_DELAY, default 4) or jobs per worker.")
     ] = None,
     model: Annotated[str | None, typer.Option(help="sd15: the model (default auto).")] = None,
-    command: Annotated[str | None, typer.Option(help="custom: the worker command.")] = None,
+    command: Annotated[
+        str | None, typer.Option(help="custom: the worker command; with --image: its CMD.")
+    ] = None,
+    image: ImageOpt = None,
+    volume: VolumeOpt = None,
+    registry: RegistryOpt = None,
     env: EnvOpt = None,
     flashboot: Annotated[
         bool | None, typer.Option("--flashboot/--no-flashboot", help="Keep loaded workers warm.")
@@ -147,12 +181,16 @@ def deploy(
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Create an endpoint whose workers the gateway's supervisor runs (Quick Deploy).
+    """Create an endpoint whose workers the gateway's supervisor runs (Quick Deploy):
+    processes of a template, or containers of an --image (RunPod's worker images run as
+    they are).
 
     Prints the endpoint id, its URLs and a ready curl line; --json prints the endpoint
     (with `id`, `url` and the worker token, shown once)."""
+    if template is None and image is None:
+        raise typer.BadParameter("give a TEMPLATE (sd15, custom, a template's id) or --image")
     body = _settings_body(
-        name=name or template,
+        name=name or template or _image_name(image),
         gpu=gpu,
         gpu_count=gpu_count,
         workers_min=workers_min,
@@ -162,12 +200,17 @@ def deploy(
         scaler_value=scaler_value,
         model=model,
         command=command,
+        image=image,
+        volume=volume,
+        registry=registry,
         env=env,
         flashboot=flashboot,
         execution_timeout_ms=execution_timeout_ms,
     )
-    body["templateId"] = template
+    if template is not None:
+        body["templateId"] = template
     with client_for(url, api_key) as client:
+        resolve_names(client, body)
         ep = call(client, lambda: client.create_endpoint(**body))
     if json_out:
         print(json.dumps(ep))
@@ -225,6 +268,9 @@ def endpoints_update(
     scaler_value: Annotated[float | None, typer.Option()] = None,
     model: Annotated[str | None, typer.Option()] = None,
     command: Annotated[str | None, typer.Option()] = None,
+    image: ImageOpt = None,
+    volume: VolumeOpt = None,
+    registry: RegistryOpt = None,
     env: EnvOpt = None,
     flashboot: Annotated[bool | None, typer.Option("--flashboot/--no-flashboot")] = None,
     execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
@@ -245,6 +291,9 @@ def endpoints_update(
         scaler_value=scaler_value,
         model=model,
         command=command,
+        image=image,
+        volume=volume,
+        registry=registry,
         env=env,
         flashboot=flashboot,
         execution_timeout_ms=execution_timeout_ms,
@@ -253,6 +302,7 @@ def endpoints_update(
     if not body:
         raise typer.BadParameter("give at least one setting to change (see --help)")
     with client_for(url, api_key) as client:
+        resolve_names(client, body)
         ep = call(client, lambda: client.update_endpoint(endpoint_id, **body))
     if json_out:
         print(json.dumps(ep))

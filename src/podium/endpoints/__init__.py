@@ -3,11 +3,13 @@ fleet: the fleet (podium.fleet) places what this package describes.
 
     spec.py        Endpoint and EndpointSpec: settings (RunPod's wire names), validation
     gpu_ids.py     `gpuIds`: GPU indices, a minimum memory or type names (GpuRequest)
-    templates.py   built-in and created templates -> the worker command line (Launch)
+    templates.py   built-in and created templates -> the worker command line or image (Launch)
+    containers.py  image references and the container engine's command lines
+    volumes.py     network volumes and registry records; a volume's directory
     worker_env.py  the RUNPOD_* variables and worker URLs of PROTOCOL.md §2
 
 Pure: the records are re-exported here. What keeps them is the store's (store.base.Catalog,
-store/templates.py); `podium up`'s first-start records are gateway/quickstart.py's.
+store/records.py); `podium up`'s first-start records are gateway/quickstart.py's.
 """
 
 from podium.endpoints.spec import (

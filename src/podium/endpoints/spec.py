@@ -4,10 +4,11 @@ Settings are named on the wire as RunPod's REST API names them (`workersMin`,
 `idleTimeout`, `scalerType`, ...); `WIRE_NAMES` maps each wire name to its field here, in
 one place, for the admin API (create and PATCH), `public()` and the CLI.
 
-An endpoint without `templateId` has no managed workers: its workers are started by
-someone else (`podium worker`, a RunPod SDK program on another machine). With a
-template (`sd15`, `custom` or a created template's id) the fleet (podium.fleet) starts
-and stops worker processes for it, on this machine or on a Ray cluster.
+An endpoint without `templateId` or `imageName` has no managed workers: its workers are
+started by someone else (`podium worker`, a RunPod SDK program on another machine). With a
+template (`sd15`, `custom` or a created template's id) or an image the fleet
+(podium.fleet) starts and stops its workers — processes or containers — on this machine or
+on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from podium.clock import iso_time
+from podium.endpoints.containers import image_error
 from podium.endpoints.gpu_ids import gpu_type_ids, parse_gpu_ids
 from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
 from podium.endpoints.worker_env import env_errors, nul_errors
@@ -70,6 +72,9 @@ WIRE_NAMES: dict[str, str] = {
     "retentionRunMs": "retention_run_ms",
     "retentionSyncMs": "retention_sync_ms",
     "inputSchema": "input_schema",
+    "imageName": "image_name",
+    "networkVolumeId": "network_volume_id",
+    "containerRegistryAuthId": "registry_id",
 }
 
 
@@ -100,11 +105,14 @@ class EndpointSpec:
     flashboot: bool = False  # keep loaded workers warm longer than idleTimeout
     env: dict[str, str] = field(default_factory=dict)
     model: str | None = None  # sd15: the model (None: "auto")
-    command: str | None = None  # custom: the worker command line
+    command: str | None = None  # custom: the worker command line; with an image: its override
+    image_name: str | None = None  # a container image: each worker is a container of it
+    network_volume_id: str | None = None  # mounted at /runpod-volume (endpoints/volumes.py)
+    registry_id: str | None = None  # the credentials its image is pulled with
 
     @property
     def managed(self) -> bool:
-        return self.template_id is not None
+        return self.template_id is not None or self.image_name is not None
 
     def updated(self, changes: Mapping[str, Any]) -> EndpointSpec:
         """A copy with `changes` (field names) applied; validate() it before use."""
@@ -152,7 +160,17 @@ class EndpointSpec:
                 "from GET /v1/templates"
             )
         errors += nul_errors({"command": self.command, "model": self.model})
-        if tid == TEMPLATE_CUSTOM and not (self.command or "").strip():
+        if self.image_name is not None:
+            problem = image_error(self.image_name)
+            if problem is not None:
+                errors.append(f"`imageName`: {problem}")
+            if tid is not None and tid != TEMPLATE_CUSTOM:
+                errors.append(
+                    f"`imageName` is for endpoints that run their own image (templateId "
+                    f"custom or none), not with templateId {tid!r}: put the image in the "
+                    "template"
+                )
+        if tid == TEMPLATE_CUSTOM and not (self.command or "").strip() and not self.image_name:
             errors.append("`command` is required with templateId custom (e.g. 'python handler.py')")
         if self.command:
             try:

@@ -7,8 +7,13 @@ Built-in:
              RunPod SDK worker, or `python -m podium.worker my_module:handler`
 
 Created templates (`POST /v1/templates {name, command, env}`) name a command and env once
-for several endpoints. Commands are split like a shell would (shlex) but run without a
-shell; use `sh -c '...'` for pipes or `&&`. They run in the gateway's working directory.
+for several endpoints, or an image (`imageName`, RunPod's): its workers are then containers
+of it (endpoints/containers.py), `command` the image's start command override (its own CMD
+when there is none), pulled with the credentials of `containerRegistryAuthId`. Commands
+are split like a shell would (shlex) but run without a shell; use `sh -c '...'` for pipes
+or `&&`. Process workers run in the gateway's working directory.
+
+An endpoint may also name an image itself (`imageName`, with templateId `custom` or none).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from podium.clock import iso_time
+from podium.endpoints.containers import ContainerSpec, image_error
 from podium.endpoints.worker_env import env_errors, nul_errors
 from podium.errors import BadRequest
 
@@ -58,20 +64,26 @@ class Template:
     env: dict[str, str] = field(default_factory=dict)
     builtin: bool = False
     created_at: float = 0.0
-    image_name: str | None = None  # RunPod's container image: recorded, not run by Podium
+    image_name: str | None = None  # a container image: its workers are containers of it
+    registry_id: str | None = None  # the credentials to pull the image with
 
     def validate(self) -> None:
         errors: list[str] = []
         if not self.name or len(self.name) > 191:
             errors.append("`name` must be 1 to 191 characters")
+        if self.image_name is not None and (problem := image_error(self.image_name)):
+            errors.append(f"`imageName`: {problem}")
         if not (self.command or "").strip():
-            errors.append("`command` is required (e.g. 'python handler.py')")
+            if self.image_name is None:
+                errors.append("`command` is required (e.g. 'python handler.py'), or an `imageName`")
         else:
             try:
                 shlex.split(self.command or "")
             except ValueError as exc:
                 errors.append(f"`command` cannot be split into words: {exc}")
         errors += nul_errors({"command": self.command, "imageName": self.image_name})
+        if self.registry_id is not None and self.image_name is None:
+            errors.append("`containerRegistryAuthId` is for a template with an `imageName`")
         errors += env_errors(self.env)
         if errors:
             raise BadRequest("Invalid template: " + "; ".join(errors) + ".")
@@ -87,6 +99,7 @@ class Template:
             # RunPod's REST names (the command split like a shell would split it)
             "imageName": self.image_name,
             "dockerStartCmd": shlex.split(self.command or ""),
+            "containerRegistryAuthId": self.registry_id,
             "isServerless": True,
         }
 
@@ -99,6 +112,7 @@ class Template:
                 "env": self.env,
                 "created_at": self.created_at,
                 "image_name": self.image_name,
+                "registry_id": self.registry_id,
             }
         )
 
@@ -112,6 +126,7 @@ class Template:
             dict(d.get("env") or {}),
             created_at=d.get("created_at", 0.0),
             image_name=d.get("image_name"),
+            registry_id=d.get("registry_id"),
         )
 
 
@@ -125,16 +140,24 @@ BUILTINS: dict[str, Template] = {
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """How to start one of an endpoint's workers (before the per-worker RUNPOD_* vars)."""
+    """How to start one of an endpoint's workers (before the per-worker RUNPOD_* vars):
+    a process (`argv`) or, with `container`, a container of an image."""
 
     argv: tuple[str, ...]
     env: dict[str, str]
+    container: ContainerSpec | None = None
 
     @property
     def key(self) -> str:
         """Changes when what the workers run changes: old workers are then replaced."""
-        raw = json.dumps([self.argv, sorted(self.env.items())])
+        raw = json.dumps([self.argv, sorted(self.env.items()), _container_key(self.container)])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _container_key(spec: ContainerSpec | None) -> list[object] | None:
+    if spec is None:
+        return None
+    return [spec.image, list(spec.command), spec.registry_id, spec.volume_id]
 
 
 def launch_for(
@@ -143,6 +166,18 @@ def launch_for(
     """The command line and env for an endpoint's workers. `template`: the created
     template named by spec.template_id (None for the built-ins)."""
     tid = spec.template_id
+    image = spec.image_name or (template.image_name if template is not None else None)
+    if image is not None:
+        own = spec.image_name is not None
+        command = spec.command if own else (template.command if template else None)
+        container = ContainerSpec(
+            image=image,
+            command=tuple(shlex.split(command or "")),
+            registry_id=spec.registry_id if own else (template.registry_id if template else None),
+            volume_id=spec.network_volume_id,
+        )
+        env = dict(spec.env) if own or template is None else {**template.env, **spec.env}
+        return Launch((), env, container)
     if tid == TEMPLATE_SD15:
         argv = [
             python,

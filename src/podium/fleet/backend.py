@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from podium.board import Inventory
+from podium.endpoints.containers import ContainerSpec
 from podium.fleet.settings import ENV as FLEET_ENV
 from podium.settings import ENV as GATEWAY_ENV
 
@@ -53,6 +54,9 @@ class Placement:
     gpu_ids: str  # the endpoint's gpuIds (endpoints/gpu_ids.py)
     gpu_count: int  # 0: a CPU worker
     restart: bool = False
+    # A container worker (endpoints/containers.py): `argv` is then empty; the backend runs
+    # the image through the host's engine (fleet/containers.py)
+    container: ContainerSpec | None = None
 
 
 class Slot(Protocol):
@@ -74,6 +78,11 @@ class Slot(Protocol):
     @property
     def waiting(self) -> str | None:
         """Why it is not running yet (no capacity: `throttled`), or None."""
+        ...
+
+    @property
+    def note(self) -> str | None:
+        """What it does before its worker runs (pulling its image), or None."""
         ...
 
     def poll(self) -> int | None:
@@ -123,6 +132,10 @@ class Backend(Protocol):
 
     def place(self, placement: Placement) -> Slot | str:
         """Start one worker, or say in one sentence why it cannot be placed now."""
+        ...
+
+    def engine(self) -> str | None:
+        """The container engine image workers run on ("podman 4.3.1"), None without one."""
         ...
 
     async def adopt(self) -> list[Adopted]:

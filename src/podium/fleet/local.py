@@ -1,4 +1,4 @@
-"""The local backend: worker processes on this machine (the embedded default).
+"""The local backend: worker processes and containers on this machine (the default).
 
 Each worker gets its GPU(s) in CUDA_VISIBLE_DEVICES (gpus.assign: never one GPU for two
 workers; no free GPU -> `throttled`; CPU workers, at most `cpu_workers` at once, else
@@ -8,21 +8,40 @@ LogShipper (podium.logs) that ships the lines, tagged with their jobs (a fresh m
 PODIUM_LOG_MARKER), to the gateway its RUNPOD_* variables name; the backend's own start
 and exit lines go in the same log. On Linux a worker is killed when the gateway process
 dies, so no worker outlives its gateway (`shared` is False).
+
+A worker of an image is a container (fleet/containers.py), run through the host's engine
+with the same environment, GPUs and log; its engine's CLI is the process the slot watches.
+A container outlives a gateway killed with -9 (the engine keeps it): the next start of
+the backend removes every container of its installation before it starts any.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from podium.board import Inventory
+from podium.endpoints.containers import ContainerSpec
 from podium.endpoints.gpu_ids import parse_gpu_ids
+from podium.endpoints.volumes import volume_dir
 from podium.fleet.backend import Adopted, Placement, Slot, inherited_env
+from podium.fleet.containers import (
+    ContainerHost,
+    ContainerRun,
+    Engine,
+    ImagePulls,
+    SpawnContainer,
+    find_engine,
+    remove_owned,
+    spawn_container,
+)
 from podium.fleet.gpus import assign, why_throttled
 from podium.fleet.process import Process, Spawn, spawn_process
 from podium.fleet.settings import default_cpu_workers
@@ -38,7 +57,7 @@ EOF_WAIT_S = 1.0  # after an exit (its group swept): how long its last lines may
 
 
 class LocalSlot:
-    """One local worker process (or a failed start: `poll` then says so)."""
+    """One local worker process or container (or a failed start: `poll` then says so)."""
 
     def __init__(
         self, proc: Process, gpus: tuple[int, ...], node: str, worker_id: str, shipper: LogShipper
@@ -55,6 +74,10 @@ class LocalSlot:
     @property
     def pid(self) -> int | None:
         return self.proc.pid
+
+    @property
+    def note(self) -> str | None:
+        return self.proc.note
 
     def poll(self) -> int | None:
         if self.code is None:
@@ -96,10 +119,13 @@ class LocalBackend:
         base_env: Mapping[str, str] | None = None,
         log_sink: Callable[[Mapping[str, str]], LogSink | None] = worker_sink,
         cpu_workers: int | None = None,
+        containers: ContainerHost | None = None,
+        spawn_image: SpawnContainer = spawn_container,
     ) -> None:
         """`log_sink`: where a worker's lines go, from the environment it is given
         (default: its gateway's worker-logs route). `cpu_workers`: how many workers
-        without a GPU may run at once (default: FleetSettings' default for this machine)."""
+        without a GPU may run at once (default: FleetSettings' default for this machine).
+        `containers`: how image workers run here (None: this backend runs none)."""
         self.cpu_workers = cpu_workers if cpu_workers is not None else default_cpu_workers()
         self.data_dir = data_dir
         self._discover = discover_gpus
@@ -115,6 +141,10 @@ class LocalBackend:
         # lines queue behind it (restarts read in order in the worker's log)
         self._shippers: dict[str, LogShipper] = {}
         self.host = socket.gethostname()
+        self._containers = containers
+        self._spawn_image = spawn_image
+        self._engine: Engine | None = None
+        self._pulls: ImagePulls | None = None
 
     async def refresh(self, slots: Sequence[Slot]) -> None:
         if self._inventory is None:
@@ -124,7 +154,23 @@ class LocalBackend:
                 gpus=tuple(dataclasses.replace(g, node=g.node or self.host) for g in found.gpus),
             )
             _announce(self._inventory)
+            if self._containers is not None:
+                await self._find_engine(self._containers)
         self._slots = [s for s in self._slots if not s.released]
+
+    async def _find_engine(self, host: ContainerHost) -> None:
+        """Once: the container engine, and the containers this installation left behind
+        (a gateway killed with -9 leaves them running, holding their GPUs) removed."""
+        engine = await asyncio.to_thread(find_engine, host.engine_choice, self._base_env)
+        if engine is None:
+            log.info("no container engine found: endpoints with an image cannot run here")
+            return
+        log.info("container engine: %s (%s)", engine.describe(), engine.path)
+        await asyncio.to_thread(remove_owned, engine, host.owner, self._base_env)
+        self._engine, self._pulls = engine, ImagePulls(engine, self._base_env)
+
+    def engine(self) -> str | None:
+        return self._engine.describe() if self._engine is not None else None
 
     def inventory(self) -> Inventory | None:
         return self._inventory
@@ -147,6 +193,9 @@ class LocalBackend:
         label = ",".join(g.name for g in inventory.gpus if g.index in gpus) or "cpu"
         home = self.data_dir / "workers" / p.worker_id
         home.mkdir(parents=True, exist_ok=True)
+        self._shippers = {w: s for w, s in self._shippers.items() if s.sending()}
+        if p.container is not None:
+            return self._place_container(p, p.container, gpus, label, home)
         env = {
             **self._base_env,
             # An isolated HOME: a RunPod SDK worker must not read ~/.runpod/config.toml.
@@ -164,7 +213,6 @@ class LocalBackend:
             f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'}, GPUs "
             f"[{env['CUDA_VISIBLE_DEVICES']}]: {p.argv[0] if p.argv else '?'} ---"
         )
-        self._shippers = {w: s for w, s in self._shippers.items() if s.sending()}
         after = self._shippers.get(p.worker_id)
         try:
             proc = self._spawn(p.argv, env, None)
@@ -175,6 +223,66 @@ class LocalBackend:
             shipper.finish()
             self._shippers[p.worker_id] = shipper
             raise
+        return self._watch(p, proc, env, marker, gpus, header)
+
+    def _place_container(
+        self, p: Placement, spec: ContainerSpec, gpus: tuple[int, ...], label: str, home: Path
+    ) -> LocalSlot:
+        host, engine, pulls = self._containers, self._engine, self._pulls
+        if host is None or engine is None or pulls is None:
+            raise OSError(
+                errno.ENOENT,
+                "no container engine on this host for its image: install Podman or Docker, "
+                "or set PODIUM_CONTAINER_ENGINE",
+            )
+        creds = None
+        if spec.registry_id is not None:
+            creds = host.credentials(spec.registry_id)
+            if creds is None:
+                raise OSError(
+                    errno.ENOENT,
+                    f"the password of registry {spec.registry_id} is not in this gateway's "
+                    "data dir (create the registry through this gateway, or share its data dir)",
+                )
+        volume = None
+        if spec.volume_id is not None:
+            volume = volume_dir(host.volume_root, spec.volume_id)
+            Path(volume).mkdir(parents=True, exist_ok=True)
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            **p.env(label),
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in gpus),
+        }
+        marker = env[MARKER_ENV] = new_marker()
+        run = ContainerRun(
+            spec,
+            name=f"podium-{p.worker_id}-{secrets.token_hex(3)}",
+            owner=host.owner,
+            endpoint_id=p.endpoint_id,
+            worker_id=p.worker_id,
+            slot=p.slot,
+            volume_dir=volume,
+            creds=creds,
+        )
+        proc = self._spawn_image(engine, run, env, self._base_env, gpus, pulls, home)
+        header = (
+            f"--- podium: worker {p.worker_id} {'restart' if p.restart else 'start'}, GPUs "
+            f"[{env['CUDA_VISIBLE_DEVICES']}]: image {spec.image} ---"
+        )
+        return self._watch(p, proc, env, marker, gpus, header)
+
+    def _watch(
+        self,
+        p: Placement,
+        proc: Process,
+        env: Mapping[str, str],
+        marker: str,
+        gpus: tuple[int, ...],
+        header: str,
+    ) -> LocalSlot:
+        """The slot of a started worker, its output read by a LogShipper."""
+        sink = self._log_sink(env) or _NoSink()
+        after = self._shippers.get(p.worker_id)
         shipper = LogShipper(proc.stdout, sink, marker=marker, name=p.worker_id, after=after)
         shipper.note(header)  # before the reader starts: the first line of this run
         self._shippers[p.worker_id] = shipper

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
-__all__ = ["Process", "Spawn", "spawn_process"]
+__all__ = ["DIE_WITH_PARENT", "Process", "Spawn", "spawn_process"]
 
 
 class Process(Protocol):
-    pid: int
+    pid: int | None  # None: not started yet (a container whose image is being pulled)
     stdout: IO[bytes] | None  # its stdout and stderr in one pipe (None: in a file)
+    note: str | None  # what it waits for before it runs (shown while it initializes)
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None:
@@ -48,10 +49,11 @@ class _Popen:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
+                preexec_fn=DIE_WITH_PARENT,  # one prctl call (see _parent_death_signal)
             )
-        self.pid = self._p.pid
+        self.pid: int | None = self._p.pid
         self.stdout: IO[bytes] | None = self._p.stdout
+        self.note: str | None = None
         self._swept = False
 
     def poll(self) -> int | None:
@@ -60,7 +62,7 @@ class _Popen:
             # Leftovers of the group (a shell's children, an SDK's ping process) go too.
             self._swept = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+                os.killpg(self._p.pid, signal.SIGKILL)
         return code
 
     def terminate(self) -> None:
@@ -69,7 +71,7 @@ class _Popen:
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
+            os.killpg(self._p.pid, signal.SIGKILL)
 
 
 def _parent_death_signal() -> Callable[[], None] | None:
@@ -87,7 +89,7 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return set_signal
 
 
-_DIE_WITH_PARENT = _parent_death_signal()
+DIE_WITH_PARENT = _parent_death_signal()
 
 
 def spawn_process(

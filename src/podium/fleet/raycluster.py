@@ -36,6 +36,7 @@ from podium.board import Gpu, Inventory
 from podium.codec import ascii_digits
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot
+from podium.fleet.containers import ContainerHost
 from podium.fleet.rayslot import WorkerSlot
 from podium.fleet.settings import FleetSettings
 
@@ -92,6 +93,7 @@ class RaySlot:
         self.code: int | None = info["code"] if info else None
         self.tail: list[str] = []
         self.waiting: str | None = None
+        self.note: str | None = None  # what it waits for (its image's pull)
         self.released = False
 
     @property
@@ -144,8 +146,13 @@ class RayBackend:
     name = "ray"
     shared = True
 
-    def __init__(self, settings: FleetSettings) -> None:
+    def __init__(self, settings: FleetSettings, containers: ContainerHost | None = None) -> None:
+        """`containers`: how image workers run (their credentials are read here, on the
+        controller, and given to the slot actor with the start call; never on a command
+        line)."""
         self.settings = settings
+        self._containers = containers
+        self._engine: str | None = None  # as the nodes' slot actors last reported it
         self._actor = ray.remote(WorkerSlot)
         self._inventory: Inventory | None = None
         self._kinds: list[_Kind] = []
@@ -179,6 +186,25 @@ class RayBackend:
 
     def inventory(self) -> Inventory | None:
         return self._inventory
+
+    def engine(self) -> str | None:
+        return self._engine
+
+    def _container(self, p: Placement) -> dict[str, Any] | None:
+        """What the slot actor needs to run the placement's image on its node."""
+        spec, host = p.container, self._containers
+        if spec is None:
+            return None
+        creds = None
+        if host is not None and spec.registry_id is not None:
+            creds = host.credentials(spec.registry_id)
+        return {
+            "spec": spec,
+            "owner": host.owner if host is not None else "",
+            "engine": self.settings.container_engine,
+            "volume_root": host.volume_root if host is not None else None,
+            "creds": creds,
+        }
 
     def place(self, p: Placement) -> RaySlot | str:
         if not self._connected:  # the supervisor refreshes (and so connects) first
@@ -224,7 +250,7 @@ class RayBackend:
                 f"the previous worker of slot {p.slot} of this endpoint is still stopping; "
                 "this one starts once it is gone"
             )
-        start = handle.start.remote(list(p.argv), dict(p.env(label)), p.restart)
+        start = handle.start.remote(list(p.argv), dict(p.env(label)), p.restart, self._container(p))
         demand = {"GPU": float(p.gpu_count)} if p.gpu_count else {"CPU": 1.0}
         return RaySlot(handle, {**demand, **resources}, start_ref=start)
 
@@ -277,6 +303,9 @@ class RayBackend:
                 except RayError as exc:
                     s._lost(exc)
                     continue
+                s.note = answer.get("note")
+                if answer.get("engine"):
+                    self._engine = str(answer["engine"])
                 if answer["code"] is not None:
                     s.code, s.tail = answer["code"], answer["tail"]
 

@@ -14,14 +14,32 @@ Every method returns at once (the controller polls); `start` runs first.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from podium.endpoints.containers import (
+    LABEL_ENDPOINT,
+    LABEL_OWNER,
+    LABEL_SLOT,
+    ContainerSpec,
+    remove_argv,
+)
+from podium.endpoints.volumes import volume_dir
 from podium.fleet.backend import inherited_env
+from podium.fleet.containers import (
+    ContainerRun,
+    Engine,
+    ImagePulls,
+    find_engine,
+    spawn_container,
+)
 from podium.fleet.process import Process, spawn_process
 from podium.logs.lines import LogLine
 from podium.logs.markers import MARKER_ENV, new_marker
@@ -56,11 +74,22 @@ class WorkerSlot:
         self.draining = False
         self.started_at: float | None = None
         self.gpus: tuple[int, ...] = ()
+        self.engine: str | None = None  # the container engine its image runs on
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str], restart: bool) -> dict[str, Any]:
+    def start(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        restart: bool,
+        container: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run the worker: `argv` as a process, or with `container` (raycluster's
+        `_container`) the image through this node's engine."""
         import ray  # on the node, inside the actor
 
         self.gpus = tuple(int(g) for g in ray.get_gpu_ids())
+        if container is not None:
+            return self._start_container(container, env, restart)
         home = Path(tempfile.gettempdir()) / NODE_DIR_NAME / "workers" / self.worker_id
         home.mkdir(parents=True, exist_ok=True)
         base = inherited_env(os.environ)
@@ -97,6 +126,62 @@ class WorkerSlot:
         self.shipper.start()
         return self.describe()
 
+    def _start_container(
+        self, container: Mapping[str, Any], env: Mapping[str, str], restart: bool
+    ) -> dict[str, Any]:
+        import ray
+
+        spec: ContainerSpec = container["spec"]
+        home = Path(tempfile.gettempdir()) / NODE_DIR_NAME / "workers" / self.worker_id
+        home.mkdir(parents=True, exist_ok=True)
+        full_env = {
+            "PYTHONUNBUFFERED": "1",
+            **env,
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in self.gpus),
+        }
+        marker = full_env[MARKER_ENV] = new_marker()
+        sink = worker_sink(full_env) or _NoSink()
+        self.started_at = time.time()
+        engine_env = inherited_env(os.environ)
+        engine = _node_engine(container.get("engine"), engine_env)
+        header = (
+            f"--- podium: worker {self.worker_id} {'restart' if restart else 'start'} on Ray "
+            f"node {ray.get_runtime_context().get_node_id()[:12]}, GPUs "
+            f"[{full_env['CUDA_VISIBLE_DEVICES']}]: image {spec.image} ---"
+        )
+        if engine is None:
+            self.shipper = LogShipper(None, sink, name=self.worker_id).start()
+            self.shipper.note(header)
+            self.shipper.note("--- podium: no container engine (podman or docker) on this node ---")
+            self.shipper.finish(give_up_s=SHIP_WAIT_S)
+            self.shipper.join(SHIP_WAIT_S)
+            self.code = EXIT_SPAWN_FAILED
+            return self.describe()
+        owner = str(container.get("owner") or "")
+        _remove_slot_leftovers(engine, owner, self.endpoint_id, self.slot, engine_env)
+        volume = None
+        if spec.volume_id is not None and container.get("volume_root"):
+            volume = volume_dir(str(container["volume_root"]), spec.volume_id)
+            Path(volume).mkdir(parents=True, exist_ok=True)
+        creds = container.get("creds")
+        run = ContainerRun(
+            spec,
+            name=f"podium-{self.worker_id}-{secrets.token_hex(3)}",
+            owner=owner,
+            endpoint_id=self.endpoint_id,
+            worker_id=self.worker_id,
+            slot=self.slot,
+            volume_dir=volume,
+            creds=(str(creds[0]), str(creds[1])) if creds else None,
+        )
+        pulls = _node_pulls(engine, engine_env)
+        self.proc = spawn_container(engine, run, full_env, engine_env, self.gpus, pulls, home)
+        self.engine = engine.describe()
+        self.shipper = LogShipper(self.proc.stdout, sink, marker=marker, name=self.worker_id)
+        self.shipper.note(header)
+        self.shipper.start()
+        return self.describe()
+
     def describe(self) -> dict[str, Any]:
         import ray
 
@@ -128,7 +213,8 @@ class WorkerSlot:
         tail: list[str] = []
         if self.code is not None and self.shipper is not None:
             tail = self.shipper.recent()[-TAIL_LINES:]
-        return {"code": self.code, "tail": tail}
+        note = self.proc.note if self.proc is not None and self.code is None else None
+        return {"code": self.code, "tail": tail, "note": note, "engine": self.engine}
 
     def terminate(self) -> None:
         """A drain: SIGTERM; the worker finishes its job and exits."""
@@ -139,3 +225,50 @@ class WorkerSlot:
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
+
+
+# One engine and one set of pulls per node process of slot actors (Ray reuses a worker
+# process for several actors on a node only when told to; each slot finds its own).
+_ENGINES: dict[str | None, Engine | None] = {}
+_PULLS: dict[str, ImagePulls] = {}
+
+
+def _node_engine(choice: str | None, env: Mapping[str, str]) -> Engine | None:
+    if choice not in _ENGINES:
+        _ENGINES[choice] = find_engine(choice, env)
+    return _ENGINES[choice]
+
+
+def _node_pulls(engine: Engine, env: Mapping[str, str]) -> ImagePulls:
+    if engine.path not in _PULLS:
+        _PULLS[engine.path] = ImagePulls(engine, env)
+    return _PULLS[engine.path]
+
+
+def _remove_slot_leftovers(
+    engine: Engine, owner: str, endpoint_id: str, slot: int, env: Mapping[str, str]
+) -> None:
+    """A container of this slot an ended actor left on this node (its actor died, the
+    engine kept the container): removed before this one starts, so none holds a GPU."""
+    argv = [
+        engine.path,
+        "ps",
+        "--all",
+        "--filter",
+        f"label={LABEL_OWNER}={owner}",
+        "--filter",
+        f"label={LABEL_ENDPOINT}={endpoint_id}",
+        "--filter",
+        f"label={LABEL_SLOT}={slot}",
+        "--format",
+        "{{.Names}}",
+    ]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        names = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+        if names.stdout.split():
+            subprocess.run(
+                remove_argv(engine.path, names.stdout.split()),
+                capture_output=True,
+                timeout=120,
+                env=env,
+            )

@@ -22,13 +22,16 @@ from typing import Protocol
 from podium.board import FleetBoard, Inventory
 from podium.clock import Clock
 from podium.fleet.backend import Backend
+from podium.fleet.containers import ContainerHost
 from podium.fleet.gpus import discover
 from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
+from podium.keys import installation_id
 from podium.settings import Settings
 from podium.store import JobStore
+from podium.store.records import RegistryPasswords
 
 __all__ = ["Fleet", "FleetHost"]
 
@@ -74,17 +77,26 @@ class Fleet:
             host.clock,
             remote_workers=self.settings.ray,
         )
-        self.backend = self._backend(Path(host.settings.data_dir))
+        self.backend = self._backend(host)
         self.supervisor = Supervisor(view, self.settings, host.clock, self.backend)
         host.board.supervised = True
         self.supervisor.run_in_background()
 
-    def _backend(self, data_dir: Path) -> Backend:
+    def _backend(self, host: FleetHost) -> Backend:
+        data_dir = Path(host.settings.data_dir)
+        containers = ContainerHost(
+            engine_choice=self.settings.container_engine,
+            owner=installation_id(host.fleet_secret),
+            volume_root=str(host.settings.volume_root),
+            credentials=RegistryPasswords(data_dir).get,
+        )
         if self.settings.ray:
             from podium.fleet.raycluster import RayBackend  # imports ray
 
-            return RayBackend(self.settings)  # joins the cluster on the first pass
-        return LocalBackend(data_dir, self._discover, cpu_workers=self.settings.cpu_workers)
+            return RayBackend(self.settings, containers)  # joins the cluster on its first pass
+        return LocalBackend(
+            data_dir, self._discover, cpu_workers=self.settings.cpu_workers, containers=containers
+        )
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:

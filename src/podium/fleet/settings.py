@@ -12,6 +12,11 @@ passed to create_app. Every environment variable it reads is named here and only
                                GPUs) the local fleet runs at once; more wait `throttled`
                                (default: one per core, at most one per 2 GiB of memory,
                                at least 4). On Ray each asks the cluster for one CPU.
+    PODIUM_CONTAINER_ENGINE    the engine image workers run on: `podman`, `docker` or a path
+                               (default: podman, else docker, found on PATH)
+    PODIUM_WORKER_INIT_TIMEOUT_S  a worker not ready this long after its start (its image's
+                               pull included) is given up: a start-up failure (default 420,
+                               RunPod's 7 minutes)
     PODIUM_FLEET_LOCK_S        with Ray, the lease of the store lock whose holder drives
                                the fleet (default 5 s): how soon another gateway takes over
     PODIUM_RAY_NAMESPACE       the Ray namespace of the worker actors (default `podium`): one
@@ -36,6 +41,8 @@ ENV = {
     "PODIUM_GPUS": "gpus",
     "PODIUM_FLEET": "backend",
     "PODIUM_CPU_WORKERS": "cpu_workers",
+    "PODIUM_CONTAINER_ENGINE": "container_engine",
+    "PODIUM_WORKER_INIT_TIMEOUT_S": "init_timeout_s",
     "PODIUM_FLEET_LOCK_S": "lock_lease_s",
     "PODIUM_RAY_NAMESPACE": "ray_namespace",
     "RAY_ADDRESS": "ray_address",
@@ -59,6 +66,8 @@ class FleetSettings(BaseModel):
     # Workers one pass starts (and restarts) at most; the others wait for the next passes.
     starts_per_tick: int = Field(default=4, ge=1, le=100)
     cpu_workers: int = Field(default_factory=default_cpu_workers, ge=1, le=10_000)
+    container_engine: str | None = None  # None: podman, else docker on PATH
+    init_timeout_s: float = Field(default=420.0, gt=0)  # RunPod gives a worker 7 minutes
     gpus: str | None = None  # None: discover
     startup_crash_limit: int = 3  # consecutive crashes before ready -> unhealthy
     backoff_base_s: float = 1.0  # restart delays 1, 2, 4 ... backoff_cap_s

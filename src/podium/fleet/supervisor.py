@@ -59,8 +59,10 @@ from podium.board import (
 )
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
+from podium.endpoints.volumes import VOLUME_PATH_VAR, volume_dir
 from podium.errors import StoreUnavailable
 from podium.fleet.backend import Adopted, Backend, Placement, Slot
+from podium.fleet.containers import EXIT_NOT_STARTED
 from podium.fleet.scaling import ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import FleetSettings
 from podium.fleet.view import FleetEndpoint, FleetView
@@ -92,6 +94,7 @@ class _Worker:
     kill_at: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    gave_up: bool = False  # killed for not being ready within init_timeout_s
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
@@ -149,6 +152,7 @@ class Supervisor:
         self._stopped: dict[str, dict[str, float]] = {}  # endpoint -> worker -> exited at
         self._task: asyncio.Task[None] | None = None
         self._turn = 0  # which endpoint goes first (they take turns while starts run out)
+        self._refreshed = False  # the backend learnt its GPUs (and engine) once
         self._failing: dict[str, str] = {}  # endpoint -> the error its last pass raised
         self._starts_left = settings.starts_per_tick  # in this pass
 
@@ -223,8 +227,9 @@ class Supervisor:
         wanted = {e.id: e for e in endpoints}
         for ep_id in [p for p in self._pools if p not in wanted]:
             self._retire(self._pools.pop(ep_id), now)
-        if endpoints or self._leaving:
+        if endpoints or self._leaving or not self._refreshed:  # the first pass: GPUs, engine
             await self.backend.refresh([w.slot for w in self._all_workers() if w.slot])
+            self._refreshed = True
             now = self.clock.now()
         self._starts_left = self.settings.starts_per_tick
         turn = self._turn % len(endpoints) if endpoints else 0
@@ -262,6 +267,7 @@ class Supervisor:
                 },
                 stopped={ep: dict(gone) for ep, gone in self._stopped.items()},
                 inventory=self.backend.inventory(),
+                engine=self.backend.engine(),
             )
         )
 
@@ -310,7 +316,7 @@ class Supervisor:
                 if code is not None:
                     self._exited(pool, w, code, now)
                 else:
-                    self._placement(w)
+                    self._placement(w, now)
         # 3. what the gateway saw
         seen = {i.worker_id: i for i in await self.view.workers(e.id)}
         for w in pool.workers.values():
@@ -373,9 +379,19 @@ class Supervisor:
         pool.spec = e.spec
         pool.launch_key = key
 
-    def _placement(self, w: _Worker) -> None:
-        """A placed slot that the backend has not started yet is throttled, with why."""
+    def _placement(self, w: _Worker, now: float) -> None:
+        """A placed slot that the backend has not started yet is throttled, with why; a
+        starting one says what it waits for (its image's pull); one that stays starting
+        past `init_timeout_s` is given up (killed: a start-up failure, with the reason)."""
         assert w.slot is not None
+        if w.phase is Phase.STARTING and w.slot.waiting is None:
+            w.reason = w.slot.note
+            limit = self.settings.init_timeout_s
+            if w.started_at is not None and now - w.started_at > limit and not w.gave_up:
+                w.gave_up = True
+                log.warning("worker %s: not ready %.0f s after its start; giving up", w.id, limit)
+                w.slot.kill()
+            return
         waiting = w.slot.waiting
         if waiting is not None and w.phase is Phase.STARTING:
             w.phase, w.reason = Phase.THROTTLED, waiting
@@ -422,7 +438,24 @@ class Supervisor:
             w.reason = cannot_start + " (updating the endpoint retries)"
             log.error("worker %s cannot start: %s", w.id, w.reason)
             return
-        self._crashed(w, f"exited with code {code}", now)
+        if w.gave_up:
+            w.gave_up = False
+            limit = self.settings.init_timeout_s
+            self._crashed(
+                w, f"not ready {limit:g} s after its start (PODIUM_WORKER_INIT_TIMEOUT_S)", now
+            )
+            return
+        why = self._engine_refused(slot) if code == EXIT_NOT_STARTED else None
+        self._crashed(w, why or f"exited with code {code}", now)
+
+    @staticmethod
+    def _engine_refused(slot: Slot) -> str | None:
+        """A container the engine could not pull or run: its own words (they name the
+        image), else None."""
+        for line in reversed(slot.last_lines(50)):
+            if line.startswith(("--- podium: cannot pull image", "Error: ", "docker: Error")):
+                return line.strip("- ").removeprefix("podium: ")
+        return None
 
     @staticmethod
     def _cannot_start(slot: Slot) -> str:
@@ -470,6 +503,7 @@ class Supervisor:
             gpu_ids=e.spec.gpu_ids,
             gpu_count=e.spec.gpu_count,
             restart=restart,
+            container=e.launch.container,
         )
         try:
             placed = self.backend.place(placement)
@@ -503,11 +537,15 @@ class Supervisor:
 
     def _worker_env(self, e: FleetEndpoint, worker_id: str, gpu: str) -> dict[str, str]:
         assert e.launch is not None
-        return {
+        env = {
             "PYTHONUNBUFFERED": "1",
             **e.launch.env,
             **self.view.worker_env(e.id, worker_id, gpu),
         }
+        volume = e.spec.network_volume_id
+        if volume is not None and e.launch.container is None:  # containers: the mount
+            env[VOLUME_PATH_VAR] = volume_dir(self.view.volume_root, volume)
+        return env
 
     def _drain(self, w: _Worker, now: float, grace: float, why: str) -> None:
         assert w.slot is not None

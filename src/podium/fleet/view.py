@@ -21,7 +21,7 @@ from podium.fleet.scaling import QueueStats
 from podium.keys import derive_worker_token
 from podium.settings import Settings
 from podium.store import JobStore
-from podium.store.templates import TemplateCatalog
+from podium.store.records import TemplateCatalog
 
 __all__ = ["FleetEndpoint", "FleetView", "LocalFleetView", "queue_stats"]
 
@@ -39,6 +39,8 @@ class FleetEndpoint:
 
 
 class FleetView(Protocol):
+    volume_root: str  # network volumes: <root>/<id> (a process worker gets its path)
+
     async def endpoints(self) -> list[FleetEndpoint]:
         """Endpoints with a template (managed workers)."""
         ...
@@ -93,6 +95,7 @@ class LocalFleetView:
         self.board = board
         self.clock = clock
         self.catalog = TemplateCatalog(store)
+        self.volume_root = str(settings.volume_root)
         # Local workers talk to this process directly, not through public_url's proxy;
         # workers on other machines (Ray) through the public URL (a load balancer in
         # front of every gateway, so that they outlive this one).
@@ -105,8 +108,8 @@ class LocalFleetView:
             if not spec.managed:
                 continue
             template = None
-            if spec.template_id not in BUILTIN_TEMPLATES:
-                template = await self.catalog.get(spec.template_id or "")
+            if spec.template_id is not None and spec.template_id not in BUILTIN_TEMPLATES:
+                template = await self.catalog.get(spec.template_id)
                 if template is None:
                     problem = f"template {spec.template_id} no longer exists"
                     out.append(FleetEndpoint(ep.id, spec, None, problem))

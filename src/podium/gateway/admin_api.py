@@ -21,6 +21,7 @@ from podium.gateway.http import JSON, CodecRoute
 from podium.gateway.input_schema import validate_schema
 from podium.gateway.state import GatewayState, state_of
 from podium.keys import ApiKey, Scope, hash_secret, new_key
+from podium.store.records import registries, volumes
 
 __all__ = ["reader", "router"]
 
@@ -47,7 +48,15 @@ reader = APIRouter(prefix="/v1", tags=["admin"], route_class=CodecRoute)
 
 # What a worker process runs: only an admin of the whole gateway may change it (set, or
 # cleared with null: clearing templateId also clears command and model).
-_RUNS_ON_THE_FLEET = ("command", "env", "model", "templateId")
+_RUNS_ON_THE_FLEET = (
+    "command",
+    "containerRegistryAuthId",
+    "env",
+    "imageName",
+    "model",
+    "networkVolumeId",
+    "templateId",
+)
 
 
 class EndpointUpdate(BaseModel):
@@ -74,6 +83,9 @@ class EndpointUpdate(BaseModel):
     retentionRunMs: int | None = None
     retentionSyncMs: int | None = None
     inputSchema: dict[str, Any] | None = None
+    imageName: str | None = Field(default=None, max_length=1000)
+    networkVolumeId: str | None = Field(default=None, max_length=100)
+    containerRegistryAuthId: str | None = Field(default=None, max_length=100)
     # RunPod's REST name: GPU type names as a list (Podium keeps them in gpuIds)
     gpuTypeIds: list[str] | None = None
 
@@ -83,9 +95,10 @@ class EndpointCreate(EndpointUpdate):
 
 
 class TemplateCreate(BaseModel):
-    """Podium's {name, command, env}, or RunPod's REST body: `dockerStartCmd` (and
-    `dockerEntrypoint`) give the command; `imageName` is recorded; the container fields
-    Podium has no use for are accepted and ignored."""
+    """Podium's {name, command, env}, or RunPod's REST body: `imageName` (its workers are
+    containers of it) with `dockerStartCmd` (and `dockerEntrypoint`) as its start command,
+    `containerRegistryAuthId` its pull credentials; the container fields Podium has no use
+    for are accepted and ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -95,10 +108,10 @@ class TemplateCreate(BaseModel):
     imageName: str | None = Field(default=None, max_length=1000)
     dockerStartCmd: list[str] | None = None
     dockerEntrypoint: list[str] | None = None
-    # RunPod's, accepted and ignored: Podium runs commands, not containers
+    containerRegistryAuthId: str | None = Field(default=None, max_length=100)
+    # RunPod's, accepted and ignored (sizes and ports of RunPod's own machines)
     category: str | None = None
     containerDiskInGb: int | None = None
-    containerRegistryAuthId: str | None = None
     isPublic: bool | None = None
     isServerless: bool | None = None
     ports: list[str] | None = None
@@ -106,11 +119,14 @@ class TemplateCreate(BaseModel):
     volumeInGb: int | None = None
     volumeMountPath: str | None = None
 
-    def command_line(self) -> str:
+    def command_line(self) -> str | None:
+        """The command (None: an image's own)."""
         argv = [*(self.dockerEntrypoint or []), *(self.dockerStartCmd or [])]
         if self.command is not None and argv:
             raise BadRequest("Invalid template: give `command` or `dockerStartCmd`, not both.")
-        return self.command if self.command is not None else shlex.join(argv)
+        if self.command is not None:
+            return self.command
+        return shlex.join(argv) if argv else None
 
 
 class KeyCreate(BaseModel):
@@ -129,16 +145,23 @@ _NULLABLE = {
     "retention_run_ms",
     "retention_sync_ms",
     "input_schema",
+    "image_name",
+    "network_volume_id",
+    "registry_id",
 }
 
 
 def _changes(body: EndpointUpdate) -> dict[str, Any]:
     """Wire names given in the body -> EndpointSpec fields. An explicit null clears the
-    optional ones (templateId, model, command, retention, inputSchema). RunPod's
+    optional ones (templateId, model, command, retention, inputSchema; an empty
+    containerRegistryAuthId or networkVolumeId is none, as RunPod's clients send). RunPod's
     `gpuTypeIds` (a list of GPU type names) sets gpuIds."""
     given = body.model_dump(exclude_unset=True)
     types = given.pop("gpuTypeIds", None)
     changes = {WIRE_NAMES[k]: v for k, v in given.items()}
+    for reference in ("registry_id", "network_volume_id"):
+        if changes.get(reference) == "":  # RunPod's clients send "" for none
+            changes[reference] = None
     if types is not None:
         if "gpu_ids" in changes:
             raise BadRequest("Invalid endpoint: give `gpuIds` or `gpuTypeIds`, not both.")
@@ -156,6 +179,23 @@ async def _validate(state: GatewayState, spec: EndpointSpec) -> None:
     spec.validate(created)
     if spec.input_schema is not None:
         validate_schema(spec.input_schema)
+    await check_references(state, spec.network_volume_id, spec.registry_id)
+
+
+async def check_references(
+    state: GatewayState, volume_id: str | None, registry_id: str | None
+) -> None:
+    """The network volume and the registry an endpoint or template names must exist."""
+    if volume_id is not None and await volumes(state.store).get(volume_id) is None:
+        raise BadRequest(
+            f"Invalid endpoint: `networkVolumeId` {volume_id[:100]!r} names no network volume "
+            "(see GET /v2/network-volumes)."
+        )
+    if registry_id is not None and await registries(state.store).get(registry_id) is None:
+        raise BadRequest(
+            f"`containerRegistryAuthId` {registry_id[:100]!r} names no registry "
+            "(see GET /v2/registries)."
+        )
 
 
 async def _shown(
@@ -212,8 +252,14 @@ async def update_endpoint_record(
 
 
 async def create_template_record(
-    state: GatewayState, name: str, command: str, env: dict[str, str], image_name: str | None
+    state: GatewayState,
+    name: str,
+    command: str | None,
+    env: dict[str, str],
+    image_name: str | None,
+    registry_id: str | None = None,
 ) -> Template:
+    await check_references(state, None, registry_id)
     template = Template(
         id=new_template_id(),
         name=name,
@@ -221,6 +267,7 @@ async def create_template_record(
         env=env,
         created_at=state.clock.now(),
         image_name=image_name,
+        registry_id=registry_id,
     )
     return await state.templates.add(template)
 
@@ -337,7 +384,12 @@ async def list_templates(request: Request) -> JSON:
 async def create_template(request: Request, body: TemplateCreate) -> JSON:
     state = state_of(request)
     template = await create_template_record(
-        state, body.name, body.command_line(), body.env, body.imageName
+        state,
+        body.name,
+        body.command_line(),
+        body.env,
+        body.imageName,
+        body.containerRegistryAuthId or None,  # "" is none, as RunPod sends
     )
     return JSON(template.public())
 
@@ -380,6 +432,8 @@ async def list_gpus(request: Request) -> JSON:
             "source": inventory.source,
             "warning": inventory.warning,
             "supervisor": state.fleet.supervised,
+            # the engine image workers run on ("podman 4.3.1"), None without one
+            "containerEngine": state.fleet.engine,
         }
     )
 

@@ -33,6 +33,7 @@ from podium.gateway import (
     me_api,
     openai_api,
     ops_api,
+    rest_v2,
     worker_api,
 )
 from podium.gateway.bootstrap import bootstrap
@@ -151,6 +152,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(ops_api.RefuseWhileStoreLost)
     app.include_router(ops_api.router)
+    app.include_router(rest_v2.router)  # before the client API's /v2/{endpoint_id}/...
     app.include_router(client_api.router)
     app.include_router(history_api.router)
     app.include_router(openai_api.router)

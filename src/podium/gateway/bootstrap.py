@@ -20,7 +20,7 @@ from podium.gateway.instance import InstanceGuard
 from podium.keys import ApiKey, Scope, hash_secret, new_fleet_secret, new_key
 from podium.settings import ADMIN_KEY_FILE, Settings
 from podium.store import JobStore
-from podium.store.templates import TemplateCatalog
+from podium.store.records import TemplateCatalog
 
 __all__ = ["Bootstrapped", "bootstrap", "prepare_data_dir"]
 

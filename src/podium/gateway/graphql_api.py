@@ -36,7 +36,7 @@ from graphql.language import FieldNode
 from podium import codec
 from podium.clock import iso_time
 from podium.endpoints import Endpoint
-from podium.errors import BadRequest, Forbidden, PodiumError, Unauthorized
+from podium.errors import Forbidden, PodiumError, Unauthorized
 from podium.gateway.admin_api import (
     create_endpoint_record,
     create_template_record,
@@ -132,7 +132,7 @@ def _endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "name": s.name,
         "templateId": s.template_id,
         "gpuIds": s.gpu_ids,
-        "networkVolumeId": None,
+        "networkVolumeId": s.network_volume_id,
         "locations": None,
         "idleTimeout": s.idle_timeout,
         "scalerType": s.scaler_type,
@@ -149,7 +149,9 @@ def _endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "version": 0,
         "env": _env_list(s.env),
         "createdAt": iso_time(endpoint.created_at),
-        "networkVolume": None,
+        "networkVolume": None
+        if s.network_volume_id is None
+        else {"id": s.network_volume_id, "dataCenterId": None},
     }
 
 
@@ -167,14 +169,14 @@ async def _myself(_: Any, info: Any) -> dict[str, Any]:
 
 
 async def _save_template(_: Any, info: Any, input: dict[str, Any]) -> dict[str, Any]:
-    command = (input.get("dockerArgs") or "").strip()
-    if not command:
-        raise BadRequest(
-            "Podium runs a command, not a container image: pass docker_start_cmd (the "
-            "worker's command line, e.g. 'python handler.py') to create_template."
-        )
+    command = (input.get("dockerArgs") or "").strip() or None  # None: the image's own CMD
     template = await create_template_record(
-        _state(info), input["name"], command, _env_dict(input.get("env")), input["imageName"]
+        _state(info),
+        input["name"],
+        command,
+        _env_dict(input.get("env")),
+        input["imageName"],
+        input.get("containerRegistryAuthId") or None,  # the SDK sends "" for none
     )
     return {
         **{k: input.get(k) for k in ("containerDiskInGb", "volumeInGb", "volumeMountPath")},
@@ -207,9 +209,11 @@ async def _save_endpoint(_: Any, info: Any, input: dict[str, Any]) -> dict[str, 
     ):
         if input.get(wire) is not None:
             changes[field] = input[wire]
+    if input.get("networkVolumeId"):  # the SDK sends "" for none
+        changes["network_volume_id"] = input["networkVolumeId"]
     endpoint, _ = await create_endpoint_record(_state(info), changes)
     view = _endpoint_view(endpoint)
-    for echoed in ("networkVolumeId", "locations", "allowedCudaVersions"):
+    for echoed in ("locations", "allowedCudaVersions"):
         view[echoed] = input.get(echoed)
     return view
 

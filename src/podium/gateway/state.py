@@ -21,7 +21,7 @@ from podium.gateway.webhooks import WebhookSender
 from podium.jobs import DEFAULT_LIMITS, Job, Limits
 from podium.settings import Settings
 from podium.store import JobStore
-from podium.store.templates import TemplateCatalog
+from podium.store.records import TemplateCatalog
 
 if TYPE_CHECKING:
     from podium.gateway.reaper import Reaper

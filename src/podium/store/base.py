@@ -23,7 +23,6 @@ from typing import Any, Protocol
 from podium.board import WorkerInfo
 from podium.clock import Clock
 from podium.endpoints import Endpoint
-from podium.endpoints.templates import Template
 from podium.history import HistoryPage, HistoryQuery
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
@@ -31,6 +30,7 @@ from podium.logs.lines import LogBudget, LogLine, LogQuery, StoredLine
 
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
+    "RECORD_KINDS",
     "Appended",
     "Catalog",
     "FinishResult",
@@ -243,8 +243,13 @@ class WorkerRegistry(Protocol):
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
 
 
+# The kinds of named records a Catalog keeps (store/records.py reads and writes them).
+RECORD_KINDS = ("templates", "volumes", "registries")
+
+
 class Catalog(Protocol):
-    """Records of the gateway: endpoints, API keys, created templates, and settings."""
+    """Records of the gateway: endpoints, API keys, named records (templates, network
+    volumes, registries), and settings."""
 
     async def put_endpoint(self, endpoint: Endpoint) -> None: ...
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None: ...
@@ -255,17 +260,18 @@ class Catalog(Protocol):
     async def key_by_hash(self, key_hash: str) -> ApiKey | None: ...
     async def list_keys(self) -> list[ApiKey]: ...
 
-    async def put_template(self, template: Template) -> bool:
-        """Store (or replace) a created template; False, storing nothing, when another
-        template has its name."""
+    # named records of RECORD_KINDS (templates, network volumes, registries): JSON docs
+    async def put_record(self, kind: str, record_id: str, name: str, doc: str) -> bool:
+        """Store (or replace) a record; False, storing nothing, when another record of
+        the kind has its name (names are unique within a kind)."""
         ...
 
-    async def get_template(self, template_id: str) -> Template | None: ...
-    async def list_templates(self) -> list[Template]:
-        """Created templates, in the order they were first stored."""
+    async def get_record(self, kind: str, record_id: str) -> str | None: ...
+    async def list_records(self, kind: str) -> list[str]:
+        """The kind's records, in the order they were first stored."""
         ...
 
-    async def delete_template(self, template_id: str) -> bool: ...
+    async def delete_record(self, kind: str, record_id: str) -> bool: ...
 
     # gateway-wide settings (e.g. whether the admin key exists)
     async def get_setting(self, name: str) -> str | None: ...

@@ -8,12 +8,20 @@ from typing import cast
 
 from podium import codec
 from podium.endpoints import Endpoint
-from podium.endpoints.templates import Template
 from podium.errors import Conflict
 from podium.keys import ApiKey
+from podium.store.base import RECORD_KINDS
 from podium.store.redis.db import Connected, guarded
 
 __all__ = ["RedisCatalog"]
+
+
+def _kind(kind: str) -> str:
+    """The key part of a named-record kind: `{p}:rec:{kind}` (apart from endpoints, keys)."""
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return f"rec:{kind}"
+
 
 log = logging.getLogger("podium.store.redis")
 
@@ -60,24 +68,23 @@ class RedisCatalog(Connected):
         return [ApiKey.from_doc(d) for d in docs if d]
 
     @guarded
-    async def put_template(self, template: Template) -> bool:
-        res = await self._run("put_doc", "templates", template.id, template.name, template.to_doc())
+    async def put_record(self, kind: str, record_id: str, name: str, doc: str) -> bool:
+        res = await self._run("put_doc", _kind(kind), record_id, name, doc)
         return bool(res[0] != "conflict")
 
     @guarded
-    async def get_template(self, template_id: str) -> Template | None:
-        # decode_responses=True: the value is str
-        doc = cast(str | None, await self._redis.hget(self._k("templates"), template_id))
-        return None if doc is None else Template.from_doc(doc)
+    async def get_record(self, kind: str, record_id: str) -> str | None:
+        doc = cast(str | None, await self._redis.hget(self._k(_kind(kind)), record_id))
+        return doc
 
     @guarded
-    async def list_templates(self) -> list[Template]:
-        [docs] = await self._run("list_docs", "templates")
-        return [Template.from_doc(d) for d in docs if d]
+    async def list_records(self, kind: str) -> list[str]:
+        [docs] = await self._run("list_docs", _kind(kind))
+        return [str(d) for d in docs if d]
 
     @guarded
-    async def delete_template(self, template_id: str) -> bool:
-        [existed] = await self._run("delete_doc", "templates", template_id)
+    async def delete_record(self, kind: str, record_id: str) -> bool:
+        [existed] = await self._run("delete_doc", _kind(kind), record_id)
         return bool(existed)
 
     @guarded

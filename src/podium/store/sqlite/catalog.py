@@ -7,7 +7,6 @@ import sqlite3
 
 from podium import codec
 from podium.endpoints import Endpoint
-from podium.endpoints.templates import Template
 from podium.keys import ApiKey
 from podium.store.sqlite.db import Connected, guarded
 
@@ -64,32 +63,37 @@ class SQLiteCatalog(Connected):
         return [ApiKey.from_doc(r[0]) for r in rows]
 
     @guarded
-    async def put_template(self, template: Template) -> bool:
+    async def put_record(self, kind: str, record_id: str, name: str, doc: str) -> bool:
         with self._tx() as db:
             try:
                 db.execute(
-                    """INSERT INTO templates (id, name, doc) VALUES (?, ?, ?)
-                       ON CONFLICT (id) DO UPDATE SET name = excluded.name, doc = excluded.doc""",
-                    (template.id, template.name, template.to_doc()),
+                    """INSERT INTO records (kind, id, name, doc) VALUES (?, ?, ?, ?)
+                       ON CONFLICT (kind, id) DO UPDATE SET name = excluded.name,
+                           doc = excluded.doc""",
+                    (kind, record_id, name, doc),
                 )
-            except sqlite3.IntegrityError:  # another template has the name
+            except sqlite3.IntegrityError:  # another record of the kind has the name
                 return False
         return True
 
     @guarded
-    async def get_template(self, template_id: str) -> Template | None:
-        row = self._db.execute("SELECT doc FROM templates WHERE id = ?", (template_id,)).fetchone()
-        return None if row is None else Template.from_doc(row[0])
+    async def get_record(self, kind: str, record_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT doc FROM records WHERE kind = ? AND id = ?", (kind, record_id)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     @guarded
-    async def list_templates(self) -> list[Template]:
-        rows = self._db.execute("SELECT doc FROM templates ORDER BY rowid").fetchall()
-        return [Template.from_doc(r[0]) for r in rows]
+    async def list_records(self, kind: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT doc FROM records WHERE kind = ? ORDER BY rowid", (kind,)
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     @guarded
-    async def delete_template(self, template_id: str) -> bool:
+    async def delete_record(self, kind: str, record_id: str) -> bool:
         with self._tx() as db:
-            cur = db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
+            cur = db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
         return cur.rowcount > 0
 
     @guarded

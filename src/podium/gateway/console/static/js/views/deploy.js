@@ -1,4 +1,5 @@
-// Quick Deploy: template → GPU(s) → workers and model → Deploy → id, /run URL, curl line.
+// Quick Deploy: template (or a container image) → GPU(s) → workers, model or image, network
+// volume → Deploy → id, /run URL, curl line.
 
 import { ApiError } from "../api.js";
 import { append, codeBlock, errorBox, field, fill, formatMemory, h, notice, uid } from "../dom.js";
@@ -16,32 +17,52 @@ const BUILTIN_CARDS = {
     name: "custom-worker",
   },
 };
+const IMAGE = "image"; // the card of a container image: no template, `imageName`
+const IMAGE_CARD = {
+  title: "Container image",
+  text: "A worker image, as you would deploy it on RunPod: each worker is a container of it.",
+  name: "image-worker",
+};
 
+const COMMAND_HINT = "Run in the gateway's working directory, without a shell.";
 const MODELS = ["auto", "tiny", "sd15-random", "stable-diffusion-v1-5/stable-diffusion-v1-5"];
 
 export async function deployView(ctx) {
   ctx.title("Quick Deploy");
-  const [inventory, templates] = await Promise.all([
+  // Volumes and registries are a gateway-wide admin's: a key limited to some endpoints
+  // deploys without them.
+  const optional = (path, field) =>
+    ctx.api.get(path, { signal: ctx.signal }).then(
+      (r) => r[field],
+      (err) => {
+        if (err instanceof ApiError) return [];
+        throw err;
+      },
+    );
+  const [inventory, templates, volumes, registries] = await Promise.all([
     ctx.api.get("/v1/gpus", { signal: ctx.signal }),
     ctx.api.get("/v1/templates", { signal: ctx.signal }),
+    optional("/v2/network-volumes", "networkVolumes"),
+    optional("/v2/registries", "registries"),
   ]);
 
-  // 1. Template cards.
+  // 1. Template cards, then a container image.
+  const card = (value, title, text) =>
+    h(
+      "label",
+      { class: "option-card", "data-template": value },
+      h("input", { type: "radio", name: "template", value, checked: value === "sd15" }),
+      h("span", { class: "option-body" }, h("strong", {}, title), h("span", { class: "muted-text" }, text)),
+    );
   const cards = templates.map((t) => {
     const known = BUILTIN_CARDS[t.id];
-    const input = h("input", { type: "radio", name: "template", value: t.id, checked: t.id === "sd15" });
-    return h(
-      "label",
-      { class: "option-card", "data-template": t.id },
-      input,
-      h(
-        "span",
-        { class: "option-body" },
-        h("strong", {}, known ? known.title : t.name),
-        h("span", { class: "muted-text" }, known ? known.text : t.command),
-      ),
-    );
+    const text = known ? known.text : t.imageName ? `${t.imageName} ${t.command || ""}` : t.command;
+    return card(t.id, known ? known.title : t.name, text);
   });
+  let engineText = IMAGE_CARD.text;
+  if (inventory.containerEngine) engineText += ` Runs on ${inventory.containerEngine}.`;
+  else if (inventory.supervisor) engineText += " No container engine was found here (Podman or Docker).";
+  cards.push(card(IMAGE, IMAGE_CARD.title, engineText));
 
   // 2. Hardware: the detected GPUs, or the CPU.
   const gpuCount = h("input", { type: "number", name: "gpuCount", min: 1, max: 16, value: 1, inputmode: "numeric" });
@@ -102,7 +123,23 @@ export async function deployView(ctx) {
     "auto: a local copy or the Hugging Face hub, else tiny. tiny: random weights, for trying things out. " +
       "Or a Hugging Face repo id, or a path.",
   );
-  const commandField = field("Command", command, "Run in the gateway's working directory, without a shell.");
+  const commandField = field("Command", command, COMMAND_HINT);
+  const image = h("input", { type: "text", name: "imageName", spellcheck: "false", maxlength: 1000, placeholder: "team/worker:1.0" });
+  const imageField = field("Image", image, "Pulled once per host unless it is already there.");
+  const registry = h(
+    "select",
+    { name: "containerRegistryAuthId" },
+    h("option", { value: "" }, "none (a public image, or one already here)"),
+    registries.map((r) => h("option", { value: r.id }, `${r.name} (${r.id})`)),
+  );
+  const registryField = field("Registry credentials", registry, "For a private image: podium registries create.");
+  const volume = h(
+    "select",
+    { name: "networkVolumeId" },
+    h("option", { value: "" }, "none"),
+    volumes.map((v) => h("option", { value: v.id }, `${v.name} (${v.id}, ${v.size} GB)`)),
+  );
+  const volumeField = field("Network volume", volume, "Mounted at /runpod-volume in each worker.");
 
   const errors = h("div", { class: "form-errors" });
   const submit = h("button", { type: "submit", class: "button" }, "Deploy");
@@ -115,7 +152,17 @@ export async function deployView(ctx) {
       "fieldset",
       { class: "step" },
       h("legend", {}, "3. Settings"),
-      h("div", { class: "grid-2" }, field("Endpoint name", name), modelField, commandField, models),
+      h(
+        "div",
+        { class: "grid-2" },
+        field("Endpoint name", name),
+        imageField,
+        modelField,
+        commandField,
+        registryField,
+        volumeField,
+        models,
+      ),
       h(
         "div",
         { class: "grid-3" },
@@ -133,10 +180,15 @@ export async function deployView(ctx) {
   const showTemplateFields = () => {
     const tid = selected();
     modelField.hidden = tid !== "sd15";
-    commandField.hidden = tid !== "custom";
+    commandField.hidden = tid !== "custom" && tid !== IMAGE;
     command.required = tid === "custom";
-    const known = BUILTIN_CARDS[tid];
-    const defaults = Object.values(BUILTIN_CARDS).map((c) => c.name);
+    command.placeholder = tid === IMAGE ? "the image's own CMD" : "python handler.py";
+    commandField.querySelector(".hint").textContent =
+      tid === IMAGE ? "Replaces the image's CMD (split as a shell would, run without one)." : COMMAND_HINT;
+    imageField.hidden = registryField.hidden = tid !== IMAGE;
+    image.required = tid === IMAGE;
+    const known = tid === IMAGE ? IMAGE_CARD : BUILTIN_CARDS[tid];
+    const defaults = [...Object.values(BUILTIN_CARDS), IMAGE_CARD].map((c) => c.name);
     if (!name.value || defaults.includes(name.value)) name.value = known ? known.name : "endpoint";
   };
   form.addEventListener("change", (event) => {
@@ -150,13 +202,19 @@ export async function deployView(ctx) {
     const tid = selected();
     const body = {
       name: name.value.trim(),
-      templateId: tid,
       workersMin: Number(workersMin.value),
       workersMax: Number(workersMax.value),
       idleTimeout: Number(idle.value),
     };
+    if (tid === IMAGE) {
+      body.imageName = image.value.trim();
+      if (registry.value) body.containerRegistryAuthId = registry.value;
+    } else {
+      body.templateId = tid;
+    }
     if (tid === "sd15" && model.value.trim()) body.model = model.value.trim();
-    if (tid === "custom") body.command = command.value.trim();
+    if ((tid === "custom" || tid === IMAGE) && command.value.trim()) body.command = command.value.trim();
+    if (volume.value) body.networkVolumeId = volume.value;
     if (gpus.length) {
       body.gpuIds = [...form.querySelectorAll("input[name=gpu]:checked")].map((c) => c.value).join(",");
       body.gpuCount = Number(gpuCount.value);

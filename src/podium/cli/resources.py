@@ -1,0 +1,135 @@
+"""`podium volumes ...` and `podium registries ...` (admin of the whole gateway): the
+network volumes image workers mount at /runpod-volume and the credentials private images
+are pulled with, over RunPod's REST v2 routes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from podium.cli.base import (
+    DEFAULT_URL,
+    JsonOpt,
+    KeyOpt,
+    UrlOpt,
+    call,
+    client_for,
+    err,
+    out,
+    registries_app,
+    volumes_app,
+)
+
+
+@volumes_app.command("create")
+def volumes_create(
+    name: Annotated[str, typer.Argument(help="A name for people.")],
+    size: Annotated[
+        int, typer.Option(help="GB, 10-4096 (RunPod's range; a label: no quota here).")
+    ] = 10,
+    data_center: Annotated[str, typer.Option(help="RunPod's dataCenterId; kept as a label.")] = (
+        "local"
+    ),
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Create a network volume: a directory under the gateway's PODIUM_VOLUME_ROOT that
+    the workers of endpoints naming it see at /runpod-volume."""
+    with client_for(url, api_key) as client:
+        volume = call(client, lambda: client.create_network_volume(name, size, data_center))
+    if json_out:
+        print(json.dumps(volume))
+    else:
+        out.print(f"network volume [bold]{volume['id']}[/bold] ({volume['name']}, {size} GB)")
+
+
+@volumes_app.command("list")
+def volumes_list(
+    json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """List network volumes."""
+    with client_for(url, api_key) as client:
+        found = call(client, client.list_network_volumes)["networkVolumes"]
+    if json_out:
+        print(json.dumps(found))
+        return
+    table = Table("id", "name", "size (GB)", "dataCenter")
+    for v in found:
+        table.add_row(v["id"], v["name"], str(v["size"]), v["dataCenter"])
+    out.print(table)
+
+
+@volumes_app.command("delete")
+def volumes_delete(volume_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete a network volume and its files (refused while an endpoint names it)."""
+    with client_for(url, api_key) as client:
+        call(client, lambda: client.delete_network_volume(volume_id))
+    err.print(f"deleted {volume_id}")
+
+
+PasswordOpt = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin",
+        help="Read the password from stdin (else PODIUM_REGISTRY_PASSWORD), never an argument.",
+    ),
+]
+
+
+@registries_app.command("create")
+def registries_create(
+    name: Annotated[str, typer.Argument(help="A name for people.")],
+    username: Annotated[str, typer.Option(help="The registry's user name.")],
+    password_stdin: PasswordOpt = False,
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Store credentials for a private registry; endpoints and templates name the id as
+    containerRegistryAuthId. The password is never shown again."""
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    else:
+        password = os.environ.get("PODIUM_REGISTRY_PASSWORD", "")
+    if not password:
+        err.print(
+            "[red]error[/red]: no password: pipe it to --password-stdin "
+            "or set PODIUM_REGISTRY_PASSWORD"
+        )
+        raise typer.Exit(2)
+    with client_for(url, api_key) as client:
+        registry = call(client, lambda: client.create_registry(name, username, password))
+    if json_out:
+        print(json.dumps(registry))
+    else:
+        out.print(f"registry [bold]{registry['id']}[/bold] ({registry['name']})")
+
+
+@registries_app.command("list")
+def registries_list(
+    json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """List stored registry credentials (names only)."""
+    with client_for(url, api_key) as client:
+        found = call(client, client.list_registries)["registries"]
+    if json_out:
+        print(json.dumps(found))
+        return
+    table = Table("id", "name")
+    for r in found:
+        table.add_row(r["id"], r["name"])
+    out.print(table)
+
+
+@registries_app.command("delete")
+def registries_delete(registry_id: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete stored credentials (refused while an endpoint or template names them)."""
+    with client_for(url, api_key) as client:
+        call(client, lambda: client.delete_registry(registry_id))
+    err.print(f"deleted {registry_id}")
