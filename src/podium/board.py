@@ -125,6 +125,11 @@ class WorkerStatus:
     exit_code: int | None = None  # of the last exit
     reason: str | None = None  # throttled / unhealthy / draining: why, in one sentence
     node: str = ""  # where it runs: a host name (local) or a Ray node id (ray)
+    # load-balancing workers: their health check's verdict, requests in flight (every
+    # gateway's), and the cold start (first 204 to first 200)
+    health: str | None = None
+    in_flight: int = 0
+    cold_start_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +226,10 @@ class WorkerEntry:
             "pid": None if s is None else s.pid,
             "exitCode": None if s is None else s.exit_code,
         }
+        if s is not None and s.health is not None:  # a load-balancing worker
+            body["health"] = s.health
+            body["inFlight"] = s.in_flight
+            body["coldStartSeconds"] = s.cold_start_s
         return body
 
 
@@ -243,7 +252,7 @@ def _status(supervised: WorkerStatus | None, seen: WorkerInfo | None) -> str:
     else initializing); the worker's own report for the workers started elsewhere."""
     if supervised is not None:
         phase = supervised.phase
-        holds = seen is not None and seen.jobs > 0
+        holds = (seen is not None and seen.jobs > 0) or supervised.in_flight > 0
         if phase is Phase.DRAINING and supervised.ready_at is None and not holds:
             placed = supervised.pid is not None or bool(supervised.gpus)
             phase = Phase.STARTING if placed else Phase.THROTTLED
@@ -251,8 +260,10 @@ def _status(supervised: WorkerStatus | None, seen: WorkerInfo | None) -> str:
             return "initializing"
         if phase is Phase.THROTTLED:
             return "throttled"
-        if phase is Phase.UNHEALTHY:
+        if phase is Phase.UNHEALTHY or supervised.health == "unhealthy":
             return "unhealthy"
+        if supervised.in_flight > 0:
+            return "running"
     elif seen is not None and seen.state in ("unhealthy", "initializing", "throttled"):
         return seen.state
     return "running" if seen is not None and seen.jobs else "idle"

@@ -9,6 +9,8 @@
     ├── PayloadTooLarge     413    request body over the route's limit
     ├── RateLimited         429    per-endpoint rate limit; `retry_after` seconds
     ├── StoreUnavailable    503    the job store cannot be reached
+    ├── ProxyError   400/404/408/413/502/524  a load-balancing request no worker could
+    │                              take, or whose worker failed it; `code` names which
     ├── JobFailed         4xx/5xx  a job a route waited on for its answer ended without one
     │                              (the OpenAI routes): the worker's status when it named one
     │   outside the gateway (never an HTTP answer of its own):
@@ -41,6 +43,7 @@ __all__ = [
     "PayloadTooLarge",
     "PodiumError",
     "PodiumHTTPError",
+    "ProxyError",
     "RateLimited",
     "SinkRefused",
     "SinkUnavailable",
@@ -60,6 +63,17 @@ class PodiumError(Exception):
 
 class BadRequest(PodiumError):
     status = 400
+
+
+class ProxyError(PodiumError):
+    """A load-balancing request the gateway could not pass to a worker, or whose worker
+    failed it (gateway/lb_proxy.py); `code` is RunPod's word for it (`no_workers`,
+    `affinity_worker_gone`) and goes in the JSON error beside the message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 class Unauthorized(PodiumError):

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from podium.endpoints.loadbalancer import BODY_IDLE_S, PROCESSING_LIMIT_S, WAIT_FOR_WORKER_S
 from podium.jobs import DEFAULT_LIMITS
 from podium.logs.lines import (
     BYTES_PER_ENDPOINT_DEFAULT,
@@ -61,6 +62,9 @@ ENV = {
     "PODIUM_LOG_WORKERS_PER_ENDPOINT": "log_workers_per_endpoint",
     "PODIUM_LOG_BYTES_PER_ENDPOINT": "log_bytes_per_endpoint",
     "PODIUM_LOG_RETENTION_MS": "log_retention_ms",
+    "PODIUM_LB_WAIT_S": "lb_wait_s",
+    "PODIUM_LB_PROCESSING_S": "lb_processing_s",
+    "PODIUM_LB_BODY_IDLE_S": "lb_body_idle_s",
 }
 
 
@@ -100,6 +104,11 @@ class Settings(BaseModel):
     log_workers_per_endpoint: int = Field(default=WORKERS_PER_ENDPOINT_DEFAULT, ge=1, le=100_000)
     log_bytes_per_endpoint: int = Field(default=BYTES_PER_ENDPOINT_DEFAULT, ge=4096, le=2**40)
     log_retention_ms: int = Field(default=RETENTION_DEFAULT_MS, ge=60_000, le=RETENTION_MAX_MS)
+    # Load-balancing endpoints (endpoints/loadbalancer.py): how long a request waits for a
+    # ready worker (then 400 no_workers), and for its worker's answer to begin (then 524).
+    lb_wait_s: float = Field(default=WAIT_FOR_WORKER_S, gt=0, le=3600)
+    lb_processing_s: float = Field(default=PROCESSING_LIMIT_S, gt=0, le=86_400)
+    lb_body_idle_s: float = Field(default=BODY_IDLE_S, gt=0, le=3600)  # then 408
 
     @field_validator("sqlite_sync", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,3 +417,148 @@ def test_quick_deploy_of_a_container_image_with_a_volume_and_credentials(
         page.context.close()
     finally:
         gw.stop()
+
+
+# --- load-balancing endpoints ---------------------------------------------------------
+
+LB_APP = f"{sys.executable} {Path(__file__).resolve().parents[1] / 'lb_app.py'}"
+
+
+def open_quick_deploy(page: Any) -> None:
+    """A fresh Quick Deploy form (from another page: a page already on #/deploy, showing
+    its last result, has no hash change to follow)."""
+    page.goto("/console/#/endpoints")
+    page.get_by_role("heading", name="Endpoints").wait_for()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Quick Deploy").click()
+    page.get_by_role("heading", name="Quick Deploy").wait_for()
+
+
+@pytest.fixture(scope="module")
+def lb_deployed(admin_page: Any, console_gw: Gateway, shots: Path) -> Deployed:
+    """Quick Deploy through the console: the FastAPI worker app tests/lb_app.py (a `/ping`,
+    `POST /generate`) as a custom command, endpoint type Load balancer, no warm worker."""
+    from playwright.sync_api import expect
+
+    page = admin_page
+    open_quick_deploy(page)
+    queue = page.get_by_role("radio", name=re.compile("^Queue"))
+    balancer = page.get_by_role("radio", name=re.compile("^Load balancer"))
+    expect(queue).to_be_hidden()  # Stable Diffusion takes jobs from a queue only
+    page.get_by_role("radio", name=re.compile("^Custom command")).check()
+    expect(queue).to_be_checked()
+    expect(page.locator(".option-card", has=balancer)).to_contain_text(
+        "Requests go straight to your workers' HTTP server (PORT, /ping health check)"
+    )
+    balancer.check()
+    page.get_by_label("Endpoint name").fill("lb-worker")
+    page.get_by_label("Command", exact=True).fill(LB_APP)
+    page.get_by_label("Workers min", exact=True).fill("0")
+    page.get_by_label("Workers max", exact=True).fill("1")
+    page.evaluate("document.activeElement.blur()")
+    page.screenshot(path=shots / "console-quick-deploy-lb.png", full_page=True)
+    page.get_by_role("button", name="Deploy").click()
+    page.get_by_role("heading", name=re.compile("^Deployed:")).wait_for()
+    result = page.locator("section.result")
+    expect(result.locator(".endpoint-type")).to_have_text("Load balancer")
+    expect(result.locator(".run-url")).to_have_count(0)
+    return Deployed(
+        id=result.locator(".endpoint-id").inner_text(),
+        run_url=result.locator(".lb-url").inner_text(),
+        curl=result.locator("pre.code").first.inner_text(),
+    )
+
+
+def test_quick_deploy_of_a_load_balancer_creates_a_load_balancing_endpoint(
+    lb_deployed: Deployed, console_gw: Gateway
+):
+    assert lb_deployed.run_url == f"{console_gw.url}/lb/{lb_deployed.id}/"
+    assert f"curl {lb_deployed.run_url}" in lb_deployed.curl
+    with console_gw.client() as http:
+        endpoint = http.get(f"/v1/endpoints/{lb_deployed.id}").json()
+        # No queue: jobs are refused, as on RunPod.
+        refused = http.post(f"/v2/{lb_deployed.id}/run", json={"input": {}})
+    assert endpoint["type"] == "LOAD_BALANCER"
+    assert endpoint["scalerType"] == "REQUEST_COUNT"
+    assert (endpoint["templateId"], endpoint["command"]) == ("custom", LB_APP)
+    assert refused.status_code == 400
+
+
+def test_queue_is_the_default_endpoint_type_of_a_custom_command(
+    admin_page: Any, console_gw: Gateway
+):
+    page = admin_page
+    open_quick_deploy(page)
+    page.get_by_role("radio", name=re.compile("^Custom command")).check()
+    page.get_by_label("Endpoint name").fill("queue-worker")
+    page.get_by_label("Command", exact=True).fill("python handler.py")
+    page.get_by_label("Workers min", exact=True).fill("0")
+    page.get_by_label("Workers max", exact=True).fill("0")
+    page.get_by_role("button", name="Deploy").click()
+    page.get_by_role("heading", name=re.compile("^Deployed:")).wait_for()
+    result = page.locator("section.result")
+    endpoint_id = result.locator(".endpoint-id").inner_text()
+    assert result.locator(".run-url").inner_text() == f"{console_gw.url}/v2/{endpoint_id}/run"
+    with console_gw.client() as http:
+        assert http.get(f"/v1/endpoints/{endpoint_id}").json()["type"] == "QUEUE"
+        assert http.delete(f"/v1/endpoints/{endpoint_id}").status_code == 200
+
+
+def test_a_load_balancer_page_shows_its_urls_and_sends_a_test_request_to_a_worker(
+    admin_page: Any, lb_deployed: Deployed, console_gw: Gateway, shots: Path
+):
+    """The /lb/ URL and the host form instead of /run; the test request reaches the real
+    worker app (started on demand), and shows its status, worker id and body."""
+    from playwright.sync_api import expect
+
+    page = admin_page
+    eid = lb_deployed.id
+    page.goto(f"/console/#/endpoint/{eid}")
+    page.get_by_role("heading", name="Test request").wait_for()
+    expect(page.locator(".page-head .endpoint-type")).to_have_text("Load balancer")
+    usage = page.locator("section", has_text="Call it")
+    expect(usage.locator(".endpoint-type")).to_have_text("Load balancer")
+    expect(usage.locator(".lb-url")).to_have_text(f"{console_gw.url}/lb/{eid}/")
+    expect(usage.locator(".lb-host-url")).to_have_text(f"http://{eid}.localhost:{console_gw.port}/")
+    expect(usage.locator(".run-url")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Playground")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Recent jobs")).to_have_count(0)
+
+    form = page.locator("form.lb-request-form")
+    expect(form.get_by_label("Path", exact=True)).to_have_value("/")
+    expect(form.get_by_label("Body (JSON)")).to_be_hidden()  # GET carries no body
+    form.get_by_label("Method", exact=True).select_option("POST")
+    form.get_by_label("Path", exact=True).fill("/generate")
+    body = form.get_by_label("Body (JSON)")
+    body.fill("{not json")
+    form.get_by_role("button", name="Send").click()
+    expect(page.locator("section.lb-request").get_by_role("alert")).to_contain_text(
+        "not valid JSON"
+    )
+    body.fill('{"hello": "<b>console</b>"}')
+    form.get_by_role("button", name="Send").click()
+    answer = page.locator(".lb-answer")
+    # The first request waits for the worker the fleet starts for it (a cold start).
+    expect(answer.locator(".lb-status")).to_have_text("200", timeout=120_000)
+    worker = answer.locator(".lb-worker").inner_text()
+    shown = answer.locator("pre.lb-body")
+    expect(shown).to_contain_text(f'"worker": "{worker}"')
+    expect(shown).to_contain_text('"hello": "<b>console</b>"')  # text, not markup
+    expect(shown.locator("b")).to_have_count(0)
+    expect(shown).to_contain_text('"path": "/generate"')
+    expect(page.locator("section.lb-request").get_by_role("alert")).to_have_count(0)
+
+    # The worker's own 404 is shown as it came, with the worker that answered.
+    form.get_by_label("Method", exact=True).select_option("GET")
+    form.get_by_label("Path", exact=True).fill("no-such-path")
+    form.get_by_role("button", name="Send").click()
+    expect(answer.locator(".lb-status")).to_have_text("404")
+    expect(answer.locator(".lb-worker")).to_have_text(worker)
+    expect(answer.locator("pre.lb-body")).to_contain_text('"detail": "Not Found"')
+
+    # Its worker: ready, no request in flight, a measured cold start.
+    row = page.locator(f"table.workers tr[data-worker-id='{worker}']")
+    expect(row.locator("td[data-label='Health']")).to_have_attribute("data-health", "ready")
+    expect(row.locator("td[data-label='In flight']")).to_have_text("0")
+    expect(row.locator("td[data-label='Cold start']")).not_to_have_text("—")
+    page.screenshot(path=shots / "console-endpoint-lb.png", full_page=True)
+    assert page.errors == []

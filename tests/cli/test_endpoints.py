@@ -48,3 +48,19 @@ def test_a_bad_env_pair_is_a_usage_error(cli):
     ep = cli.endpoint()
     r = cli("endpoints", "update", ep["id"], "--env", "NOEQUALS")
     assert r.exit_code == 2 and "KEY=VALUE" in " ".join(r.stderr.split())
+
+
+def test_deploy_a_load_balancer(cli):
+    r = cli(
+        "deploy", "custom", "--command", "python app.py", "--type", "load_balancer",
+        "--workers-max", "0",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ep = next(e for e in cli.api().get("/v1/endpoints").json() if e["type"] == "LOAD_BALANCER")
+    assert ep["scalerType"] == "REQUEST_COUNT"
+    assert "load balancer" in r.output and "/ping" in r.output and "/run" not in r.output
+    r = cli("endpoints", "update", ep["id"], "--type", "QUEUE")
+    assert r.exit_code == 0, r.output
+    assert cli.api().get(f"/v1/endpoints/{ep['id']}").json()["type"] == "QUEUE"
+    r = cli("endpoints", "update", ep["id"], "--type", "BOTH")
+    assert r.exit_code == 1 and "`type` must be QUEUE or LOAD_BALANCER" in r.stderr

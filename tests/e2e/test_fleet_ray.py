@@ -222,6 +222,26 @@ def _parent(pid: int) -> int:
 
 
 @pytest.mark.runpod
+def test_a_load_balancing_worker_on_a_ray_node_is_reached_at_its_node_address(
+    fleet: Fleet,
+) -> None:
+    """A LOAD_BALANCER endpoint's worker runs in a slot actor on a node; the gateway's
+    health checks and requests go to that node's address (Slot.address), where the app
+    listens on every interface (BIND_HOST), as servers in images do."""
+    ep = fleet.deploy(
+        type="LOAD_BALANCER",
+        command=f"{sys.executable} {REPO / 'tests' / 'lb_app.py'}",
+        workersMax=1,
+        env={"BIND_HOST": "0.0.0.0"},
+    )
+    r = fleet.http.post(f"/lb/{ep}/generate", json={"on": "ray"}, timeout=TIMEOUT)
+    assert r.status_code == 200, r.text
+    assert r.json()["echo"] == {"on": "ray"}
+    (w,) = _managed(fleet, ep)
+    assert w["id"] == r.json()["worker"] == r.headers["x-runpod-worker-id"]
+    assert w["health"] == "ready" and w["node"]
+
+
 def test_an_unmodified_runpod_sdk_worker_serves_jobs_on_ray(fleet: Fleet, tmp_path: Path):
     if not RUNPOD_PY.exists():
         pytest.skip(f"the runpod SDK venv is missing ({RUNPOD_PY})")

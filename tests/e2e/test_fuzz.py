@@ -32,6 +32,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
+from podium.gateway.rest_v2 import REST_V2_PREFIXES
 from tests.e2e.conftest import Gateway, free_port
 
 pytestmark = pytest.mark.e2e
@@ -138,7 +139,8 @@ def test_no_5xx_and_every_error_is_json(target: Target) -> None:
 
 def _message(path: str, body: Any) -> Any:
     """The error's message in the route's documented shape: OpenAI's on /openai/ routes,
-    GraphQL's on /graphql, `{"error": "..."}` everywhere else (docs/api.md)."""
+    GraphQL's on /graphql, RunPod's v2 ErrorResponse (`detail`) on the REST v2 routes,
+    `{"error": "..."}` everywhere else (docs/api.md)."""
     if not isinstance(body, dict):
         return None
     if "/openai/" in path:
@@ -147,6 +149,8 @@ def _message(path: str, body: Any) -> Any:
     if path == "/graphql":
         errors = body.get("errors")
         return errors[0].get("message") if isinstance(errors, list) and errors else None
+    if any(path == p or path.startswith(p + "/") for p in REST_V2_PREFIXES):
+        return body.get("detail")  # RunPod's v2 ErrorResponse
     return body.get("error")
 
 

@@ -30,6 +30,7 @@ from podium.fleet.settings import FleetSettings
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import FleetEndpoint
 from podium.logs.markers import MARKER_ENV
+from podium.store.records import LbLoad
 
 _pids = itertools.count(1000)
 
@@ -92,6 +93,15 @@ class FakeView:
     published: dict[str, list[WorkerStatus]] = field(default_factory=dict)
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
     volume_root: str = "/volumes"
+    lease_s: float = 3.0
+    loads: dict[str, LbLoad] = field(default_factory=dict)  # load-balancing endpoints
+    announced: list[tuple[str, str, str, dict]] = field(default_factory=list)
+
+    async def lb_load(self, endpoint_id: str) -> LbLoad:
+        return self.loads.get(endpoint_id, LbLoad())
+
+    async def announce(self, endpoint_id: str, worker_id: str, state: str, info: dict) -> None:
+        self.announced.append((endpoint_id, worker_id, state, dict(info)))
 
     async def endpoints(self) -> list[FleetEndpoint]:
         return [
@@ -398,6 +408,7 @@ async def test_a_worker_that_cannot_start_says_why_from_its_own_output(tmp_path)
 class FakeSlot:
     pid: int | None = field(default_factory=lambda: next(_pids))
     node: str = "node-a"
+    address: str = "127.0.0.1"
     gpus: tuple[int, ...] = (0,)
     waiting: str | None = None
     note: str | None = None

@@ -15,7 +15,7 @@ async def test_the_admin_key_has_every_scope_and_sees_every_endpoint(api):
     assert me["key"]["name"] == "admin" and me["key"]["scopes"] == ["admin"]
     assert "hash" not in me["key"] and "key" not in me["key"]
     assert me["scopes"] == ["read", "run", "admin"]
-    assert me["endpoints"] == [{"id": api.ep, "name": "test", "templateId": None}]
+    assert me["endpoints"] == [{"id": api.ep, "name": "test", "templateId": None, "type": "QUEUE"}]
     assert me["publicUrl"] is None
 
 

@@ -83,6 +83,15 @@ RegistryOpt = Annotated[
     str | None,
     typer.Option("--registry", help="Registry credentials (name or id) to pull --image with."),
 ]
+TypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--type",
+        help="QUEUE (jobs: /run, the default) or LOAD_BALANCER (requests go to the workers' "
+        "own HTTP server, PORT and /ping).",
+        case_sensitive=False,
+    ),
+]
 EnvOpt = Annotated[
     list[str] | None, typer.Option("--env", help="K=V, repeatable (update: replaces all).")
 ]
@@ -119,8 +128,11 @@ def _settings_body(**given: Any) -> dict[str, Any]:
         "flashboot": "flashboot",
         "execution_timeout_ms": "executionTimeoutMs",
         "retry_limit": "retryLimit",
+        "type": "type",
     }
     body = {wire[k]: v for k, v in given.items() if k in wire and v is not None}
+    if "type" in body:
+        body["type"] = str(body["type"]).upper()
     env = _env_pairs(given.get("env"))
     if env is not None:
         body["env"] = env
@@ -144,6 +156,8 @@ def _describe(ep: dict[str, Any]) -> str:
         what += f" {ep['model']}"
     elif ep.get("command"):
         what += f": {ep['command']}"
+    if ep.get("type") == "LOAD_BALANCER":
+        what = f"load balancer, {what}"
     return f"{what}, {ep['workersMin']}–{ep['workersMax']} workers{gpus}"
 
 
@@ -172,6 +186,7 @@ def deploy(
     image: ImageOpt = None,
     volume: VolumeOpt = None,
     registry: RegistryOpt = None,
+    endpoint_type: TypeOpt = None,
     env: EnvOpt = None,
     flashboot: Annotated[
         bool | None, typer.Option("--flashboot/--no-flashboot", help="Keep loaded workers warm.")
@@ -203,6 +218,7 @@ def deploy(
         image=image,
         volume=volume,
         registry=registry,
+        type=endpoint_type,
         env=env,
         flashboot=flashboot,
         execution_timeout_ms=execution_timeout_ms,
@@ -217,6 +233,11 @@ def deploy(
         return
     base = ep["url"]
     out.print(f"Deployed endpoint [bold]{ep['id']}[/bold] ({_describe(ep)})", soft_wrap=True)
+    if ep.get("type") == "LOAD_BALANCER":
+        out.print(f"  requests go to its workers' own paths: {base}/<path>", soft_wrap=True)
+        out.print("Try it (PODIUM_API_KEY: a key with the run scope):")
+        print(f'curl -H "Authorization: Bearer $PODIUM_API_KEY" {base}/ping', flush=True)
+        return
     for route in ("run", "runsync", "status/{job_id}", "health"):
         out.print(f"  {route.split('/')[0]:<8} {base}/{route}", soft_wrap=True)
     out.print("Try it (PODIUM_API_KEY: a key with the run scope):")
@@ -271,6 +292,7 @@ def endpoints_update(
     image: ImageOpt = None,
     volume: VolumeOpt = None,
     registry: RegistryOpt = None,
+    endpoint_type: TypeOpt = None,
     env: EnvOpt = None,
     flashboot: Annotated[bool | None, typer.Option("--flashboot/--no-flashboot")] = None,
     execution_timeout_ms: Annotated[int | None, typer.Option()] = None,
@@ -294,6 +316,7 @@ def endpoints_update(
         image=image,
         volume=volume,
         registry=registry,
+        type=endpoint_type,
         env=env,
         flashboot=flashboot,
         execution_timeout_ms=execution_timeout_ms,

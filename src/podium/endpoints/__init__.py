@@ -7,6 +7,7 @@ fleet: the fleet (podium.fleet) places what this package describes.
     containers.py  image references and the container engine's command lines
     volumes.py     network volumes and registry records; a volume's directory
     worker_env.py  the RUNPOD_* variables and worker URLs of PROTOCOL.md §2
+    loadbalancer.py  LOAD_BALANCER endpoints: health, PORT, Host names, affinity, balancing
 
 Pure: the records are re-exported here. What keeps them is the store's (store.base.Catalog,
 store/records.py); `podium up`'s first-start records are gateway/quickstart.py's.

@@ -24,6 +24,8 @@ from typing import Any
 from podium.clock import iso_time
 from podium.endpoints.containers import image_error
 from podium.endpoints.gpu_ids import gpu_type_ids, parse_gpu_ids
+from podium.endpoints.loadbalancer import ENDPOINT_TYPES, LOAD_BALANCER, QUEUE
+from podium.endpoints.loadbalancer import env_errors as lb_env_errors
 from podium.endpoints.templates import BUILTIN_TEMPLATES, TEMPLATE_CUSTOM, TEMPLATE_SD15
 from podium.endpoints.worker_env import env_errors, nul_errors
 from podium.errors import BadRequest
@@ -75,6 +77,7 @@ WIRE_NAMES: dict[str, str] = {
     "imageName": "image_name",
     "networkVolumeId": "network_volume_id",
     "containerRegistryAuthId": "registry_id",
+    "type": "type",
 }
 
 
@@ -109,14 +112,29 @@ class EndpointSpec:
     image_name: str | None = None  # a container image: each worker is a container of it
     network_volume_id: str | None = None  # mounted at /runpod-volume (endpoints/volumes.py)
     registry_id: str | None = None  # the credentials its image is pulled with
+    # QUEUE (jobs: /run, /runsync) or LOAD_BALANCER (requests proxied to its workers'
+    # HTTP servers: endpoints/loadbalancer.py)
+    type: str = QUEUE
+
+    @property
+    def load_balancer(self) -> bool:
+        return self.type == LOAD_BALANCER
 
     @property
     def managed(self) -> bool:
         return self.template_id is not None or self.image_name is not None
 
     def updated(self, changes: Mapping[str, Any]) -> EndpointSpec:
-        """A copy with `changes` (field names) applied; validate() it before use."""
-        return dataclasses.replace(self, **dict(changes))
+        """A copy with `changes` (field names) applied; validate() it before use. Made a
+        load balancer without a scaler type, it scales by REQUEST_COUNT (its only one)."""
+        changes = dict(changes)
+        if (
+            changes.get("type") == LOAD_BALANCER
+            and "scaler_type" not in changes
+            and self.scaler_type != "REQUEST_COUNT"
+        ):
+            changes["scaler_type"] = "REQUEST_COUNT"
+        return dataclasses.replace(self, **changes)
 
     def validate(self, templates: Collection[str] | None = None) -> None:
         """Raise BadRequest naming every problem at once. `templates`: the ids of
@@ -147,6 +165,29 @@ class EndpointSpec:
                 errors.append(f"`{key}` must be between 1000 ms and 7 days, got {value}")
         return errors
 
+    def _type_errors(self) -> list[str]:
+        if self.type not in ENDPOINT_TYPES:
+            return [f"`type` must be QUEUE or LOAD_BALANCER, got {str(self.type)[:40]!r}"]
+        if not self.load_balancer:
+            return []
+        errors = lb_env_errors(self.env)
+        if not self.managed:
+            errors.append(
+                "a LOAD_BALANCER endpoint needs workers Podium runs: give it `templateId` "
+                "(custom or a created template) or `imageName`"
+            )
+        if self.template_id == TEMPLATE_SD15:
+            errors.append(
+                "a LOAD_BALANCER endpoint runs an HTTP server (templateId custom, a created "
+                "template or an image), not the sd15 queue worker"
+            )
+        if self.scaler_type != "REQUEST_COUNT":
+            errors.append(
+                "a LOAD_BALANCER endpoint scales by REQUEST_COUNT (requests in flight per "
+                f"worker), not {self.scaler_type!r}"
+            )
+        return errors
+
     def _worker_errors(self, templates: Collection[str] | None) -> list[str]:  # noqa: C901
         errors: list[str] = []
         tid = self.template_id
@@ -160,6 +201,7 @@ class EndpointSpec:
                 "from GET /v1/templates"
             )
         errors += nul_errors({"command": self.command, "model": self.model})
+        errors += self._type_errors()
         if self.image_name is not None:
             problem = image_error(self.image_name)
             if problem is not None:

@@ -71,6 +71,11 @@ class Slot(Protocol):
         ...
 
     @property
+    def address(self) -> str:
+        """The IP address its node's servers answer on (a load-balancing worker's)."""
+        ...
+
+    @property
     def gpus(self) -> tuple[int, ...]:
         """The GPU indices it holds on its node (empty while not placed)."""
         ...

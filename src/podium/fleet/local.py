@@ -76,6 +76,10 @@ class LocalSlot:
         return self.proc.pid
 
     @property
+    def address(self) -> str:
+        return "127.0.0.1"
+
+    @property
     def note(self) -> str | None:
         return self.proc.note
 

@@ -105,6 +105,10 @@ class RaySlot:
         return str(self.info["node"]) if self.info else ""
 
     @property
+    def address(self) -> str:
+        return str(self.info.get("address") or "127.0.0.1") if self.info else "127.0.0.1"
+
+    @property
     def gpus(self) -> tuple[int, ...]:
         return tuple(self.info["gpus"]) if self.info and self.code is None else ()
 

@@ -191,6 +191,7 @@ class WorkerSlot:
             "slot": self.slot,
             "pid": self.proc.pid if self.proc is not None else None,
             "node": ray.get_runtime_context().get_node_id(),
+            "address": ray.util.get_node_ip_address(),  # type: ignore[no-untyped-call]
             "gpus": list(self.gpus),
             "started_at": self.started_at,
             "draining": self.draining,

@@ -49,6 +49,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 
+import httpx
+
 from podium.board import (
     CANNOT_START,
     EXIT_CANNOT_START,
@@ -59,11 +61,20 @@ from podium.board import (
 )
 from podium.clock import Clock
 from podium.endpoints import EndpointSpec
+from podium.endpoints.loadbalancer import (
+    ANNOUNCE_COLD_START,
+    ANNOUNCE_URL,
+    Health,
+    health_of,
+    health_path,
+    lb_env,
+    wants_health_port,
+)
 from podium.endpoints.volumes import VOLUME_PATH_VAR, volume_dir
 from podium.errors import StoreUnavailable
 from podium.fleet.backend import Adopted, Backend, Placement, Slot
 from podium.fleet.containers import EXIT_NOT_STARTED
-from podium.fleet.scaling import ScalingSettings, WorkerSnapshot, decide
+from podium.fleet.scaling import QueueStats, ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import FleetSettings
 from podium.fleet.view import FleetEndpoint, FleetView
 
@@ -72,6 +83,8 @@ __all__ = ["FLEET_LOCK", "Supervisor"]
 log = logging.getLogger("podium.fleet")
 
 STOPPED_MEMORY_S = 3600.0  # how long /health remembers that a worker exited
+HEALTH_TIMEOUT_S = 2.0  # a load-balancing worker's health check answers within this
+HEALTH_MISSES = 3  # checks in a row a ready one fails before it is replaced
 FLEET_LOCK = "fleet"  # the store lock whose holder drives a shared (Ray) fleet
 
 
@@ -95,6 +108,16 @@ class _Worker:
     exit_code: int | None = None
     reason: str | None = None
     gave_up: bool = False  # killed for not being ready within init_timeout_s
+    # a load-balancing worker: its ports, health, requests in flight, what was announced
+    port: int | None = None
+    health_port: int | None = None
+    health: Health | None = None
+    initializing_at: float | None = None  # its first 204
+    cold_start_s: float | None = None
+    misses: int = 0  # failed health checks in a row, once ready
+    in_flight: int = 0
+    announced: str | None = None  # the health last written to the registry
+    announced_at: float = 0.0
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
@@ -113,7 +136,23 @@ class _Worker:
             exit_code=self.exit_code,
             reason=self.reason,
             node=slot.node if slot is not None else "",
+            health=self._shown_health(),
+            in_flight=self.in_flight,
+            cold_start_s=self.cold_start_s,
         )
+
+    def _shown_health(self) -> str | None:
+        """A load-balancing worker's health for the workers list (None: not one, or it
+        runs no process now)."""
+        if self.port is None or self.slot is None:
+            return None
+        return (self.health or Health.INITIALIZING).value
+
+    @property
+    def url(self) -> str | None:
+        if self.slot is None or self.port is None:
+            return None
+        return f"http://{self.slot.address}:{self.port}"
 
 
 @dataclass(eq=False)
@@ -155,6 +194,7 @@ class Supervisor:
         self._refreshed = False  # the backend learnt its GPUs (and engine) once
         self._failing: dict[str, str] = {}  # endpoint -> the error its last pass raised
         self._starts_left = settings.starts_per_tick  # in this pass
+        self._http: httpx.AsyncClient | None = None  # load-balancing health checks
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -198,6 +238,8 @@ class Supervisor:
             await self._stop_workers()
         self._pools.clear()
         self._leaving.clear()
+        if self._http is not None:
+            await self._http.aclose()
         await self.backend.close()
 
     async def _stop_workers(self) -> None:
@@ -317,12 +359,9 @@ class Supervisor:
                     self._exited(pool, w, code, now)
                 else:
                     self._placement(w, now)
-        # 3. what the gateway saw
-        seen = {i.worker_id: i for i in await self.view.workers(e.id)}
-        for w in pool.workers.values():
-            self._observe(w, seen.get(w.id), now)
+        # 3. what the gateway saw (a load-balancing worker: its health check)
+        queue = await self._observe_all(pool, e, now)
         # 4/5. the policy; stopping is a drain (or just forgetting a worker with no process)
-        queue = await self.view.queue(e.id)
         snapshots = [w.snapshot() for w in pool.workers.values()]
         decision = decide(_scaling(e.spec), queue, snapshots, now)
         grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
@@ -358,12 +397,112 @@ class Supervisor:
                 )
                 w.slot.kill()
                 w.kill_at = None
+        if e.spec.load_balancer:
+            await self._announce(pool, now)
+
+    async def _observe_all(self, pool: _Pool, e: FleetEndpoint, now: float) -> QueueStats:
+        """Which workers are ready and busy, and the endpoint's work (for the policy)."""
+        if e.spec.load_balancer:
+            return await self._check_lb(pool, e, now)
+        seen = {i.worker_id: i for i in await self.view.workers(e.id)}
+        for w in pool.workers.values():
+            self._observe(w, seen.get(w.id), now)
+        return await self.view.queue(e.id)
+
+    # --- load-balancing workers ---------------------------------------------------------
+
+    async def _check_lb(self, pool: _Pool, e: FleetEndpoint, now: float) -> QueueStats:
+        """Health-check the endpoint's running workers (at once, HEALTH_TIMEOUT_S each):
+        200 ready, 204 initializing, else unhealthy (a ready one that fails HEALTH_MISSES
+        checks in a row is killed and so replaced); read every gateway's requests in
+        flight (busy, idle) and waiting (the scaler's work: REQUEST_COUNT)."""
+        path = health_path(e.spec.env)
+        checked = [
+            w
+            for w in pool.workers.values()
+            if w.slot is not None
+            and w.port is not None
+            and w.slot.waiting is None
+            and w.phase in (Phase.STARTING, Phase.READY)
+        ]
+        codes = await asyncio.gather(*(self._health(w, path) for w in checked))
+        for w, code in zip(checked, codes, strict=True):
+            self._observe_lb(w, health_of(code), now)
+        load = await self.view.lb_load(e.id)
+        for w in pool.workers.values():
+            w.in_flight = load.in_flight.get(w.id, 0)
+            if w.phase in (Phase.READY, Phase.DRAINING):
+                w.busy = w.in_flight > 0
+                if w.busy:
+                    w.idle_since = None
+                elif w.idle_since is None:
+                    w.idle_since = now
+        return QueueStats(queued=load.waiting, in_progress=sum(load.in_flight.values()))
+
+    async def _health(self, w: _Worker, path: str) -> int | None:
+        assert w.slot is not None
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S, trust_env=False)
+        url = f"http://{w.slot.address}:{w.health_port or w.port}{path}"
+        try:
+            return (await self._http.get(url)).status_code
+        except httpx.HTTPError:
+            return None
+
+    def _observe_lb(self, w: _Worker, health: Health, now: float) -> None:
+        if health is Health.INITIALIZING and w.initializing_at is None:
+            w.initializing_at = now
+        if w.phase is Phase.STARTING:
+            if health is Health.READY:
+                start = w.initializing_at if w.initializing_at is not None else w.started_at
+                w.cold_start_s = now - (start if start is not None else now)
+                w.phase, w.ready_at, w.startup_failures, w.reason = Phase.READY, now, 0, None
+                log.info("worker %s is ready (cold start %.1f s)", w.id, w.cold_start_s)
+            if health is not Health.UNHEALTHY:  # no answer while starting: not up yet
+                w.health = health
+            return
+        if health is Health.READY:
+            w.health, w.misses = health, 0
+        else:
+            w.misses += 1
+            w.health = Health.UNHEALTHY
+            if w.misses >= HEALTH_MISSES and w.slot is not None:
+                log.warning(
+                    "worker %s: %d health checks failed in a row; replacing it", w.id, w.misses
+                )
+                w.reason = f"its health check failed {w.misses} times in a row"
+                w.slot.kill()
+        if w.crashes and w.ready_at is not None and now - w.ready_at >= self.settings.stable_s:
+            w.crashes = 0
+
+    async def _announce(self, pool: _Pool, now: float) -> None:
+        """Tell every gateway's proxy (the store's worker registry) which workers are
+        ready, on change and every third of a lease; a draining or gone one is withdrawn."""
+        refresh = self.view.lease_s / 3
+        for w in pool.workers.values():
+            url = w.url
+            if url is None or w.phase is Phase.DRAINING:
+                health = "draining" if w.announced is not None else None
+            else:  # none before its first answer
+                health = w.health.value if w.health is not None else None
+            if health is None or (health == w.announced and now - w.announced_at < refresh):
+                continue
+            state = "running" if w.in_flight else "idle"
+            if health != Health.READY.value:
+                state = "initializing" if health == Health.INITIALIZING.value else "unhealthy"
+            info: dict[str, object] = {
+                ANNOUNCE_URL: url or "",
+                "health": health,
+                ANNOUNCE_COLD_START: w.cold_start_s,
+            }
+            await self.view.announce(pool.endpoint_id, w.id, state, info)
+            w.announced, w.announced_at = health, now
 
     def _apply_settings(self, pool: _Pool, e: FleetEndpoint, now: float) -> None:
         """New settings: unhealthy workers get another chance; when what the workers
         run changed (command, model, env, GPUs), the old ones are replaced."""
         assert e.launch is not None
-        key = f"{e.launch.key}:{e.spec.gpu_ids}:{e.spec.gpu_count}"
+        key = f"{e.launch.key}:{e.spec.gpu_ids}:{e.spec.gpu_count}:{e.spec.type}"
         if pool.spec is not None and pool.spec != e.spec:
             for w in list(pool.workers.values()):
                 if w.phase is Phase.UNHEALTHY:
@@ -494,12 +633,17 @@ class Supervisor:
         if self._starts_left <= 0:
             return
         restart = w.started_at is not None
+        if e.spec.load_balancer:  # its own ports, new on each start
+            w.port = _free_port()
+            w.health_port = _free_port() if wants_health_port(e.spec.env) else None
+        w.health, w.initializing_at, w.cold_start_s, w.misses = None, None, None, 0
+        w.announced = None
         placement = Placement(
             endpoint_id=e.id,
             worker_id=w.id,
             slot=w.slot_index,
             argv=tuple(e.launch.argv),
-            env=partial(self._worker_env, e, w.id),
+            env=partial(self._worker_env, e, w.id, w.port, w.health_port),
             gpu_ids=e.spec.gpu_ids,
             gpu_count=e.spec.gpu_count,
             restart=restart,
@@ -535,13 +679,22 @@ class Supervisor:
             list(placed.gpus),
         )
 
-    def _worker_env(self, e: FleetEndpoint, worker_id: str, gpu: str) -> dict[str, str]:
+    def _worker_env(
+        self,
+        e: FleetEndpoint,
+        worker_id: str,
+        port: int | None,
+        health_port: int | None,
+        gpu: str,
+    ) -> dict[str, str]:
         assert e.launch is not None
         env = {
             "PYTHONUNBUFFERED": "1",
             **e.launch.env,
             **self.view.worker_env(e.id, worker_id, gpu),
         }
+        if port is not None:  # a load-balancing worker: the ports the fleet picked
+            env.update(lb_env(e.launch.env, port, health_port))
         volume = e.spec.network_volume_id
         if volume is not None and e.launch.container is None:  # containers: the mount
             env[VOLUME_PATH_VAR] = volume_dir(self.view.volume_root, volume)
@@ -583,3 +736,13 @@ class Supervisor:
         taken = {w.slot_index for w in pool.workers.values()}
         taken |= {w.slot_index for w in self._leaving if w.endpoint_id == pool.endpoint_id}
         return (i for i in itertools.count() if i not in taken)
+
+
+def _free_port() -> int:
+    """A TCP port free on this host now (the kernel picks it): a load-balancing worker's
+    server binds it. Workers of one host share its network (containers run on the host's),
+    so each gets its own; on a Ray cluster it is picked on the controller's host, and a
+    worker that finds it taken on its node exits and is restarted with another."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

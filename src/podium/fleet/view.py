@@ -21,7 +21,7 @@ from podium.fleet.scaling import QueueStats
 from podium.keys import derive_worker_token
 from podium.settings import Settings
 from podium.store import JobStore
-from podium.store.records import TemplateCatalog
+from podium.store.records import LbLoad, LbLoads, TemplateCatalog
 
 __all__ = ["FleetEndpoint", "FleetView", "LocalFleetView", "queue_stats"]
 
@@ -40,6 +40,7 @@ class FleetEndpoint:
 
 class FleetView(Protocol):
     volume_root: str  # network volumes: <root>/<id> (a process worker gets its path)
+    lease_s: float  # how long a worker's registry record lives (announce renews it)
 
     async def endpoints(self) -> list[FleetEndpoint]:
         """Endpoints with a template (managed workers)."""
@@ -61,6 +62,18 @@ class FleetView(Protocol):
 
     async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
         """Take or renew the store lock `name` (one controller for a shared fleet)."""
+        ...
+
+    async def lb_load(self, endpoint_id: str) -> LbLoad:
+        """A load-balancing endpoint's requests, waiting and in flight, over every
+        gateway."""
+        ...
+
+    async def announce(
+        self, endpoint_id: str, worker_id: str, state: str, info: dict[str, object]
+    ) -> None:
+        """A load-balancing worker's health and address, for every gateway's proxy (the
+        store's worker registry: it lives a lease)."""
         ...
 
 
@@ -96,6 +109,7 @@ class LocalFleetView:
         self.clock = clock
         self.catalog = TemplateCatalog(store)
         self.volume_root = str(settings.volume_root)
+        self.lease_s = settings.lease_s
         # Local workers talk to this process directly, not through public_url's proxy;
         # workers on other machines (Ray) through the public URL (a load balancer in
         # front of every gateway, so that they outlive this one).
@@ -134,3 +148,14 @@ class LocalFleetView:
 
     async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
         return await self.store.hold_lock(name, owner, lease_s)
+
+    async def lb_load(self, endpoint_id: str) -> LbLoad:
+        loads = await LbLoads(self.store).read(self.clock.now(), endpoint_id)
+        return loads.get(endpoint_id, LbLoad())
+
+    async def announce(
+        self, endpoint_id: str, worker_id: str, state: str, info: dict[str, object]
+    ) -> None:
+        await self.store.heartbeat(
+            endpoint_id, worker_id, [], self.settings.lease_s, state=state, info=info
+        )

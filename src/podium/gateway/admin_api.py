@@ -14,6 +14,7 @@ from podium.board import Inventory
 from podium.board import summary as worker_summary
 from podium.endpoints import BUILTIN_TEMPLATES, WIRE_NAMES, Endpoint, EndpointSpec
 from podium.endpoints.gpu_ids import gpu_ids_from_types
+from podium.endpoints.loadbalancer import lb_url
 from podium.endpoints.templates import Template, new_template_id
 from podium.errors import BadRequest, Conflict, Forbidden, NotFound
 from podium.gateway.auth import authorize_client
@@ -86,6 +87,7 @@ class EndpointUpdate(BaseModel):
     imageName: str | None = Field(default=None, max_length=1000)
     networkVolumeId: str | None = Field(default=None, max_length=100)
     containerRegistryAuthId: str | None = Field(default=None, max_length=100)
+    type: str | None = Field(default=None, max_length=40)  # QUEUE or LOAD_BALANCER
     # RunPod's REST name: GPU type names as a list (Podium keeps them in gpuIds)
     gpuTypeIds: list[str] | None = None
 
@@ -219,7 +221,8 @@ async def create_endpoint_record(
 ) -> tuple[Endpoint, str]:
     """Validate and store a new endpoint (EndpointSpec field names); (endpoint, token)."""
     changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
-    spec = EndpointSpec(**changes)
+    name = changes.pop("name")
+    spec = EndpointSpec(name=name).updated(changes)  # a load balancer: REQUEST_COUNT
     await _validate(state, spec)
     endpoint, token = Endpoint.create(spec, state.clock.now())
     await state.store.put_endpoint(endpoint)
@@ -284,7 +287,9 @@ async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
             **endpoint.public(),
             "workerToken": token,
             "webhookSecret": endpoint.webhook_secret,
-            "url": f"{state.settings.base_url}/v2/{endpoint.id}",
+            "url": lb_url(state.settings.base_url, endpoint.id)
+            if endpoint.spec.load_balancer
+            else f"{state.settings.base_url}/v2/{endpoint.id}",
         }
     )
 

@@ -29,6 +29,7 @@ from podium.gateway import (
     console,
     graphql_api,
     history_api,
+    lb_proxy,
     logs_api,
     me_api,
     openai_api,
@@ -140,6 +141,8 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await state.webhooks.stop()
+            if state.lb is not None:
+                await state.lb.close()
             state.decoder.close()
             await store.close()
 
@@ -150,6 +153,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(lb_proxy.LbProxy)  # inside: a lost store refuses these too
     app.add_middleware(ops_api.RefuseWhileStoreLost)
     app.include_router(ops_api.router)
     app.include_router(rest_v2.router)  # before the client API's /v2/{endpoint_id}/...
@@ -162,6 +166,7 @@ def create_app(
     app.include_router(admin_api.router)
     app.include_router(admin_api.reader)
     app.include_router(graphql_api.router)
+    app.include_router(lb_proxy.router)
     console.mount(app)
 
     @app.get("/", include_in_schema=False)

@@ -49,6 +49,12 @@ async def _submit(request: Request, endpoint_id: str, sync: bool) -> tuple[Gatew
     state = state_of(request)
     await authorize_client(request, Scope.RUN, endpoint_id)
     endpoint = await state.endpoint(endpoint_id)
+    if endpoint.spec.load_balancer:
+        raise BadRequest(
+            f"Endpoint {endpoint_id} is a LOAD_BALANCER endpoint: it has no queue. Send "
+            f"requests to its workers' own paths, http://{endpoint_id}.<this host>/<path> "
+            f"(or /lb/{endpoint_id}/<path>); see docs/api.md."
+        )
     state.limiter.hit(endpoint_id, "runsync" if sync else "run")
     limit = state.limits.body_runsync_bytes if sync else state.limits.body_run_bytes
     raw = await read_body(request, limit)

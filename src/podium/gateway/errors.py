@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from podium.errors import PodiumError, RateLimited
+from podium.errors import PodiumError, ProxyError, RateLimited
 from podium.gateway.rest_v2 import REST_V2_PREFIXES
 from podium.gateway.rest_v2 import error_body as v2_error_body
 from podium.openai_compat import error_body, is_openai_path
@@ -44,7 +44,10 @@ def error_response(
         return JSONResponse(
             v2_error_body(status, title, message, errors), status_code=status, headers=headers
         )
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+    body: dict[str, object] = {"error": message}
+    if isinstance(exc, ProxyError):
+        body["code"] = exc.code
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _podium_error(request: Request, exc: Exception) -> JSONResponse:

@@ -31,7 +31,7 @@ async def me(request: Request) -> JSON:
     scopes = [s for s in Scope if key is None or key.allows(s, *key.endpoints[:1])]
     wide = [s for s in Scope if key is None or key.allows(s)]
     endpoints = [
-        {"id": e.id, "name": e.spec.name, "templateId": e.spec.template_id}
+        {"id": e.id, "name": e.spec.name, "templateId": e.spec.template_id, "type": e.spec.type}
         for e in await state.store.list_endpoints()
         if key is None or key.allows(Scope.READ, e.id)
     ]

@@ -58,6 +58,20 @@ class Metrics:
             buckets=_BUCKETS,
             registry=r,
         )
+        # load-balancing endpoints (gateway/lb_proxy.py)
+        self.lb_requests = Counter(
+            "podium_lb_requests",
+            "Requests proxied to load-balancing workers, by the status answered",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        self.lb_latency = Histogram(
+            "podium_lb_response_seconds",
+            "Time from a load-balancing request to the start of its answer (waiting included)",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
         self.jobs = Gauge(
             "podium_jobs", "Retained jobs by status", ["endpoint", "status"], registry=r
         )
@@ -91,6 +105,10 @@ class Metrics:
             registry=r,
         )
         self._cold_seen: set[tuple[str, float]] = set()  # (worker, started_at) counted
+
+    def lb_request(self, endpoint_id: str, status: int, seconds: float) -> None:
+        self.lb_requests.labels(endpoint_id, str(status)).inc()
+        self.lb_latency.labels(endpoint_id).observe(seconds)
 
     def started(self, job: Job) -> None:
         if job.started_at is not None:

@@ -60,6 +60,11 @@ _T = TypeVar("_T")
 async def _submit(request: Request, endpoint_id: str, call: OpenAIRequest) -> Job:
     state = state_of(request)
     endpoint = await state.endpoint(endpoint_id)
+    if endpoint.spec.load_balancer:  # its workers' own server answers /v1/... itself
+        raise BadRequest(
+            f"Endpoint {endpoint_id} is a LOAD_BALANCER endpoint: call its workers' OpenAI "
+            f"routes at http://{endpoint_id}.<this host>/v1/... (or /lb/{endpoint_id}/v1/...)."
+        )
     schema = schema_for(endpoint)
     if schema is not None:
         check_input(schema, codec.loads_trusted(call.input_json))

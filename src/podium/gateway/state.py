@@ -24,6 +24,7 @@ from podium.store import JobStore
 from podium.store.records import TemplateCatalog
 
 if TYPE_CHECKING:
+    from podium.gateway.lb_proxy import LbRouter
     from podium.gateway.reaper import Reaper
 
 __all__ = ["GatewayState", "state_of"]
@@ -47,6 +48,7 @@ class GatewayState:
     fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
     reaper: Reaper | None = None  # set when background tasks run
+    lb: LbRouter | None = None  # load-balancing endpoints' proxy (made on first use)
     log_followers: dict[str, int] = field(default_factory=dict)  # endpoint -> open follows
     lookups: Lookups = field(init=False)
     lifecycle: JobLifecycle = field(init=False)  # what the routes do to jobs

@@ -243,8 +243,9 @@ class WorkerRegistry(Protocol):
     async def workers(self, endpoint_id: str, alive_since: float) -> list[WorkerInfo]: ...
 
 
-# The kinds of named records a Catalog keeps (store/records.py reads and writes them).
-RECORD_KINDS = ("templates", "volumes", "registries")
+# The kinds of named records a Catalog keeps (store/records.py reads and writes them);
+# `lbload`: what each gateway has in flight on load-balancing workers (records.LbLoads).
+RECORD_KINDS = ("templates", "volumes", "registries", "lbload")
 
 
 class Catalog(Protocol):

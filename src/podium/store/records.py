@@ -9,6 +9,8 @@ it on every start; it is a no-op after the first).
 
 A registry's password is write-only: `RegistryPasswords` keeps it in a 0600 file of the
 data dir (never in the store: a store may be shared, backed up, or read by other tools).
+
+`LbLoads`: what each gateway has in flight on load-balancing endpoints' workers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
@@ -26,7 +29,10 @@ from podium.errors import BadRequest, Conflict, NotFound
 from podium.store.base import JobStore
 
 __all__ = [
+    "LOAD_FRESH_S",
     "MAX_RECORDS",
+    "LbLoad",
+    "LbLoads",
     "RegistryPasswords",
     "TemplateCatalog",
     "registries",
@@ -186,3 +192,66 @@ class RegistryPasswords:
     def delete(self, registry_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path(registry_id).unlink()
+
+
+LOAD_FRESH_S = 10.0  # a gateway's load record older than this is ignored (it stopped)
+LOAD_SWEEP_S = 3600.0  # and one older than this is deleted
+
+
+@dataclass(frozen=True, slots=True)
+class LbLoad:
+    """What one gateway has on one load-balancing endpoint: requests waiting for a worker
+    and requests in flight on each worker."""
+
+    waiting: int = 0
+    in_flight: dict[str, int] = field(default_factory=dict)
+
+
+class LbLoads:
+    """Each gateway's load on each load-balancing endpoint, one `lbload` record per
+    (endpoint, gateway), so that any gateway balances by every gateway's requests in
+    flight and the fleet scales by all of them (REQUEST_COUNT)."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    async def publish(self, endpoint_id: str, gateway: str, load: LbLoad, now: float) -> None:
+        record_id = f"{endpoint_id}/{gateway}"
+        doc = {
+            "endpoint": endpoint_id,
+            "gateway": gateway,
+            "at": now,
+            "waiting": load.waiting,
+            "inFlight": {w: n for w, n in load.in_flight.items() if n > 0},
+        }
+        await self.store.put_record("lbload", record_id, record_id, json.dumps(doc))
+
+    async def read(
+        self, now: float, endpoint_id: str | None = None, but: str | None = None
+    ) -> dict[str, LbLoad]:
+        """The summed fresh load by endpoint (only `endpoint_id`'s when given), leaving out
+        gateway `but`'s (its own, which it knows exactly)."""
+        out: dict[str, LbLoad] = {}
+        for raw in await self.store.list_records("lbload"):
+            doc = json.loads(raw)
+            ep = str(doc["endpoint"])
+            if (endpoint_id is not None and ep != endpoint_id) or doc["gateway"] == but:
+                continue
+            if float(doc["at"]) < now - LOAD_FRESH_S:
+                continue
+            prior = out.get(ep, LbLoad())
+            flights = dict(prior.in_flight)
+            for worker, n in dict(doc["inFlight"]).items():
+                flights[worker] = flights.get(worker, 0) + int(n)
+            out[ep] = LbLoad(prior.waiting + int(doc["waiting"]), flights)
+        return out
+
+    async def sweep(self, now: float) -> int:
+        """Delete the records of gateways gone for an hour."""
+        gone = 0
+        for raw in await self.store.list_records("lbload"):
+            doc = json.loads(raw)
+            if float(doc["at"]) < now - LOAD_SWEEP_S:
+                record_id = f"{doc['endpoint']}/{doc['gateway']}"
+                gone += await self.store.delete_record("lbload", record_id)
+        return gone

@@ -50,6 +50,19 @@ export class Api {
     return data;
   }
 
+  /** A request with this key, answered as it is: the Response, whatever its status (the
+   *  test request of a load-balancing endpoint shows its worker's own answer). */
+  async send(method, path, { headers = {}, body = undefined, signal } = {}) {
+    const all = { ...headers };
+    if (this.key) all.Authorization = `Bearer ${this.key}`;
+    try {
+      return await fetch(path, { method, headers: all, body, signal, cache: "no-store" });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      throw new ApiError(0, "Cannot reach the gateway: is it running, and is this page served by it?");
+    }
+  }
+
   get(path, options) {
     return this.request("GET", path, undefined, options);
   }

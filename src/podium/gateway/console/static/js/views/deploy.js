@@ -1,9 +1,10 @@
 // Quick Deploy: template (or a container image) → GPU(s) → workers, model or image, network
-// volume → Deploy → id, /run URL, curl line.
+// volume, endpoint type (queue or load balancer) → Deploy → id, /run (or /lb/) URL, curl
+// line.
 
 import { ApiError } from "../api.js";
 import { append, codeBlock, errorBox, field, fill, formatMemory, h, notice, uid } from "../dom.js";
-import { curlLine, runUrl } from "../snippets.js";
+import { LOAD_BALANCER, curlLine, isLoadBalancer, lbCurlLine, lbHostUrl, lbUrl, runUrl } from "../snippets.js";
 
 const BUILTIN_CARDS = {
   sd15: {
@@ -25,6 +26,7 @@ const IMAGE_CARD = {
 };
 
 const COMMAND_HINT = "Run in the gateway's working directory, without a shell.";
+const LB_HINT = "Requests go straight to your workers' HTTP server (PORT, /ping health check).";
 const MODELS = ["auto", "tiny", "sd15-random", "stable-diffusion-v1-5/stable-diffusion-v1-5"];
 
 export async function deployView(ctx) {
@@ -140,6 +142,26 @@ export async function deployView(ctx) {
     volumes.map((v) => h("option", { value: v.id }, `${v.name} (${v.id}, ${v.size} GB)`)),
   );
   const volumeField = field("Network volume", volume, "Mounted at /runpod-volume in each worker.");
+  // Queue (jobs: /run, /runsync) or load balancer (RunPod's load-balancing endpoints): for
+  // the workers that run an HTTP server, not the SD queue worker.
+  const typeCard = (value, title, text) =>
+    h(
+      "label",
+      { class: "option-card" },
+      h("input", { type: "radio", name: "endpointType", value, checked: value === "QUEUE" }),
+      h("span", { class: "option-body" }, h("strong", {}, title), h("span", { class: "muted-text" }, text)),
+    );
+  const typeField = h(
+    "fieldset",
+    { class: "endpoint-type" },
+    h("legend", {}, "Endpoint type"),
+    h(
+      "div",
+      { class: "option-grid" },
+      typeCard("QUEUE", "Queue", "Jobs go to /run and /runsync; workers take them from the queue."),
+      typeCard(LOAD_BALANCER, "Load balancer", LB_HINT),
+    ),
+  );
 
   const errors = h("div", { class: "form-errors" });
   const submit = h("button", { type: "submit", class: "button" }, "Deploy");
@@ -152,6 +174,7 @@ export async function deployView(ctx) {
       "fieldset",
       { class: "step" },
       h("legend", {}, "3. Settings"),
+      typeField,
       h(
         "div",
         { class: "grid-2" },
@@ -186,6 +209,7 @@ export async function deployView(ctx) {
     commandField.querySelector(".hint").textContent =
       tid === IMAGE ? "Replaces the image's CMD (split as a shell would, run without one)." : COMMAND_HINT;
     imageField.hidden = registryField.hidden = tid !== IMAGE;
+    typeField.hidden = tid === "sd15"; // the SD worker takes jobs from a queue only
     image.required = tid === IMAGE;
     const known = tid === IMAGE ? IMAGE_CARD : BUILTIN_CARDS[tid];
     const defaults = [...Object.values(BUILTIN_CARDS), IMAGE_CARD].map((c) => c.name);
@@ -215,6 +239,8 @@ export async function deployView(ctx) {
     if (tid === "sd15" && model.value.trim()) body.model = model.value.trim();
     if ((tid === "custom" || tid === IMAGE) && command.value.trim()) body.command = command.value.trim();
     if (volume.value) body.networkVolumeId = volume.value;
+    const type = form.querySelector("input[name=endpointType]:checked").value;
+    if (!typeField.hidden && type === LOAD_BALANCER) body.type = LOAD_BALANCER;
     if (gpus.length) {
       body.gpuIds = [...form.querySelectorAll("input[name=gpu]:checked")].map((c) => c.value).join(",");
       body.gpuCount = Number(gpuCount.value);
@@ -254,7 +280,9 @@ export async function deployView(ctx) {
 }
 
 function showResult(ctx, section, endpoint, supervised) {
-  const url = runUrl(ctx.baseUrl(), endpoint.id);
+  const base = ctx.baseUrl();
+  const lb = isLoadBalancer(endpoint);
+  const hostUrl = lb ? lbHostUrl(base, endpoint.id) : null;
   const heading = h("h2", { id: "deployed-title", tabindex: "-1" }, `Deployed: ${endpoint.name}`);
   fill(
     section,
@@ -264,8 +292,15 @@ function showResult(ctx, section, endpoint, supervised) {
       { class: "facts" },
       h("dt", {}, "Endpoint id"),
       h("dd", {}, h("code", { class: "endpoint-id" }, endpoint.id)),
-      h("dt", {}, "Run URL"),
-      h("dd", {}, h("code", { class: "run-url" }, url)),
+      h("dt", {}, "Type"),
+      h("dd", { class: "endpoint-type" }, lb ? "Load balancer" : "Queue"),
+      lb
+        ? [
+            h("dt", {}, "URL"),
+            h("dd", {}, h("code", { class: "lb-url" }, lbUrl(base, endpoint.id)), h("span", { class: "muted-text" }, " + your server's path")),
+            hostUrl ? [h("dt", {}, "Host form"), h("dd", {}, h("code", { class: "lb-host-url" }, hostUrl))] : null,
+          ]
+        : [h("dt", {}, "Run URL"), h("dd", {}, h("code", { class: "run-url" }, runUrl(base, endpoint.id)))],
     ),
     h("h3", {}, "Try it"),
     h(
@@ -275,9 +310,13 @@ function showResult(ctx, section, endpoint, supervised) {
       h("a", { href: "#/keys" }, "API keys"),
       "), then:",
     ),
-    codeBlock(curlLine(ctx.baseUrl(), endpoint), "curl command"),
+    codeBlock(lb ? lbCurlLine(base, endpoint) : curlLine(base, endpoint), "curl command"),
     supervised
-      ? h("p", { class: "muted-text" }, "Workers start when jobs arrive (or now, if Workers min is above 0).")
+      ? h(
+          "p",
+          { class: "muted-text" },
+          `Workers start when ${lb ? "requests" : "jobs"} arrive (or now, if Workers min is above 0).`,
+        )
       : null,
     h(
       "details",
@@ -288,7 +327,7 @@ function showResult(ctx, section, endpoint, supervised) {
     h(
       "div",
       { class: "actions" },
-      h("a", { class: "button", href: `#/endpoint/${endpoint.id}` }, "Open endpoint and playground"),
+      h("a", { class: "button", href: `#/endpoint/${endpoint.id}` }, lb ? "Open endpoint and test request" : "Open endpoint and playground"),
       h("a", { class: "button secondary", href: "#/endpoints" }, "All endpoints"),
     ),
   );

@@ -1,12 +1,15 @@
 // One endpoint: health and workers (live: node, GPUs, state, current job), the playground,
 // the jobs this tab submitted, how to call it, and (admin) scaling, worker logs and delete.
+// A load-balancing endpoint (no queue): its URLs and a test request instead of the
+// playground and jobs; its workers' health, requests in flight and cold start.
 
 import { ApiError } from "../api.js";
 import { append, codeBlock, errorBox, field, fill, formatMs, formatTime, h, notice, statusBadge } from "../dom.js";
 import { jobCounts, workerCounts, workerStatusBadge } from "../health.js";
 import { JOBS_EVENT, isFinal, recentJobs, updateJob } from "../jobs.js";
-import { curlLine, runUrl } from "../snippets.js";
+import { curlLine, isLoadBalancer, lbCurlLine, lbHostUrl, lbUrl, runUrl, typeLabel } from "../snippets.js";
 import { templateLabel } from "./endpoints.js";
+import { lbTestRequest } from "./lbrequest.js";
 import { playground } from "./playground.js";
 import { requestsPanel } from "./requests.js";
 import { tabs } from "../tabs.js";
@@ -25,6 +28,7 @@ export async function endpointView(ctx, id) {
   const admin = ctx.can("admin");
   const endpoint = await loadEndpoint(ctx, id);
   ctx.title(endpoint.name);
+  const lb = isLoadBalancer(endpoint);
 
   // Health: job counts and worker states, live.
   const healthBody = h("div", { class: "health" }, h("p", { class: "muted-text" }, "Loading…"));
@@ -52,17 +56,27 @@ export async function endpointView(ctx, id) {
     "section",
     { class: "card", "aria-labelledby": "usage-title" },
     h("h2", { id: "usage-title" }, "Call it"),
-    h("dl", { class: "facts" }, h("dt", {}, "Run URL"), h("dd", {}, h("code", { class: "run-url" }, runUrl(ctx.baseUrl(), id)))),
-    codeBlock(curlLine(ctx.baseUrl(), endpoint), "curl command"),
+    lb
+      ? lbFacts(ctx, endpoint)
+      : h(
+          "dl",
+          { class: "facts" },
+          h("dt", {}, "Type"),
+          h("dd", { class: "endpoint-type" }, typeLabel(endpoint)),
+          h("dt", {}, "Run URL"),
+          h("dd", {}, h("code", { class: "run-url" }, runUrl(ctx.baseUrl(), id))),
+        ),
+    codeBlock(lb ? lbCurlLine(ctx.baseUrl(), endpoint) : curlLine(ctx.baseUrl(), endpoint), "curl command"),
   );
 
-  const play = ctx.can("run") ? playground(ctx, endpoint) : null;
-  const playPanel = [
-    play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."),
-    jobsSection,
-  ];
+  // A load balancer has no queue: a test request to its workers instead of jobs.
+  const play = ctx.can("run") && !lb ? playground(ctx, endpoint) : null;
+  const test = ctx.can("run") && lb ? lbTestRequest(ctx, endpoint) : null;
+  const playPanel = lb
+    ? [test ? test.element : notice("This key has the read scope only: it can watch the workers but not call them.")]
+    : [play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."), jobsSection];
   // Admins also get the endpoint's job history (the list shows every caller's job ids).
-  const requests = admin ? requestsPanel(ctx, id) : null;
+  const requests = admin && !lb ? requestsPanel(ctx, id) : null;
   const main = h(
     "div",
     { class: "col-main" },
@@ -84,13 +98,20 @@ export async function endpointView(ctx, id) {
         {},
         h("p", { class: "crumbs" }, h("a", { href: "#/endpoints" }, "Endpoints"), " /"),
         h("h1", { tabindex: "-1" }, endpoint.name),
-        h("p", { class: "muted-text" }, h("code", { class: "endpoint-id" }, id), ` · ${templateLabel(endpoint)}`),
+        h(
+          "p",
+          { class: "muted-text" },
+          h("code", { class: "endpoint-id" }, id),
+          ` · ${templateLabel(endpoint)} · `,
+          h("span", { class: "endpoint-type", "data-type": lb ? "LOAD_BALANCER" : "QUEUE" }, typeLabel(endpoint)),
+        ),
       ),
     ),
     h("div", { class: "columns" }, main, aside),
   ]);
 
   function renderJobs() {
+    if (lb) return;
     const jobs = recentJobs(id);
     if (!jobs.length) {
       fill(jobsBody, h("p", { class: "muted-text" }, "No jobs yet: run one in the playground."));
@@ -152,16 +173,44 @@ export async function endpointView(ctx, id) {
     tick += 1;
     try {
       const health = await ctx.api.get(`/v2/${id}/health`, { signal: ctx.signal });
-      fill(healthBody, h("h3", {}, "Jobs"), jobCounts(health.jobs), h("h3", {}, "Worker states"), workerCounts(health.workers));
+      fill(
+        healthBody,
+        lb ? null : [h("h3", {}, "Jobs"), jobCounts(health.jobs)],
+        h("h3", {}, "Worker states"),
+        workerCounts(health.workers),
+      );
       const list = await ctx.api.get(`/v1/endpoints/${id}/workers`, { signal: ctx.signal });
-      fill(workersBody, workerTable(list.workers, endpoint.templateId));
+      fill(workersBody, workerTable(list.workers, endpoint.templateId, lb));
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       fill(healthBody, errorBox(`Live update failed: ${err.message}`));
     }
     // Jobs this tab remembers that are still open (the playground follows its own).
-    if (tick % 2 === 0) await refreshOpenJobs(ctx, id);
+    if (tick % 2 === 0 && !lb) await refreshOpenJobs(ctx, id);
   });
+}
+
+/** Where a load-balancing endpoint answers: the path form, and RunPod's host form. */
+function lbFacts(ctx, endpoint) {
+  const base = ctx.baseUrl();
+  const host = lbHostUrl(base, endpoint.id);
+  return [
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "Type"),
+      h("dd", { class: "endpoint-type" }, typeLabel(endpoint)),
+      h("dt", {}, "URL"),
+      h("dd", {}, h("code", { class: "lb-url" }, lbUrl(base, endpoint.id))),
+      host ? [h("dt", {}, "Host form"), h("dd", {}, h("code", { class: "lb-host-url" }, host))] : null,
+    ),
+    h(
+      "p",
+      { class: "hint" },
+      "No queue: add your server's own path (e.g. /ping, /v1/chat/completions) and send the key as " +
+        "Authorization: Bearer <key>. Every answer names its worker in X-Runpod-Worker-Id.",
+    ),
+  ];
 }
 
 async function refreshOpenJobs(ctx, id) {
@@ -191,21 +240,48 @@ function heldJobs(w) {
   return w.jobs.map((jobId) => h("div", { class: "mono", title: jobId, "data-job": jobId }, `${jobId.slice(0, 6)}…`));
 }
 
-function workerTable(workers, templateId) {
+const HEALTH_CLASS = { ready: "ok", initializing: "queued", unhealthy: "bad" };
+
+/** A load-balancing worker's health check verdict as a badge. */
+function healthBadge(health) {
+  return h("span", { class: `badge ${HEALTH_CLASS[health] || "muted"}` }, health);
+}
+
+function formatSeconds(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  return formatMs(seconds * 1000);
+}
+
+function workerTable(workers, templateId, lb = false) {
   if (!workers.length) {
+    const managed = templateId || lb; // a load balancer's workers are always the fleet's
     return h(
       "p",
       { class: "muted-text" },
-      templateId ? "None running: workers start when jobs arrive." : "None seen: this endpoint's workers are started elsewhere (no template).",
+      managed
+        ? `None running: workers start when ${lb ? "requests" : "jobs"} arrive.`
+        : "None seen: this endpoint's workers are started elsewhere (no template).",
     );
   }
+  // Load-balancing workers: health, requests in flight, cold start (when the API has them).
+  const lbColumns = workers.some((w) => w.health !== undefined);
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
       { class: "table responsive workers" },
-      h("thead", {}, h("tr", {}, ["Worker", "State", "Node", "GPUs", "Job"].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Worker", "State", ...(lbColumns ? ["Health", "In flight", "Cold start"] : []), "Node", "GPUs", "Job"].map((t) =>
+            h("th", { scope: "col" }, t),
+          ),
+        ),
+      ),
       h(
         "tbody",
         {},
@@ -230,6 +306,17 @@ function workerTable(workers, templateId) {
               workerStatusBadge(w.status),
               w.reason ? h("div", { class: "muted-text" }, w.reason) : null,
             ),
+            lbColumns
+              ? [
+                  h(
+                    "td",
+                    { "data-label": "Health", "data-health": w.health ?? "" },
+                    w.health ? healthBadge(w.health) : h("span", { class: "muted-text" }, "—"),
+                  ),
+                  h("td", { "data-label": "In flight", class: "num" }, w.inFlight ?? "—"),
+                  h("td", { "data-label": "Cold start" }, formatSeconds(w.coldStartSeconds)),
+                ]
+              : null,
             h("td", { "data-label": "Node" }, w.node || h("span", { class: "muted-text" }, "—")),
             h("td", { "data-label": "GPUs" }, w.gpus.length ? w.gpus.join(", ") : w.managed ? "CPU" : "—"),
             h("td", { "data-label": "Job" }, heldJobs(w)),

@@ -4,6 +4,7 @@
 import { ApiError } from "../api.js";
 import { append, errorBox, fill, formatTime, h } from "../dom.js";
 import { JOB_COUNTS, workerBadges } from "../health.js";
+import { isLoadBalancer } from "../snippets.js";
 
 const REFRESH_MS = 2000;
 
@@ -72,7 +73,12 @@ export async function endpointsView(ctx) {
         h("a", { href: `#/endpoint/${ep.id}` }, ep.name),
         h("div", { class: "mono muted-text" }, ep.id),
       ),
-      h("td", { "data-label": "Template" }, templateLabel(ep)),
+      h(
+        "td",
+        { "data-label": "Template" },
+        templateLabel(ep),
+        isLoadBalancer(ep) ? h("div", { class: "muted-text endpoint-type" }, "load balancer") : null,
+      ),
       Object.values(counts),
       workers,
     );
@@ -121,7 +127,7 @@ export async function endpointsView(ctx) {
 
 export function templateLabel(ep) {
   const names = { sd15: "Stable Diffusion v1.5", custom: "Custom command" };
-  if (!ep.templateId) return "external workers";
+  if (!ep.templateId) return ep.imageName ? `Image ${ep.imageName}` : "external workers";
   const name = names[ep.templateId] || ep.templateId;
   return ep.model ? `${name} (${ep.model})` : name;
 }
