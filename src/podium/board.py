@@ -130,6 +130,7 @@ class WorkerStatus:
     health: str | None = None
     in_flight: int = 0
     cold_start_s: float | None = None
+    version: int | None = None  # the endpointVersion it was started for
 
 
 @dataclass(frozen=True, slots=True)

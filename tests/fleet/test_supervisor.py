@@ -94,6 +94,7 @@ class FakeView:
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
     volume_root: str = "/volumes"
     lease_s: float = 3.0
+    versions: dict[str, int] = field(default_factory=dict)  # endpointVersion by endpoint
     loads: dict[str, LbLoad] = field(default_factory=dict)  # load-balancing endpoints
     announced: list[tuple[str, str, str, dict]] = field(default_factory=list)
 
@@ -105,7 +106,8 @@ class FakeView:
 
     async def endpoints(self) -> list[FleetEndpoint]:
         return [
-            FleetEndpoint(i, s, launch_for(s, None, python="py")) for i, s in self.specs.items()
+            FleetEndpoint(i, s, launch_for(s, None, python="py"), version=self.versions.get(i, 1))
+            for i, s in self.specs.items()
         ]
 
     async def queue(self, endpoint_id: str) -> QueueStats:
@@ -342,6 +344,30 @@ async def test_changed_command_replaces_workers(tmp_path):
     assert h.procs[0].terminated
     assert h.procs[1].argv == ["python", "v2.py"]
     assert h.phases() == ["draining", "starting"]
+
+
+async def test_a_new_release_replaces_workers_a_batch_at_a_time(tmp_path):
+    h = Harness(tmp_path, CPU)
+    h.view.specs["ep1"] = custom(workers_min=4, workers_max=8)
+    await h.tick()
+    busy = h.workers()[0].id
+    h.ping("ep1", jobs={busy: 1})  # the first one holds a job
+    await h.tick(0.5)
+    old = {w.id for w in h.workers()}
+    assert h.phases() == ["ready"] * 4 and {w.version for w in h.workers()} == {1}
+    h.view.versions["ep1"] = 2  # a release (same command: the version alone replaces)
+    order: list[str] = []
+    for _ in range(8):
+        await h.tick(0.5)
+        draining = [w.id for w in h.workers() if w.phase is Phase.DRAINING]
+        assert len(draining) <= 1  # a quarter of 4 at a time
+        order += [d for d in draining if d not in order]
+        for p in h.procs:  # the batch exits (its worker finished its job)
+            if p.terminated and p.code is None:
+                p.code = 0
+    assert set(order) == old and order[-1] == busy  # idle ones first, the busy one last
+    assert len(h.workers()) == 4 and {w.version for w in h.workers()} == {2}
+    assert h.phases() == ["starting"] * 4  # started as the old ones left (no ping here)
 
 
 async def test_stop_terminates_then_kills(tmp_path):

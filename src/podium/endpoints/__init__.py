@@ -8,6 +8,7 @@ fleet: the fleet (podium.fleet) places what this package describes.
     volumes.py     network volumes and registry records; a volume's directory
     worker_env.py  the RUNPOD_* variables and worker URLs of PROTOCOL.md §2
     loadbalancer.py  LOAD_BALANCER endpoints: health, PORT, Host names, affinity, balancing
+    v2.py          RunPod's REST v2 shapes of endpoints, templates, workers and releases
 
 Pure: the records are re-exported here. What keeps them is the store's (store.base.Catalog,
 store/records.py); `podium up`'s first-start records are gateway/quickstart.py's.

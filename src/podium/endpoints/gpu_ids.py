@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from podium.codec import ascii_digits
 
-__all__ = ["GpuRequest", "gpu_ids_from_types", "gpu_type_ids", "parse_gpu_ids"]
+__all__ = [
+    "GPU_POOLS",
+    "GpuRequest",
+    "gpu_ids_for_pools",
+    "gpu_ids_for_v2_pools",
+    "gpu_ids_from_types",
+    "gpu_type_ids",
+    "parse_gpu_ids",
+]
 
 _MEMORY = re.compile(r"^(?P<n>\d+(\.\d+)?)\s*(?P<unit>[A-Za-z]+)$")
 _UNITS_MB = {"GB": 1000, "G": 1000, "GIB": 1024, "MB": 1, "MIB": 1, "M": 1}
@@ -87,3 +95,38 @@ def gpu_ids_from_types(names: list[str]) -> str:
         if not name.strip() or "," in name or not _NAME.match(name.strip()):
             raise ValueError(f"`gpuTypeIds` holds {name!r}, which is not a GPU type name")
     return ",".join(n.strip() for n in names)
+
+
+# RunPod's GPU pools -> the least memory of their cards (GB as cards are sold).
+GPU_POOLS = {
+    "AMPERE_16": 16,
+    "AMPERE_24": 24,
+    "ADA_24": 24,
+    "AMPERE_48": 48,
+    "ADA_48_PRO": 48,
+    "AMPERE_80": 80,
+    "ADA_80_PRO": 80,
+    "ADA_32_PRO": 32,
+    "HOPPER_141": 141,
+}
+_POOL = re.compile(r"^[A-Z0-9_]+$")
+
+
+def gpu_ids_for_pools(text: str) -> str:
+    """`gpuIds` for RunPod's pool list ("AMPERE_16,ADA_24"): any GPU with at least the
+    smallest pool's memory. Anything else is taken as Podium's own `gpuIds`."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if parts and all(_POOL.match(p) for p in parts) and all(p in GPU_POOLS for p in parts):
+        return f"{min(GPU_POOLS[p] for p in parts)}GB"
+    return text
+
+
+def gpu_ids_for_v2_pools(pools: list[str]) -> str:
+    """`gpuIds` for REST v2's `gpu.pools`: RunPod's memory classes (GPU_POOLS) become the
+    least memory among them; GPU type names (`NVIDIA GeForce RTX 4090`) are matched by name
+    when no memory class is given. [] or ["ANY"]: any GPU."""
+    known = [GPU_POOLS[p] for p in pools if p in GPU_POOLS]
+    if known:
+        return f"{min(known)}GB"
+    names = [p.strip() for p in pools if p.strip() and p.strip().upper() != "ANY"]
+    return ",".join(names)

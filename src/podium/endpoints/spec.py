@@ -35,6 +35,7 @@ from podium.keys import hash_secret, new_worker_token
 __all__ = [
     "MAX_GPU_COUNT",
     "MAX_WORKERS",
+    "RELEASE_FIELDS",
     "SCALER_TYPES",
     "WIRE_NAMES",
     "Endpoint",
@@ -82,7 +83,9 @@ WIRE_NAMES: dict[str, str] = {
 
 
 def new_endpoint_id() -> str:
-    """A 14-character lowercase id, the shape RunPod uses (e.g. `9ylt4s5v5gm1hd`)."""
+    """A 14-character lowercase id, the shape RunPod uses (e.g. `9ylt4s5v5gm1hd`): never a
+    REST v2 resource name under /v2/ (`serverless`, `templates` ...: those are shorter, and
+    all have fewer than 14 characters)."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(14))
 
 
@@ -277,6 +280,24 @@ class EndpointSpec:
         return errors + env_errors(self.env)
 
 
+# The settings whose change is a new release (endpointVersion + 1): what a worker runs.
+# The fleet replaces the workers of an older version (fleet/supervisor.py).
+RELEASE_FIELDS = (
+    "template_id",
+    "command",
+    "model",
+    "env",
+    "image_name",
+    "registry_id",
+    "network_volume_id",
+    "gpu_ids",
+    "gpu_count",
+    "type",
+)
+MAX_RELEASES = 20  # an endpoint keeps its latest releases
+_WIRE_OF = {field: wire for wire, field in WIRE_NAMES.items()}
+
+
 @dataclass(slots=True)
 class Endpoint:
     id: str
@@ -285,6 +306,34 @@ class Endpoint:
     webhook_secret: str
     created_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # RunPod REST v2 settings that mean nothing on one's own hardware (data centers, CUDA
+    # versions, disk, ports ...): accepted, kept and shown as given (endpoints/v2.py)
+    v2_fields: dict[str, Any] = field(default_factory=dict)
+    version: int = 1  # endpointVersion: + 1 with each release
+    releases: list[dict[str, Any]] = field(default_factory=list)  # newest first
+
+    def release(self, before: EndpointSpec, now: float) -> bool:
+        """Record a new release when what the workers run changed (RELEASE_FIELDS)."""
+        diff = [
+            {"field": _WIRE_OF.get(name, name), "old": getattr(before, name), "new": new}
+            for name in RELEASE_FIELDS
+            if (new := getattr(self.spec, name)) != getattr(before, name)
+        ]
+        if not diff:
+            return False
+        self.add_release(diff, now)
+        return True
+
+    def add_release(self, diff: list[dict[str, Any]], now: float) -> None:
+        """endpointVersion + 1, with what changed (`{field, old, new}` entries)."""
+        self.version += 1
+        entry = {
+            "id": f"rel_{secrets.token_hex(6)}",
+            "version": self.version,
+            "createdAt": now,
+            "diff": diff,
+        }
+        self.releases = [entry, *self.releases][:MAX_RELEASES]
 
     @classmethod
     def create(cls, spec: EndpointSpec, now: float) -> tuple[Endpoint, str]:
@@ -309,7 +358,8 @@ class Endpoint:
         doc = dict(doc)
         known = {f.name for f in dataclasses.fields(EndpointSpec)}
         doc["spec"] = EndpointSpec(**{k: v for k, v in doc["spec"].items() if k in known})
-        return cls(**doc)
+        mine = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in mine})
 
     def public(self) -> dict[str, Any]:
         s = self.spec

@@ -66,6 +66,8 @@ class Template:
     created_at: float = 0.0
     image_name: str | None = None  # a container image: its workers are containers of it
     registry_id: str | None = None  # the credentials to pull the image with
+    # RunPod REST v2 fields kept as given (disk, ports, mounts, category ...: endpoints/v2.py)
+    v2_fields: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         errors: list[str] = []
@@ -113,6 +115,7 @@ class Template:
                 "created_at": self.created_at,
                 "image_name": self.image_name,
                 "registry_id": self.registry_id,
+                "v2_fields": self.v2_fields,
             }
         )
 
@@ -127,6 +130,7 @@ class Template:
             created_at=d.get("created_at", 0.0),
             image_name=d.get("image_name"),
             registry_id=d.get("registry_id"),
+            v2_fields=dict(d.get("v2_fields") or {}),
         )
 
 

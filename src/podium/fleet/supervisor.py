@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import secrets
 import socket
@@ -85,6 +86,7 @@ log = logging.getLogger("podium.fleet")
 STOPPED_MEMORY_S = 3600.0  # how long /health remembers that a worker exited
 HEALTH_TIMEOUT_S = 2.0  # a load-balancing worker's health check answers within this
 HEALTH_MISSES = 3  # checks in a row a ready one fails before it is replaced
+ROLL_FRACTION = 4  # a rolling update drains a quarter of an endpoint's workers at a time
 FLEET_LOCK = "fleet"  # the store lock whose holder drives a shared (Ray) fleet
 
 
@@ -118,6 +120,8 @@ class _Worker:
     in_flight: int = 0
     announced: str | None = None  # the health last written to the registry
     announced_at: float = 0.0
+    version: int | None = None  # the endpointVersion it was started for
+    stale: bool = False  # runs an older release: drained a batch at a time (_roll)
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
@@ -139,6 +143,7 @@ class _Worker:
             health=self._shown_health(),
             in_flight=self.in_flight,
             cold_start_s=self.cold_start_s,
+            version=self.version,
         )
 
     def _shown_health(self) -> str | None:
@@ -161,6 +166,7 @@ class _Pool:
     spec: EndpointSpec | None = None
     launch_key: str | None = None
     workers: dict[str, _Worker] = field(default_factory=dict)
+    roll_size: int = 0  # the workers a rolling update began with
 
 
 def _scaling(spec: EndpointSpec) -> ScalingSettings:
@@ -361,8 +367,10 @@ class Supervisor:
                     self._placement(w, now)
         # 3. what the gateway saw (a load-balancing worker: its health check)
         queue = await self._observe_all(pool, e, now)
+        # a new release: the older workers drain a batch at a time, replacements start
+        self._roll(pool, e, now)
         # 4/5. the policy; stopping is a drain (or just forgetting a worker with no process)
-        snapshots = [w.snapshot() for w in pool.workers.values()]
+        snapshots = [w.snapshot() for w in pool.workers.values() if not w.stale]
         decision = decide(_scaling(e.spec), queue, snapshots, now)
         grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
         for wid in decision.stop:
@@ -408,6 +416,20 @@ class Supervisor:
         for w in pool.workers.values():
             self._observe(w, seen.get(w.id), now)
         return await self.view.queue(e.id)
+
+    def _roll(self, pool: _Pool, e: FleetEndpoint, now: float) -> None:
+        """Replace the workers of an older release a batch at a time (a quarter of those
+        the update began with, at least one), idle ones first: the next batch drains once
+        the previous one has exited. A drain never kills a running job: SIGTERM, the
+        worker finishes it (meanwhile the policy starts replacements: old ones do not
+        count)."""
+        stale = [w for w in pool.workers.values() if w.stale]
+        if not stale or any(w.phase is Phase.DRAINING for w in stale):
+            return
+        batch = max(1, math.ceil(pool.roll_size / ROLL_FRACTION))
+        grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
+        for w in sorted(stale, key=lambda w: w.busy)[:batch]:
+            self._drain(w, now, grace, f"replaced by release {e.version} (a rolling update)")
 
     # --- load-balancing workers ---------------------------------------------------------
 
@@ -502,19 +524,23 @@ class Supervisor:
         """New settings: unhealthy workers get another chance; when what the workers
         run changed (command, model, env, GPUs), the old ones are replaced."""
         assert e.launch is not None
-        key = f"{e.launch.key}:{e.spec.gpu_ids}:{e.spec.gpu_count}:{e.spec.type}"
+        key = f"{e.launch.key}:{e.spec.gpu_ids}:{e.spec.gpu_count}:{e.spec.type}:{e.version}"
         if pool.spec is not None and pool.spec != e.spec:
             for w in list(pool.workers.values()):
                 if w.phase is Phase.UNHEALTHY:
                     del pool.workers[w.id]
         if pool.launch_key is not None and pool.launch_key != key:
-            log.info("endpoint %s: its worker settings changed; replacing its workers", e.id)
+            log.info(
+                "endpoint %s: a new release (version %d); replacing its workers a batch at a time",
+                e.id,
+                e.version,
+            )
             for w in list(pool.workers.values()):
                 if w.slot is None:
                     del pool.workers[w.id]
                 elif w.phase is not Phase.DRAINING:
-                    grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
-                    self._drain(w, now, grace, "replaced: the endpoint's settings changed")
+                    w.stale = True
+            pool.roll_size = sum(1 for w in pool.workers.values() if w.stale)
         pool.spec = e.spec
         pool.launch_key = key
 
@@ -637,7 +663,7 @@ class Supervisor:
             w.port = _free_port()
             w.health_port = _free_port() if wants_health_port(e.spec.env) else None
         w.health, w.initializing_at, w.cold_start_s, w.misses = None, None, None, 0
-        w.announced = None
+        w.announced, w.version, w.stale = None, e.version, False
         placement = Placement(
             endpoint_id=e.id,
             worker_id=w.id,

@@ -36,6 +36,7 @@ class FleetEndpoint:
     spec: EndpointSpec
     launch: Launch | None  # None: its template is gone (`problem` says so)
     problem: str | None = None
+    version: int = 1  # its endpointVersion: workers of an older one are replaced
 
 
 class FleetView(Protocol):
@@ -128,7 +129,7 @@ class LocalFleetView:
                     problem = f"template {spec.template_id} no longer exists"
                     out.append(FleetEndpoint(ep.id, spec, None, problem))
                     continue
-            out.append(FleetEndpoint(ep.id, spec, launch_for(spec, template)))
+            out.append(FleetEndpoint(ep.id, spec, launch_for(spec, template), version=ep.version))
         return out
 
     async def queue(self, endpoint_id: str) -> QueueStats:

@@ -225,6 +225,9 @@ async def create_endpoint_record(
     spec = EndpointSpec(name=name).updated(changes)  # a load balancer: REQUEST_COUNT
     await _validate(state, spec)
     endpoint, token = Endpoint.create(spec, state.clock.now())
+    endpoint.releases = [
+        {"id": f"rel_{endpoint.id}", "version": 1, "createdAt": endpoint.created_at, "diff": []}
+    ]
     await state.store.put_endpoint(endpoint)
     return endpoint, token
 
@@ -248,7 +251,8 @@ async def update_endpoint_record(
         changes.setdefault("model", None)
     spec = endpoint.spec.updated(changes)
     await _validate(state, spec)
-    endpoint.spec = spec
+    before, endpoint.spec = endpoint.spec, spec
+    endpoint.release(before, state.clock.now())  # what the workers run changed: a release
     await state.store.put_endpoint(endpoint)
     state.lookups.forget_endpoint(endpoint_id)
     return endpoint

@@ -35,6 +35,7 @@ from podium.gateway import (
     openai_api,
     ops_api,
     rest_v2,
+    rest_v2_serverless,
     worker_api,
 )
 from podium.gateway.bootstrap import bootstrap
@@ -157,6 +158,7 @@ def create_app(
     app.add_middleware(ops_api.RefuseWhileStoreLost)
     app.include_router(ops_api.router)
     app.include_router(rest_v2.router)  # before the client API's /v2/{endpoint_id}/...
+    app.include_router(rest_v2_serverless.router)
     app.include_router(client_api.router)
     app.include_router(history_api.router)
     app.include_router(openai_api.router)

@@ -10,7 +10,7 @@ from podium.gateway.state import state_of
 from podium.jobs import WORKER_ID_MAX_CHARS
 from podium.keys import ApiKey, Scope, derive_worker_token, hash_secret, secrets_equal
 
-__all__ = ["authorize_client", "authorize_worker"]
+__all__ = ["authenticate_client", "authorize_client", "authorize_worker"]
 
 
 def _presented_secret(request: Request) -> str | None:
@@ -28,6 +28,23 @@ async def authorize_client(
     request: Request, scope: Scope, endpoint_id: str | None = None
 ) -> ApiKey | None:
     """The calling key, checked for `scope` (and the endpoint). None in insecure mode."""
+    key = await authenticate_client(request)
+    if key is None:
+        return None
+    if not key.allows(scope, endpoint_id):
+        if endpoint_id is None and key.endpoints and key.allows(scope, key.endpoints[0]):
+            raise Forbidden(
+                f"This API key is limited to endpoints {', '.join(key.endpoints)}; this "
+                f"needs an `{scope}` key for every endpoint."
+            )
+        where = f" on endpoint {endpoint_id}" if endpoint_id else ""
+        raise Forbidden(f"This API key lacks the `{scope}` scope{where}.")
+    return key
+
+
+async def authenticate_client(request: Request) -> ApiKey | None:
+    """The calling key, valid and not revoked, whatever it may do (the caller checks its
+    scope, e.g. per endpoint of a list). None in insecure mode."""
     state = state_of(request)
     if state.settings.insecure_no_auth:
         return None
@@ -42,14 +59,6 @@ async def authorize_client(
         await state.guard.verify()  # a store that lost its data says so, not this
     if key is None or key.revoked or not secrets_equal(key.hash, digest):
         raise Unauthorized("Unknown or revoked API key.")
-    if not key.allows(scope, endpoint_id):
-        if endpoint_id is None and key.endpoints and key.allows(scope, key.endpoints[0]):
-            raise Forbidden(
-                f"This API key is limited to endpoints {', '.join(key.endpoints)}; this "
-                f"needs an `{scope}` key for every endpoint."
-            )
-        where = f" on endpoint {endpoint_id}" if endpoint_id else ""
-        raise Forbidden(f"This API key lacks the `{scope}` scope{where}.")
     return key
 
 

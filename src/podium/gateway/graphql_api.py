@@ -19,7 +19,6 @@ runs, and RunPod's GPU pools (`AMPERE_16`, `ADA_24`, ...) become a minimum GPU m
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -36,6 +35,7 @@ from graphql.language import FieldNode
 from podium import codec
 from podium.clock import iso_time
 from podium.endpoints import Endpoint
+from podium.endpoints.gpu_ids import gpu_ids_for_pools
 from podium.errors import Forbidden, PodiumError, Unauthorized
 from podium.gateway.admin_api import (
     create_endpoint_record,
@@ -47,7 +47,7 @@ from podium.gateway.http import JSON, ROUTE_BODY_BYTES, json_body, read_body
 from podium.gateway.state import GatewayState, state_of
 from podium.keys import Scope
 
-__all__ = ["GPU_POOLS", "gpu_ids_for_pools", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["admin"])
 
@@ -94,27 +94,6 @@ SERVED = {
     "query": {"myself"},
 }
 MAX_TOKENS = 5_000
-
-# RunPod's GPU pools -> the least memory of their cards (GB as cards are sold).
-GPU_POOLS = {
-    "AMPERE_16": 16,
-    "AMPERE_24": 24,
-    "ADA_24": 24,
-    "AMPERE_48": 48,
-    "ADA_48_PRO": 48,
-    "AMPERE_80": 80,
-    "ADA_80_PRO": 80,
-}
-_POOL = re.compile(r"^[A-Z0-9_]+$")
-
-
-def gpu_ids_for_pools(text: str) -> str:
-    """`gpuIds` for RunPod's pool list ("AMPERE_16,ADA_24"): any GPU with at least the
-    smallest pool's memory. Anything else is taken as Podium's own `gpuIds`."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if parts and all(_POOL.match(p) for p in parts) and all(p in GPU_POOLS for p in parts):
-        return f"{min(GPU_POOLS[p] for p in parts)}GB"
-    return text
 
 
 def _env_list(env: dict[str, str]) -> list[dict[str, str]]:

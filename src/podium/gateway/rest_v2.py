@@ -45,7 +45,7 @@ from podium.store.records import RegistryPasswords, TemplateCatalog, registries,
 __all__ = ["REST_V2_PREFIXES", "router"]
 
 # The resources of RunPod's REST v2 served here (errors in its ErrorResponse shape).
-REST_V2_PREFIXES = ("/v2/network-volumes", "/v2/registries")
+REST_V2_PREFIXES = ("/v2/network-volumes", "/v2/registries", "/v2/serverless", "/v2/templates")
 
 
 async def _gateway_admin(request: Request) -> ApiKey | None:

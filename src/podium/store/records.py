@@ -134,6 +134,9 @@ class TemplateCatalog:
     async def add(self, template: Template) -> Template:
         return await self.records.add(template)
 
+    async def replace(self, template: Template) -> Template:
+        return await self.records.replace(template)
+
     async def delete(self, template_id: str) -> None:
         if template_id in BUILTINS:
             raise BadRequest(f"{template_id} is a built-in template; it cannot be deleted.")
