@@ -20,7 +20,7 @@ from podium.jobs import (
     WorkerReport,
 )
 from podium.keys import ApiKey, Scope, hash_secret
-from podium.store.records import TemplateCatalog
+from podium.store.records import LbLoad, LbLoads, TemplateCatalog
 
 EP = "ep1"
 
@@ -537,3 +537,23 @@ async def test_templates_kept_in_the_settings_by_an_older_version_become_records
     assert await catalog.migrate_legacy() == 0
     assert [t.id for t in await catalog.created()] == [old.id]
     assert (await catalog.require(old.id)).command == "python old.py"
+
+
+async def test_load_balancing_loads_sum_over_gateways_and_go_stale(store, clock):
+    """Each gateway's `lbload` record (store/records.py LbLoads): summed over gateways,
+    one gateway's own left out, stale ones ignored, long-gone ones swept."""
+    loads = LbLoads(store)
+    now = clock.now()
+    await loads.publish("ep1", "gw-a", LbLoad(1, {"w1": 2, "w2": 0}), now)
+    await loads.publish("ep1", "gw-b", LbLoad(2, {"w1": 1, "w3": 4}), now)
+    await loads.publish("ep2", "gw-a", LbLoad(0, {"w9": 1}), now)
+    both = (await loads.read(now))["ep1"]
+    assert both.waiting == 3 and both.in_flight == {"w1": 3, "w3": 4}
+    assert (await loads.read(now, "ep1", but="gw-a"))["ep1"] == LbLoad(2, {"w1": 1, "w3": 4})
+    assert set(await loads.read(now, "ep2")) == {"ep2"}
+    await loads.publish("ep1", "gw-b", LbLoad(0, {}), now + 5)  # its requests ended
+    assert (await loads.read(now + 5, "ep1"))["ep1"].in_flight == {"w1": 2}
+    assert await loads.read(now + 20) == {}  # nobody published for 10 s: stale
+    assert await loads.sweep(now + 100) == 0
+    assert await loads.sweep(now + 4000) == 3
+    assert await store.list_records("lbload") == []

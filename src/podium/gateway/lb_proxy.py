@@ -73,6 +73,7 @@ log = logging.getLogger("podium.gateway.lb")
 REFRESH_S = 0.25  # a pool (the registry's ready workers) is read at most this often
 LOADS_S = 1.0  # other gateways' load records are read at most this often
 POLL_S = 0.1  # a waiting request looks again this often
+SWEEP_S = 600.0  # how often a gateway deletes the load records of gateways long gone
 KEEPALIVE_S = 2.0  # a gateway with requests in flight republishes its load this often
 KEEPALIVE_IDLE_S = 1.5  # under uvicorn's 5 s and gunicorn's 2 s keep-alive
 BAD_WORKER_S = 2.0  # a worker that refused a connection is skipped this long
@@ -247,10 +248,17 @@ class LbRouter:
         """Publish changed loads at once (then at most every POLL_S), and busy ones every
         KEEPALIVE_S; an endpoint whose load fell to nothing is published once more."""
         busy: set[str] = set()
+        swept = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), KEEPALIVE_S)
             self._wake.clear()
+            if now_wall() - swept > SWEEP_S:  # gateways gone for an hour: their records
+                swept = now_wall()
+                try:
+                    await self.loads.sweep(swept)
+                except Exception as exc:  # the store is down: the next sweep tries again
+                    log.warning("cannot sweep old load records: %s", exc)
             for endpoint_id in self._dirty | busy:
                 load = self._load(endpoint_id)
                 try:
