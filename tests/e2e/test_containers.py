@@ -136,10 +136,16 @@ def test_a_load_balancing_image_serves_requests_through_the_gateway(cgw: Gateway
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["echo"] == {"in": "image"} and r.headers["x-runpod-worker-id"] == body["worker"]
-    with cgw.client() as c:
-        workers = c.get(f"/v1/endpoints/{ep['id']}", params={"includeWorkers": "true"}).json()
-    (worker,) = workers["workers"]
-    assert worker["health"] == "ready" and worker["id"] == body["worker"]
+
+    def ready() -> list[dict[str, Any]] | None:
+        # the proxy may route to a worker a moment before the fleet's report shows it ready
+        with cgw.client() as c:
+            shown = c.get(f"/v1/endpoints/{ep['id']}", params={"includeWorkers": "true"})
+        workers = shown.json()["workers"]
+        return workers if workers and workers[0].get("health") == "ready" else None
+
+    (worker,) = wait_until(ready, timeout=30, what="the worker shown ready")
+    assert worker["id"] == body["worker"]
     with cgw.client() as c:
         assert c.delete(f"/v1/endpoints/{ep['id']}").status_code == 200
 

@@ -237,9 +237,13 @@ def test_a_load_balancing_worker_on_a_ray_node_is_reached_at_its_node_address(
     r = fleet.http.post(f"/lb/{ep}/generate", json={"on": "ray"}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     assert r.json()["echo"] == {"on": "ray"}
-    (w,) = _managed(fleet, ep)
-    assert w["id"] == r.json()["worker"] == r.headers["x-runpod-worker-id"]
-    assert w["health"] == "ready" and w["node"]
+    # the proxy may route to a worker a moment before the fleet's report shows it ready
+    (w,) = wait_until(
+        lambda: [x for x in _managed(fleet, ep) if x.get("health") == "ready"],
+        timeout=TIMEOUT,
+        what="the worker shown ready",
+    )
+    assert w["id"] == r.json()["worker"] == r.headers["x-runpod-worker-id"] and w["node"]
 
 
 def test_an_unmodified_runpod_sdk_worker_serves_jobs_on_ray(fleet: Fleet, tmp_path: Path):
