@@ -98,8 +98,8 @@ class FakeView:
     loads: dict[str, LbLoad] = field(default_factory=dict)  # load-balancing endpoints
     announced: list[tuple[str, str, str, dict]] = field(default_factory=list)
 
-    async def lb_load(self, endpoint_id: str) -> LbLoad:
-        return self.loads.get(endpoint_id, LbLoad())
+    async def lb_loads(self) -> dict[str, LbLoad]:
+        return dict(self.loads)
 
     async def announce(self, endpoint_id: str, worker_id: str, state: str, info: dict) -> None:
         self.announced.append((endpoint_id, worker_id, state, dict(info)))

@@ -133,6 +133,7 @@ async def test_a_load_balancer_and_its_scaling(api):
         ({**QUEUE_BODY, "workers": {"idleTimeout": 0}}, "idleTimeout"),
         ({**QUEUE_BODY, "gpu": {"pools": []}}, "pools"),
         ({**QUEUE_BODY, "flashboot": "ON"}, "flashboot"),
+        ({**QUEUE_BODY, "gpu": {"pools": ["ADA_24"] * 101}}, "pools"),  # records stay small
         # found by the fuzz (tests/e2e/test_fuzz.py): an explicit null was a 500
         ({**QUEUE_BODY, "gpu": {"pools": None}}, "`$.gpu.pools` cannot be null"),
         ({**QUEUE_BODY, "env": None, "workers": None}, "`$.env`, `$.workers` cannot be null"),
@@ -290,6 +291,13 @@ async def test_a_workers_log_as_server_sent_events(api):
         ("system", "--- podium: worker w-1 exited ---"),
     ]
     assert all(e["ts"].endswith("Z") for e in events)
+    for bad in ("9" * 40, "x1"):  # past SQLite's 64-bit integers: a 400, not a broken stream
+        r = await api.http.get(
+            f"/v2/serverless/{ep['id']}/workers/w-1/logs",
+            params={"follow": "false"},
+            headers={**api.auth(), "Last-Event-ID": bad},
+        )
+        error(r, 400)
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED_V2_NAMES))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from podium.client import PodiumClient, PodiumHTTPError
 from podium.settings import ADMIN_KEY_FILE, default_data_dir
@@ -129,6 +130,22 @@ def resolve_names(client: PodiumClient, body: dict[str, Any]) -> dict[str, Any]:
             raise typer.Exit(1)
         body[field] = found[0]
     return body
+
+
+def print_records(
+    records: list[dict[str, Any]],
+    json_out: bool,
+    columns: tuple[str, ...],
+    row: Callable[[dict[str, Any]], list[str]],
+) -> None:
+    """A list command's answer: the records as JSON (--json), else a table of `columns`."""
+    if json_out:
+        print(json.dumps(records))
+        return
+    table = Table(*columns)
+    for record in records:
+        table.add_row(*row(record))
+    out.print(table)
 
 
 def curl_command(base: str, key: str = "$PODIUM_API_KEY") -> str:

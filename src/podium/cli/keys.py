@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from podium.cli.base import (
     DEFAULT_URL,
@@ -17,7 +16,7 @@ from podium.cli.base import (
     client_for,
     err,
     keys_app,
-    out,
+    print_records,
 )
 
 
@@ -45,20 +44,19 @@ def keys_list(json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: Key
     """List API keys."""
     with client_for(url, api_key) as client:
         keys = call(client, client.list_keys)
-    if json_out:
-        print(json.dumps(keys))
-        return
-    table = Table("id", "name", "scopes", "endpoints", "prefix", "revoked")
-    for k in keys:
-        table.add_row(
+    print_records(
+        keys,
+        json_out,
+        ("id", "name", "scopes", "endpoints", "prefix", "revoked"),
+        lambda k: [
             k["id"],
             k["name"],
             ",".join(k["scopes"]),
             ",".join(k["endpoints"]) or "*",
             k["prefix"] + "…",
             "yes" if k["revoked"] else "",
-        )
-    out.print(table)
+        ],
+    )
 
 
 @keys_app.command("revoke")

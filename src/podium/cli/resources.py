@@ -10,7 +10,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from podium.cli.base import (
     DEFAULT_URL,
@@ -21,6 +20,7 @@ from podium.cli.base import (
     client_for,
     err,
     out,
+    print_records,
     registries_app,
     volumes_app,
 )
@@ -56,13 +56,12 @@ def volumes_list(
     """List network volumes."""
     with client_for(url, api_key) as client:
         found = call(client, client.list_network_volumes)["networkVolumes"]
-    if json_out:
-        print(json.dumps(found))
-        return
-    table = Table("id", "name", "size (GB)", "dataCenter")
-    for v in found:
-        table.add_row(v["id"], v["name"], str(v["size"]), v["dataCenter"])
-    out.print(table)
+    print_records(
+        found,
+        json_out,
+        ("id", "name", "size (GB)", "dataCenter"),
+        lambda v: [v["id"], v["name"], str(v["size"]), v["dataCenter"]],
+    )
 
 
 @volumes_app.command("delete")
@@ -118,13 +117,7 @@ def registries_list(
     """List stored registry credentials (names only)."""
     with client_for(url, api_key) as client:
         found = call(client, client.list_registries)["registries"]
-    if json_out:
-        print(json.dumps(found))
-        return
-    table = Table("id", "name")
-    for r in found:
-        table.add_row(r["id"], r["name"])
-    out.print(table)
+    print_records(found, json_out, ("id", "name"), lambda r: [r["id"], r["name"]])
 
 
 @registries_app.command("delete")

@@ -346,6 +346,9 @@ class Endpoint:
             webhook_secret=secrets.token_hex(32),
             created_at=now,
         )
+        endpoint.releases = [
+            {"id": f"rel_{endpoint.id}", "version": 1, "createdAt": now, "diff": []}
+        ]
         return endpoint, token
 
     def to_doc(self) -> dict[str, Any]:

@@ -78,6 +78,7 @@ from podium.fleet.containers import EXIT_NOT_STARTED
 from podium.fleet.scaling import QueueStats, ScalingSettings, WorkerSnapshot, decide
 from podium.fleet.settings import FleetSettings
 from podium.fleet.view import FleetEndpoint, FleetView
+from podium.store.records import LbLoad
 
 __all__ = ["FLEET_LOCK", "Supervisor"]
 
@@ -201,6 +202,7 @@ class Supervisor:
         self._failing: dict[str, str] = {}  # endpoint -> the error its last pass raised
         self._starts_left = settings.starts_per_tick  # in this pass
         self._http: httpx.AsyncClient | None = None  # load-balancing health checks
+        self._loads: dict[str, LbLoad] = {}  # this pass's load-balancing requests
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -280,6 +282,8 @@ class Supervisor:
             self._refreshed = True
             now = self.clock.now()
         self._starts_left = self.settings.starts_per_tick
+        balanced = any(e.spec.load_balancer for e in endpoints)
+        self._loads = await self.view.lb_loads() if balanced else {}
         turn = self._turn % len(endpoints) if endpoints else 0
         for e in endpoints[turn:] + endpoints[:turn]:
             pool = self._pools.setdefault(e.id, _Pool(e.id))
@@ -450,7 +454,7 @@ class Supervisor:
         codes = await asyncio.gather(*(self._health(w, path) for w in checked))
         for w, code in zip(checked, codes, strict=True):
             self._observe_lb(w, health_of(code), now)
-        load = await self.view.lb_load(e.id)
+        load = self._loads.get(e.id, LbLoad())
         for w in pool.workers.values():
             w.in_flight = load.in_flight.get(w.id, 0)
             if w.phase in (Phase.READY, Phase.DRAINING):

@@ -65,9 +65,9 @@ class FleetView(Protocol):
         """Take or renew the store lock `name` (one controller for a shared fleet)."""
         ...
 
-    async def lb_load(self, endpoint_id: str) -> LbLoad:
-        """A load-balancing endpoint's requests, waiting and in flight, over every
-        gateway."""
+    async def lb_loads(self) -> dict[str, LbLoad]:
+        """Load-balancing endpoints' requests, waiting and in flight, summed over every
+        gateway, by endpoint (one read a pass)."""
         ...
 
     async def announce(
@@ -150,9 +150,8 @@ class LocalFleetView:
     async def hold_lock(self, name: str, owner: str, lease_s: float) -> bool:
         return await self.store.hold_lock(name, owner, lease_s)
 
-    async def lb_load(self, endpoint_id: str) -> LbLoad:
-        loads = await LbLoads(self.store).read(self.clock.now(), endpoint_id)
-        return loads.get(endpoint_id, LbLoad())
+    async def lb_loads(self) -> dict[str, LbLoad]:
+        return await LbLoads(self.store).read(self.clock.now())
 
     async def announce(
         self, endpoint_id: str, worker_id: str, state: str, info: dict[str, object]

@@ -217,26 +217,29 @@ async def _shown(
 
 
 async def create_endpoint_record(
-    state: GatewayState, changes: dict[str, Any]
+    state: GatewayState, changes: dict[str, Any], v2_fields: dict[str, Any] | None = None
 ) -> tuple[Endpoint, str]:
-    """Validate and store a new endpoint (EndpointSpec field names); (endpoint, token)."""
+    """Validate and store a new endpoint (EndpointSpec field names; `v2_fields`: REST v2's
+    kept-as-given settings); (endpoint, token)."""
     changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
     name = changes.pop("name")
     spec = EndpointSpec(name=name).updated(changes)  # a load balancer: REQUEST_COUNT
     await _validate(state, spec)
     endpoint, token = Endpoint.create(spec, state.clock.now())
-    endpoint.releases = [
-        {"id": f"rel_{endpoint.id}", "version": 1, "createdAt": endpoint.created_at, "diff": []}
-    ]
+    endpoint.v2_fields = dict(v2_fields or {})
     await state.store.put_endpoint(endpoint)
     return endpoint, token
 
 
 async def update_endpoint_record(
-    state: GatewayState, endpoint_id: str, changes: dict[str, Any]
+    state: GatewayState,
+    endpoint_id: str,
+    changes: dict[str, Any],
+    v2_fields: dict[str, Any] | None = None,
 ) -> Endpoint:
-    """Apply changes (EndpointSpec field names) to an endpoint: PATCH, its POST alias and
-    GraphQL's updateEndpointTemplate."""
+    """Apply changes (EndpointSpec field names) to an endpoint: PATCH, its POST alias,
+    GraphQL's updateEndpointTemplate and REST v2's PATCH (`v2_fields`: its kept-as-given
+    settings, None: unchanged)."""
     endpoint = await state.endpoint(endpoint_id, fresh=True)
     bad_nulls = sorted(
         wire
@@ -253,6 +256,8 @@ async def update_endpoint_record(
     await _validate(state, spec)
     before, endpoint.spec = endpoint.spec, spec
     endpoint.release(before, state.clock.now())  # what the workers run changed: a release
+    if v2_fields is not None:
+        endpoint.v2_fields = dict(v2_fields)
     await state.store.put_endpoint(endpoint)
     state.lookups.forget_endpoint(endpoint_id)
     return endpoint

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
+from podium.board import summary
 from podium.clock import iso_time
 from podium.endpoints import Endpoint
 from podium.endpoints.templates import Template, new_template_id
@@ -88,11 +89,20 @@ class RequestCount(_Strict):
 Scaling = Annotated[QueueDelay | RequestCount, Field(discriminator="type")]
 
 
+_LIST = 100  # at most this many entries in a list field (its record stays small)
+
+
 class Gpu(_Strict):
-    pools: list[Annotated[str, Field(max_length=200)]] | None = Field(default=None, min_length=1)
+    pools: list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, min_length=1, max_length=_LIST
+    )
     count: int | None = Field(default=None, ge=1)
-    excludedTypes: list[Annotated[str, Field(pattern=r"^\s*[^-\s]")]] | None = None
-    allowedCudaVersions: list[Annotated[str, Field(pattern=_CUDA)]] | None = None
+    excludedTypes: list[Annotated[str, Field(max_length=200, pattern=r"^\s*[^-\s]")]] | None = (
+        Field(default=None, max_length=_LIST)
+    )
+    allowedCudaVersions: list[Annotated[str, Field(pattern=_CUDA)]] | None = Field(
+        default=None, max_length=_LIST
+    )
     minCudaVersion: str | None = Field(default=None, pattern=r"^$|^\d+\.\d+$")
 
 
@@ -135,7 +145,7 @@ class EndpointCreate(EndpointUpdate):
 
 class Mounts(_Strict):
     class Persistent(_Strict):
-        size: int = Field(ge=10)
+        size: int = Field(ge=10, le=1_000_000)
         path: str = Field(max_length=1000)
 
     persistent: Persistent | None = None
@@ -143,7 +153,9 @@ class Mounts(_Strict):
 
 class TemplateUpdate(_Container):
     name: str | None = Field(default=None, min_length=1, max_length=191)
-    allowedCudaVersions: list[Annotated[str, Field(pattern=_CUDA)]] | None = None
+    allowedCudaVersions: list[Annotated[str, Field(pattern=_CUDA)]] | None = Field(
+        default=None, max_length=_LIST
+    )
     category: Literal["CPU", "NVIDIA", "AMD"] | None = None
     mounts: Mounts | None = None
     public: bool | None = None
@@ -192,10 +204,13 @@ async def _caller(request: Request) -> ApiKey | None:
     return key
 
 
-async def _endpoint(request: Request, endpoint_id: str) -> tuple[GatewayState, Endpoint]:
-    await authorize_client(request, Scope.ADMIN, endpoint_id)
+async def _endpoint(
+    request: Request, endpoint_id: str
+) -> tuple[GatewayState, Endpoint, ApiKey | None]:
+    """The endpoint, for a key with the admin scope on it (and that key)."""
+    key = await authorize_client(request, Scope.ADMIN, endpoint_id)
     state = state_of(request)
-    return state, await state.endpoint(endpoint_id, fresh=True)
+    return state, await state.endpoint(endpoint_id, fresh=True), key
 
 
 # What a worker runs: only an admin of the whole gateway may set it (as on /v1).
@@ -244,24 +259,21 @@ async def create_endpoint(request: Request, body: EndpointCreate) -> JSON:
         changes.setdefault("gpu_count", 1)
     changes.setdefault("execution_timeout_ms", 300_000)  # v2's default `timeout`
     changes.setdefault("idle_timeout", 10.0)  # v2's default `workers.idleTimeout`
-    endpoint, _token = await create_endpoint_record(state, changes)
-    endpoint.v2_fields = kept
-    await state.store.put_endpoint(endpoint)
+    endpoint, _token = await create_endpoint_record(state, changes, kept)
     return JSON(await _view(state, endpoint), status_code=201)
 
 
 @router.get("/serverless/{endpoint_id}", summary="One endpoint (RunPod v2)")
 async def get_endpoint(request: Request, endpoint_id: str) -> JSON:
-    state, endpoint = await _endpoint(request, endpoint_id)
+    state, endpoint, _ = await _endpoint(request, endpoint_id)
     return JSON(await _view(state, endpoint))
 
 
 @router.patch("/serverless/{endpoint_id}", summary="Change an endpoint (RunPod v2)")
 async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpdate) -> JSON:
-    state, endpoint = await _endpoint(request, endpoint_id)
+    state, endpoint, key = await _endpoint(request, endpoint_id)
     given = _body(body)
     runs = sorted(f for f in _RUNS_ON_THE_FLEET if f in given)
-    key = await authenticate_client(request)
     if key is not None and key.endpoints and runs:
         raise Forbidden(
             f"Changing {', '.join(runs)} changes what runs on the fleet's machines: it needs "
@@ -272,16 +284,13 @@ async def update_endpoint(request: Request, endpoint_id: str, body: EndpointUpda
     changes, kept = _changes(given, endpoint.v2_fields)
     if given.get("image") and endpoint.spec.template_id not in (None, "custom"):
         changes.setdefault("template_id", None)
-    updated = await update_endpoint_record(state, endpoint_id, changes)
-    if kept != updated.v2_fields:
-        updated.v2_fields = kept
-        await state.store.put_endpoint(updated)
+    updated = await update_endpoint_record(state, endpoint_id, changes, kept)
     return JSON(await _view(state, updated))
 
 
 @router.delete("/serverless/{endpoint_id}", summary="Delete an endpoint (RunPod v2)")
 async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
-    state, _ = await _endpoint(request, endpoint_id)
+    state, _, _ = await _endpoint(request, endpoint_id)
     await state.store.delete_endpoint(endpoint_id)
     state.lookups.forget_endpoint(endpoint_id)
     return Response(status_code=204)
@@ -289,15 +298,13 @@ async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
 
 @router.get("/serverless/{endpoint_id}/workers", summary="An endpoint's workers (RunPod v2)")
 async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
-    state, endpoint = await _endpoint(request, endpoint_id)
+    state, endpoint, _ = await _endpoint(request, endpoint_id)
     now = state.clock.now()
     entries = await state.workers(endpoint_id)
     workers = []
-    summary = dict.fromkeys(("running", "idle", "initializing", "throttled", "unhealthy"), 0)
     for entry in entries:
         shown = entry.public(now, show_jobs=False)
         version = entry.supervised.version if entry.supervised is not None else None
-        summary[entry.status] += 1
         workers.append(
             {
                 "id": entry.id,
@@ -312,8 +319,7 @@ async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
                 "dataCenterId": None,
             }
         )
-    summary["total"] = len(workers)
-    body = {"workers": workers, "summary": summary, "endpointVersion": endpoint.version}
+    body = {"workers": workers, "summary": summary(entries), "endpointVersion": endpoint.version}
     return JSON(body)
 
 
@@ -322,7 +328,7 @@ async def endpoint_releases(request: Request, endpoint_id: str) -> JSON:
     """Each change of what the workers run (image, args, env, template, GPUs ...) is a
     release: `endpointVersion` + 1. `rollout`: the live workers the fleet runs, how many
     run the latest version (older ones are drained and replaced)."""
-    state, endpoint = await _endpoint(request, endpoint_id)
+    state, endpoint, _ = await _endpoint(request, endpoint_id)
     versions = [
         w.version
         for w in state.fleet.of(endpoint_id)
@@ -354,9 +360,13 @@ async def worker_logs(
 ) -> StreamingResponse:
     """`{source, line, ts}` events: the worker's last `tail` lines, then (follow) each new
     one as the store receives it. The event id is the line's sequence number."""
-    state, _ = await _endpoint(request, endpoint_id)
+    state, _, _ = await _endpoint(request, endpoint_id)
     last = request.headers.get("last-event-id")
-    after = int(last) if last is not None and last.isdigit() else None
+    after = None
+    if last is not None:
+        if not (last.isascii() and last.isdigit() and int(last) < 2**63):
+            raise BadRequest("`Last-Event-ID` must be an event id this route sent (a line's seq).")
+        after = int(last)
 
     async def events() -> AsyncIterator[bytes]:
         cursor = after
