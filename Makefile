@@ -8,7 +8,7 @@ TORCH_VERSION := 2.13.0
 RUNPOD_VERSION := 1.12.0
 REDIS_PORT ?= 6379
 
-.PHONY: demo up test lint bench soak fuzz redis clean help deb-packages venv
+.PHONY: demo up test lint bench soak fuzz redis clean help deb-packages venv criu
 
 help:
 	@echo "make demo   - set up, start a gateway and a worker, generate an image, save it"
@@ -56,7 +56,13 @@ deb-packages:
 	  command -v catatonit >/dev/null || missing="$$missing catatonit"; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-test: $(VENV)/.installed $(RUNPOD_VENV)/.installed deb-packages
+# CRIU >= 4 for snapshot cold starts (docs/snapshots.md): Debian 12's 3.17 fails on this
+# kernel, so 4.1.1 is built once from Debian's own source package and cached in
+# ~/.cache/podium (tools/build-criu.sh; a system criu >= 4 is used as it is).
+criu:
+	@tools/build-criu.sh >/dev/null
+
+test: $(VENV)/.installed $(RUNPOD_VENV)/.installed deb-packages criu
 	@$(MAKE) --no-print-directory redis
 	$(PY) -m pytest -q -m ""
 

@@ -1,6 +1,8 @@
 """Cold start per fleet backend: `/run` on an endpoint with zero workers -> COMPLETED, on
-`local`, on `ray` and as a `container` (the local fleet, the worker in a container of an
-image already on this host), split into placement, process start, model load and first job.
+`local`, on `ray`, as a `container` (the local fleet, the worker in a container of an
+image already on this host) and `snapshot` (the local fleet, flashboot: the worker
+restored from its CRIU snapshot, docs/snapshots.md), split into placement, process start,
+model load and first job.
 
 Every figure comes from timestamps the system records (no log parsing, no probe):
 
@@ -21,9 +23,13 @@ Every figure comes from timestamps the system records (no log parsing, no probe)
     first job      loaded -> done    (first poll and take, the job itself, its result)
 
 Each run deploys a fresh endpoint (workersMin 0, workersMax 1, a long idleTimeout), sends
-one job, waits for COMPLETED, reads the records, deletes the endpoint. The first run of a
-case warms the page cache (and, for tiny, builds and caches the model); it is shown apart
-from the median of the others.
+one job, waits for COMPLETED, reads the records, deletes the endpoint. `snapshot` keeps
+one flashboot endpoint (idleTimeout 1 s): its first run starts the program and takes the
+snapshot, each later run waits for the worker to stop and restores it; the ratio line
+compares its median with `started`'s: fresh endpoints without flashboot on the same
+gateway, each run just before a restored one (needs root and CRIU >= 4). The
+first run of a case warms the page cache (and, for tiny, builds and caches the model); it
+is shown apart from the median of the others.
 
     .venv/bin/python bench/fleet_cold.py                        # all three, noop and tiny
     .venv/bin/python bench/fleet_cold.py --fleets local,container --cases noop --runs 6
@@ -73,7 +79,7 @@ from podium.settings import ADMIN_KEY_FILE
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 RAY = str(Path(PY).with_name("ray"))
-FLEETS = ("local", "ray", "container")
+FLEETS = ("local", "ray", "container", "snapshot")
 CONTAINER_CASES = ("noop",)  # the image has Podium's runtime, not torch
 BENCH_CASES = ("noop", "tiny")
 TICK_S = "0.1"
@@ -93,6 +99,7 @@ class Run:
     first_job: float  # loaded -> done
     execution: float  # the job's executionTime
     client_total: float  # the client's clock: before POST /run -> COMPLETED seen
+    restored: bool = False  # its worker was restored from a snapshot
 
     @property
     def placement(self) -> float:
@@ -128,9 +135,7 @@ def _final(c: httpx.Client, ep: str, job: str) -> dict[str, Any]:
     raise RuntimeError(f"job {job} not done after {WAIT_S:g} s")
 
 
-def cold_run(
-    c: httpx.Client, fleet: str, case: str, i: int, noop: Path, image: str | None = None
-) -> Run:
+def _spec(fleet: str, case: str, i: int, noop: Path, image: str | None) -> dict[str, Any]:
     spec = {
         "name": f"cold-{fleet}-{case}-{i}",
         "workersMin": 0,
@@ -144,40 +149,86 @@ def cold_run(
         spec["command"] = "/venv/bin/python -m podium.worker /handlers/noop.py:handler"
     elif case == "noop":
         spec["command"] = f"{PY} -m podium.worker {noop}:handler"
-    ep = c.post("/v1/endpoints", json=spec).raise_for_status().json()["id"]
+    return spec
+
+
+def cold_run(
+    c: httpx.Client, fleet: str, case: str, i: int, noop: Path, image: str | None = None
+) -> Run:
+    ep = c.post("/v1/endpoints", json=_spec(fleet, case, i, noop, image)).raise_for_status()
     try:
-        t0 = time.time()
-        job = c.post(f"/v2/{ep}/run", json={"input": CASES[case]["input"]}).raise_for_status()
-        status = _final(c, ep, job.json()["id"])
-        client_total = time.time() - t0
-        if status["status"] != "COMPLETED":
-            raise RuntimeError(f"{fleet}/{case}: the job ended {status['status']}: {status}")
-        [record] = c.get(f"/v2/{ep}/requests").raise_for_status().json()["requests"]
-        workers = c.get(f"/v1/endpoints/{ep}/workers").raise_for_status().json()["workers"]
-        worker = next(w for w in workers if w["id"] == record["workerId"])
-        up = worker["startup"]
-        if up is None or up["execAt"] is None:
-            raise RuntimeError(f"worker {worker['id']} reported no startup times: {worker}")
-        created = _epoch(record["createdAt"])
-        taken = created + record["delayTime"] / 1000
-        done = taken + record["executionTime"] / 1000
-        launched, exec_at = _epoch(worker["startedAt"]), _epoch(up["execAt"])
-        booted, loaded = _epoch(up["bootedAt"]), _epoch(up["loadedAt"])
-        return Run(
-            fleet=fleet,
-            case=case,
-            run=i,
-            total=done - created,
-            decide=launched - created,
-            place=exec_at - launched,
-            process_start=booted - exec_at,
-            model_load=loaded - booted,
-            first_job=done - loaded,
-            execution=record["executionTime"] / 1000,
-            client_total=client_total,
-        )
+        return measure(c, fleet, case, i, ep.json()["id"])
+    finally:
+        c.delete(f"/v1/endpoints/{ep.json()['id']}")
+
+
+def snapshot_runs(c: httpx.Client, case: str, runs: int, noop: Path) -> list[Run]:
+    """One flashboot endpoint (idleTimeout 1 s): its first cold start runs the program and
+    is checkpointed; each later one, once the worker has gone idle and stopped, restores
+    it (docs/snapshots.md). Each restored run follows a started one on the same gateway
+    (`started`: a fresh endpoint without flashboot): both kinds see the same machine, as
+    this VM's CPUs slow down under sustained load."""
+    spec = {**_spec("snapshot", case, 0, noop, None), "flashboot": True, "idleTimeout": 1}
+    ep = c.post("/v1/endpoints", json=spec).raise_for_status().json()["id"]
+    out = []
+    try:
+        for i in range(runs):
+            print(f"[snapshot] {case} run {i + 1}/{runs} ...", file=sys.stderr, flush=True)
+            out.append(cold_run(c, "started", case, i, noop))
+            _wait(lambda: not c.get(f"/v1/endpoints/{ep}/workers").json()["workers"], 120,
+                  "the endpoint's worker to stop")  # fmt: skip
+            run = measure(c, "snapshot", case, i, ep)
+            if i > 0 and not run.restored:
+                logs = c.get(f"/v1/endpoints/{ep}/logs", params={"tail": 20}).json()["lines"]
+                said = "\n".join(line["text"] for line in logs)
+                raise RuntimeError(f"run {i} was not restored; the worker's log:\n{said}")
+            out.append(run)
     finally:
         c.delete(f"/v1/endpoints/{ep}")
+    return out
+
+
+def measure(c: httpx.Client, fleet: str, case: str, i: int, ep: str) -> Run:
+    """One job on `ep` (no worker running): its cold start, from the records."""
+    t0 = time.time()
+    job = c.post(f"/v2/{ep}/run", json={"input": CASES[case]["input"]}).raise_for_status()
+    status = _final(c, ep, job.json()["id"])
+    client_total = time.time() - t0
+    if status["status"] != "COMPLETED":
+        raise RuntimeError(f"{fleet}/{case}: the job ended {status['status']}: {status}")
+    records = c.get(f"/v2/{ep}/requests").raise_for_status().json()["requests"]
+    [record] = [r for r in records if r["id"] == job.json()["id"]]
+
+    def seen_ready() -> dict[str, Any] | None:
+        """The job's worker once the fleet has published it ready (a restored worker can
+        finish its job before the fleet's next pass)."""
+        found = c.get(f"/v1/endpoints/{ep}/workers").raise_for_status().json()["workers"]
+        mine = [w for w in found if w["id"] == record["workerId"] and w["readyAt"]]
+        return mine[0] if mine else None
+
+    worker = _wait(seen_ready, 30, f"worker {record['workerId']} shown ready")
+    up = worker["startup"]
+    if up is None or up["execAt"] is None:
+        raise RuntimeError(f"worker {worker['id']} reported no startup times: {worker}")
+    created = _epoch(record["createdAt"])
+    taken = created + record["delayTime"] / 1000
+    done = taken + record["executionTime"] / 1000
+    launched, exec_at = _epoch(worker["startedAt"]), _epoch(up["execAt"])
+    booted, loaded = _epoch(up["bootedAt"]), _epoch(up["loadedAt"])
+    return Run(
+        fleet=fleet,
+        case=case,
+        run=i,
+        total=done - created,
+        decide=launched - created,
+        place=exec_at - launched,
+        process_start=booted - exec_at,
+        model_load=loaded - booted,
+        first_job=done - loaded,
+        execution=record["executionTime"] / 1000,
+        client_total=client_total,
+        restored=worker.get("startedFrom") == "snapshot",
+    )
 
 
 @contextlib.contextmanager
@@ -206,6 +257,14 @@ def container_unavailable() -> str | None:
     from tests.images import unavailable
 
     return unavailable()
+
+
+def snapshot_unavailable() -> str | None:
+    from podium.fleet.snapshots import find_criu
+
+    if find_criu() is None:
+        return "no CRIU >= 4 or not root (tools/build-criu.sh builds it)"
+    return None
 
 
 def ray_unavailable() -> str | None:
@@ -293,6 +352,9 @@ def run_fleet(fleet: str, cases: list[str], runs: int, tmp: Path, noop: Path) ->
             env["RAY_ADDRESS"] = stack.enter_context(ray_head(tmp, env))
         c = stack.enter_context(gateway(fleet, tmp, env))
         for case in cases:
+            if fleet == "snapshot":
+                out += snapshot_runs(c, case, runs, noop)
+                continue
             for i in range(runs):
                 print(f"[{fleet}] {case} run {i + 1}/{runs} ...", file=sys.stderr, flush=True)
                 out.append(cold_run(c, fleet, case, i, noop, image))
@@ -343,13 +405,20 @@ def table(results: list[Run]) -> str:
             + " | ".join(f"{v - b:+.2f}" for v, b in zip(vals, base, strict=True))
             + " |"
         )
+    for (fleet, case), vals in medians.items():  # restored vs started: the ratio
+        base = medians.get(("started", case))
+        if fleet == "snapshot" and base is not None and vals[0] > 0:
+            lines.append(
+                f"\n{case}: started {base[0]:.2f} s / restored {vals[0]:.2f} s = "
+                f"{base[0] / vals[0]:.1f}× (medians of created -> done, runs interleaved)"
+            )
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--fleets", default=",".join(FLEETS), help="comma-separated: local, ray, container"
+        "--fleets", default=",".join(FLEETS), help="comma-separated: " + ", ".join(FLEETS)
     )
     ap.add_argument("--cases", default=",".join(BENCH_CASES), help="noop, tiny, sd15-random")
     ap.add_argument("--runs", type=int, default=4, help="cold starts per case (default 4)")
@@ -371,9 +440,11 @@ def main() -> int:
     skipped: dict[str, str] = {}
     try:
         for fleet in fleets:
-            why = {"ray": ray_unavailable, "container": container_unavailable}.get(
-                fleet, lambda: None
-            )()
+            why = {
+                "ray": ray_unavailable,
+                "container": container_unavailable,
+                "snapshot": snapshot_unavailable,
+            }.get(fleet, lambda: None)()
             if why is not None:
                 skipped[fleet] = why
                 print(f"[{fleet}] skipped: {why}", file=sys.stderr)

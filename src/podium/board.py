@@ -41,6 +41,7 @@ __all__ = [
     "Gpu",
     "Inventory",
     "Phase",
+    "SnapshotSummary",
     "WorkerEntry",
     "WorkerInfo",
     "WorkerStatus",
@@ -131,6 +132,34 @@ class WorkerStatus:
     in_flight: int = 0
     cold_start_s: float | None = None
     version: int | None = None  # the endpointVersion it was started for
+    restore_s: float | None = None  # restored from a snapshot, in this long (else None)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotSummary:
+    """One endpoint's snapshots on a fleet (docs/snapshots.md): the images it keeps, and
+    how its workers came up since the fleet started."""
+
+    images: int = 0
+    bytes: int = 0
+    restored: int = 0  # workers restored from an image
+    failed: int = 0  # restores that failed (each then started normally)
+    dumped: int = 0  # images taken
+    dump_failed: int = 0  # dumps that failed (or were over the bound): the worker went on
+    restore_p50_s: float | None = None
+    restore_p90_s: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "images": self.images,
+            "bytes": self.bytes,
+            "restored": self.restored,
+            "restoreFailures": self.failed,
+            "taken": self.dumped,
+            "takeFailures": self.dump_failed,
+            "restoreP50Seconds": self.restore_p50_s,
+            "restoreP90Seconds": self.restore_p90_s,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +170,7 @@ class FleetReport:
     stopped: dict[str, dict[str, float]]  # by endpoint: worker -> when it exited
     inventory: Inventory | None
     engine: str | None = None  # the container engine image workers run on ("podman 4.3.1")
+    snapshots: dict[str, SnapshotSummary] = field(default_factory=dict)  # by endpoint
 
 
 @dataclass
@@ -153,11 +183,13 @@ class FleetBoard:
     stopped: dict[str, dict[str, float]] = field(default_factory=dict)
     updated_at: float | None = None
     engine: str | None = None  # the container engine image workers run on
+    snapshots: dict[str, SnapshotSummary] = field(default_factory=dict)  # by endpoint
 
     def publish(self, report: FleetReport, now: float) -> None:
         self.workers = report.workers
         self.stopped = report.stopped
         self.engine = report.engine
+        self.snapshots = report.snapshots
         if report.inventory is not None:
             self.inventory = report.inventory
         self.updated_at = now
@@ -178,6 +210,15 @@ class FleetAccess(Protocol):
 
     async def inventory(self) -> Inventory:
         """The GPUs workers can be placed on (discovered once)."""
+        ...
+
+    async def snapshots(self) -> list[dict[str, Any]] | None:
+        """The snapshot images this host keeps (docs/snapshots.md), each as the API shows
+        it; None when this fleet takes none."""
+        ...
+
+    async def delete_snapshot(self, key: str) -> bool:
+        """Delete one image (False: there is none of that key)."""
         ...
 
 
@@ -227,6 +268,9 @@ class WorkerEntry:
             "pid": None if s is None else s.pid,
             "exitCode": None if s is None else s.exit_code,
         }
+        if s is not None and s.restore_s is not None:  # restored from a snapshot
+            body["startedFrom"] = "snapshot"
+            body["restoreSeconds"] = round(s.restore_s, 3)
         if s is not None and s.health is not None:  # a load-balancing worker
             body["health"] = s.health
             body["inFlight"] = s.in_flight

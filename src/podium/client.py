@@ -182,6 +182,12 @@ class PodiumClient:
         return _check(self._http.post("/v1/templates", json=body))
 
     # RunPod REST v2 resources
+    def list_snapshots(self) -> Any:
+        return _check(self._http.get("/v1/snapshots"))
+
+    def delete_snapshot(self, key: str) -> Any:
+        return _check(self._http.delete(f"/v1/snapshots/{key}"))
+
     def create_network_volume(self, name: str, size_gb: int, data_center: str) -> Any:
         body = {"name": name, "size": size_gb, "dataCenter": data_center}
         return _check(self._http.post("/v2/network-volumes", json=body))

@@ -442,6 +442,7 @@ class FakeSlot:
     code: int | None = None
     terminated: bool = False
     released: bool = False
+    restore_s: float | None = None
 
     def poll(self) -> int | None:
         return self.code
@@ -476,6 +477,9 @@ class SharedBackend:
         return TWO_GPUS
 
     def engine(self) -> str | None:
+        return None
+
+    def snapshots(self) -> None:
         return None
 
     def place(self, p: Placement) -> FakeSlot:

@@ -26,6 +26,11 @@ volumes_app = typer.Typer(help="Network volumes (admin).", no_args_is_help=True)
 registries_app = typer.Typer(help="Container registry credentials (admin).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(endpoints_app, name="endpoints")
+snapshots_app = typer.Typer(
+    help="Snapshot images for flashboot cold starts on the gateway's host (admin).",
+    no_args_is_help=True,
+)
+app.add_typer(snapshots_app, name="snapshots")
 app.add_typer(volumes_app, name="volumes")
 app.add_typer(registries_app, name="registries")
 

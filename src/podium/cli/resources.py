@@ -1,4 +1,5 @@
-"""`podium volumes ...` and `podium registries ...` (admin of the whole gateway): the
+"""`podium snapshots ...`, `podium volumes ...` and `podium registries ...` (admin of the whole
+gateway): the snapshot images flashboot workers are restored from (docs/snapshots.md), the
 network volumes image workers mount at /runpod-volume and the credentials private images
 are pulled with, over RunPod's REST v2 routes."""
 
@@ -22,8 +23,41 @@ from podium.cli.base import (
     out,
     print_records,
     registries_app,
+    snapshots_app,
     volumes_app,
 )
+
+
+@snapshots_app.command("list")
+def snapshots_list(
+    json_out: JsonOpt = False, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None
+) -> None:
+    """The images the gateway's local fleet keeps to restore flashboot workers from."""
+    with client_for(url, api_key) as client:
+        found = call(client, client.list_snapshots)
+    if not found["enabled"] and not json_out:
+        err.print("snapshots are off on this gateway (no CRIU >= 4, not root, or turned off)")
+    print_records(
+        found["snapshots"],
+        json_out,
+        ("key", "endpoint", "MB", "restores", "dump (s)"),
+        lambda s: [
+            s["key"],
+            s["endpointId"],
+            f"{s['bytes'] / 2**20:.0f}",
+            str(s["restores"]),
+            f"{s['dumpSeconds']:.2f}",
+        ],
+    )
+
+
+@snapshots_app.command("delete")
+def snapshots_delete(key: str, url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = None) -> None:
+    """Delete one image: its endpoint's next cold start runs the program (and takes a new
+    snapshot)."""
+    with client_for(url, api_key) as client:
+        call(client, lambda: client.delete_snapshot(key))
+    err.print(f"deleted {key}")
 
 
 @volumes_app.command("create")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from podium.board import Inventory
+from podium.board import Inventory, SnapshotSummary
 from podium.endpoints.containers import ContainerSpec
 from podium.fleet.settings import ENV as FLEET_ENV
 from podium.settings import ENV as GATEWAY_ENV
@@ -54,6 +54,8 @@ class Placement:
     gpu_ids: str  # the endpoint's gpuIds (endpoints/gpu_ids.py)
     gpu_count: int  # 0: a CPU worker
     restart: bool = False
+    # flashboot: start it checkpointable, restored from a snapshot when there is one
+    snapshot: bool = False
     # A container worker (endpoints/containers.py): `argv` is then empty; the backend runs
     # the image through the host's engine (fleet/containers.py)
     container: ContainerSpec | None = None
@@ -107,6 +109,11 @@ class Slot(Protocol):
         """It ended and the supervisor noted it: free what held it (a Ray actor)."""
         ...
 
+    @property
+    def restore_s(self) -> float | None:
+        """Restored from a snapshot (fleet/snapshots.py): how long that took; else None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Adopted:
@@ -141,6 +148,11 @@ class Backend(Protocol):
 
     def engine(self) -> str | None:
         """The container engine image workers run on ("podman 4.3.1"), None without one."""
+        ...
+
+    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
+        """Its snapshots by endpoint (blocking I/O: called in a thread); None when it
+        takes none (no CRIU, not root, turned off, or a backend without them)."""
         ...
 
     async def adopt(self) -> list[Adopted]:

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from podium.board import Inventory
+from podium.board import Inventory, SnapshotSummary
 from podium.endpoints.containers import ContainerSpec
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.endpoints.volumes import volume_dir
@@ -45,6 +45,7 @@ from podium.fleet.containers import (
 from podium.fleet.gpus import assign, why_throttled
 from podium.fleet.process import Process, Spawn, spawn_process
 from podium.fleet.settings import default_cpu_workers
+from podium.fleet.snapshots import SnapshotProcess, Snapshotter
 from podium.logs.lines import LogLine
 from podium.logs.markers import MARKER_ENV, new_marker
 from podium.logs.shipper import LogShipper, LogSink, worker_sink
@@ -83,7 +84,14 @@ class LocalSlot:
     def note(self) -> str | None:
         return self.proc.note
 
+    @property
+    def restore_s(self) -> float | None:
+        return self.proc.restored_s if isinstance(self.proc, SnapshotProcess) else None
+
     def poll(self) -> int | None:
+        if isinstance(self.proc, SnapshotProcess):
+            while self.proc.notes:  # what the snapshotter did, in the worker's log
+                self.shipper.note(self.proc.notes.popleft())
         if self.code is None:
             code = self.proc.poll()
             if code is not None:
@@ -125,11 +133,14 @@ class LocalBackend:
         cpu_workers: int | None = None,
         containers: ContainerHost | None = None,
         spawn_image: SpawnContainer = spawn_container,
+        snapshots: Snapshotter | None = None,
     ) -> None:
         """`log_sink`: where a worker's lines go, from the environment it is given
         (default: its gateway's worker-logs route). `cpu_workers`: how many workers
         without a GPU may run at once (default: FleetSettings' default for this machine).
-        `containers`: how image workers run here (None: this backend runs none)."""
+        `containers`: how image workers run here (None: this backend runs none).
+        `snapshots`: how flashboot workers are checkpointed and restored (None: they are
+        started as any other)."""
         self.cpu_workers = cpu_workers if cpu_workers is not None else default_cpu_workers()
         self.data_dir = data_dir
         self._discover = discover_gpus
@@ -149,6 +160,7 @@ class LocalBackend:
         self._spawn_image = spawn_image
         self._engine: Engine | None = None
         self._pulls: ImagePulls | None = None
+        self._snapshots = snapshots
 
     async def refresh(self, slots: Sequence[Slot]) -> None:
         if self._inventory is None:
@@ -175,6 +187,9 @@ class LocalBackend:
 
     def engine(self) -> str | None:
         return self._engine.describe() if self._engine is not None else None
+
+    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
+        return self._snapshots.summaries() if self._snapshots is not None else None
 
     def inventory(self) -> Inventory | None:
         return self._inventory
@@ -219,7 +234,10 @@ class LocalBackend:
         )
         after = self._shippers.get(p.worker_id)
         try:
-            proc = self._spawn(p.argv, env, None)
+            if p.snapshot and self._snapshots is not None:
+                proc: Process = self._snapshots.spawn(p.endpoint_id, p.argv, env)
+            else:
+                proc = self._spawn(p.argv, env, None)
         except (OSError, ValueError) as exc:
             shipper = LogShipper(None, sink, name=p.worker_id, after=after).start()
             shipper.note(header)
@@ -298,7 +316,8 @@ class LocalBackend:
         return []  # local workers die with their gateway
 
     async def close(self) -> None:
-        return None
+        if self._snapshots is not None:
+            self._snapshots.close()
 
 
 class _NoSink:

@@ -19,7 +19,11 @@ __all__ = ["DIE_WITH_PARENT", "Process", "Spawn", "spawn_process"]
 
 
 class Process(Protocol):
-    pid: int | None  # None: not started yet (a container whose image is being pulled)
+    @property
+    def pid(self) -> int | None:
+        """None: not started yet (a container whose image is being pulled)."""
+        ...
+
     stdout: IO[bytes] | None  # its stdout and stderr in one pipe (None: in a file)
     note: str | None  # what it waits for before it runs (shown while it initializes)
 

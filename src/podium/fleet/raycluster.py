@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
-from podium.board import Gpu, Inventory
+from podium.board import Gpu, Inventory, SnapshotSummary
 from podium.codec import ascii_digits
 from podium.endpoints.gpu_ids import parse_gpu_ids
 from podium.fleet.backend import Adopted, Placement, Slot
@@ -95,6 +95,7 @@ class RaySlot:
         self.waiting: str | None = None
         self.note: str | None = None  # what it waits for (its image's pull)
         self.released = False
+        self.restore_s: float | None = None  # Ray workers are not restored from snapshots
 
     @property
     def pid(self) -> int | None:
@@ -193,6 +194,9 @@ class RayBackend:
 
     def engine(self) -> str | None:
         return self._engine
+
+    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
+        return None  # snapshots are taken by the local fleet only (docs/snapshots.md)
 
     def _container(self, p: Placement) -> dict[str, Any] | None:
         """What the slot actor needs to run the placement's image on its node."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from podium.board import FleetBoard, Inventory
 from podium.clock import Clock
@@ -26,12 +27,15 @@ from podium.fleet.containers import ContainerHost
 from podium.fleet.gpus import discover
 from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
+from podium.fleet.snapshots import SnapshotStore, Snapshotter, find_criu
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
 from podium.keys import installation_id
 from podium.settings import Settings
 from podium.store import JobStore
 from podium.store.records import RegistryPasswords
+
+log = logging.getLogger("podium.fleet")
 
 __all__ = ["Fleet", "FleetHost"]
 
@@ -61,6 +65,7 @@ class Fleet:
         self.settings = settings
         self.supervisor: Supervisor | None = None
         self.backend: Backend | None = None
+        self.snapshotter: Snapshotter | None = None  # the local fleet's, when it takes them
         self._board: FleetBoard | None = None
 
     # --- gateway.app.Service ------------------------------------------------------------
@@ -94,9 +99,32 @@ class Fleet:
             from podium.fleet.raycluster import RayBackend  # imports ray
 
             return RayBackend(self.settings, containers)  # joins the cluster on its first pass
+        self.snapshotter = self._snapshotter(data_dir)
         return LocalBackend(
-            data_dir, self._discover, cpu_workers=self.settings.cpu_workers, containers=containers
+            data_dir,
+            self._discover,
+            cpu_workers=self.settings.cpu_workers,
+            containers=containers,
+            snapshots=self.snapshotter,
         )
+
+    def _snapshotter(self, data_dir: Path) -> Snapshotter | None:
+        """Snapshot cold starts (docs/snapshots.md): on when CRIU >= 4 is found and this
+        process is root, unless PODIUM_SNAPSHOTS=off."""
+        if self.settings.snapshots == "off":
+            return None
+        criu = find_criu(self.settings.criu)
+        if criu is None:
+            log.info("snapshots: off (no CRIU >= 4, or not root): flashboot keeps workers warm")
+            return None
+        gib = 1 << 30
+        store = SnapshotStore(
+            data_dir / "snapshots",
+            host_limit=int(self.settings.snapshot_max_gb * gib),
+            endpoint_limit=int(self.settings.snapshot_endpoint_max_gb * gib),
+        )
+        log.info("snapshots: CRIU %s at %s, images in %s", criu.version, criu.path, store.root)
+        return Snapshotter(criu, store)
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:
@@ -112,6 +140,17 @@ class Fleet:
         if self.backend is not None and (found := self.backend.inventory()) is not None:
             return found
         return await asyncio.to_thread(self._discover)
+
+    async def snapshots(self) -> list[dict[str, Any]] | None:
+        if self.snapshotter is None:
+            return None
+        found = await asyncio.to_thread(self.snapshotter.store.list)
+        return [s.public() for s in found]
+
+    async def delete_snapshot(self, key: str) -> bool:
+        if self.snapshotter is None:
+            return False
+        return await asyncio.to_thread(self.snapshotter.store.delete, key)
 
     def _discover(self) -> Inventory:
         """This machine's GPUs, discovered once (blocking: call it in a thread)."""

@@ -17,6 +17,13 @@ passed to create_app. Every environment variable it reads is named here and only
     PODIUM_WORKER_INIT_TIMEOUT_S  a worker not ready this long after its start (its image's
                                pull included) is given up: a start-up failure (default 420,
                                RunPod's 7 minutes)
+    PODIUM_SNAPSHOTS           `auto` (default): flashboot endpoints' workers are checkpointed
+                               and restored (docs/snapshots.md) when CRIU >= 4 is found and
+                               the gateway runs as root; `off`: never
+    PODIUM_CRIU                the criu binary (default: `criu` on PATH if >= 4, else the one
+                               tools/build-criu.sh caches)
+    PODIUM_SNAPSHOT_MAX_GB     disk the snapshots of this host may use in all (default 20)
+    PODIUM_SNAPSHOT_ENDPOINT_MAX_GB  one endpoint's snapshot at most (default 8)
     PODIUM_FLEET_LOCK_S        with Ray, the lease of the store lock whose holder drives
                                the fleet (default 5 s): how soon another gateway takes over
     PODIUM_RAY_NAMESPACE       the Ray namespace of the worker actors (default `podium`): one
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -43,6 +51,10 @@ ENV = {
     "PODIUM_CPU_WORKERS": "cpu_workers",
     "PODIUM_CONTAINER_ENGINE": "container_engine",
     "PODIUM_WORKER_INIT_TIMEOUT_S": "init_timeout_s",
+    "PODIUM_SNAPSHOTS": "snapshots",
+    "PODIUM_CRIU": "criu",
+    "PODIUM_SNAPSHOT_MAX_GB": "snapshot_max_gb",
+    "PODIUM_SNAPSHOT_ENDPOINT_MAX_GB": "snapshot_endpoint_max_gb",
     "PODIUM_FLEET_LOCK_S": "lock_lease_s",
     "PODIUM_RAY_NAMESPACE": "ray_namespace",
     "RAY_ADDRESS": "ray_address",
@@ -77,6 +89,10 @@ class FleetSettings(BaseModel):
     shutdown_grace_s: float = 5.0  # on gateway shutdown: SIGTERM, this long, then SIGKILL
     delete_grace_s: float = 5.0  # the endpoint was deleted: SIGTERM, this long, SIGKILL
     backend: str = "local"  # local | ray | ray://HOST:PORT
+    snapshots: Literal["auto", "off"] = "auto"
+    criu: str | None = None  # None: found (fleet/snapshots.find_criu)
+    snapshot_max_gb: float = Field(default=20.0, gt=0, le=100_000)
+    snapshot_endpoint_max_gb: float = Field(default=8.0, gt=0, le=100_000)
     lock_lease_s: float = 5.0  # shared (Ray) fleets: the fleet lock's lease
     ray_address: str | None = None  # RAY_ADDRESS
     ray_namespace: str = "podium"  # the slot actors' Ray namespace

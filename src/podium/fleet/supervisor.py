@@ -46,7 +46,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -57,6 +57,7 @@ from podium.board import (
     EXIT_CANNOT_START,
     FleetReport,
     Phase,
+    SnapshotSummary,
     WorkerInfo,
     WorkerStatus,
 )
@@ -88,6 +89,7 @@ STOPPED_MEMORY_S = 3600.0  # how long /health remembers that a worker exited
 HEALTH_TIMEOUT_S = 2.0  # a load-balancing worker's health check answers within this
 HEALTH_MISSES = 3  # checks in a row a ready one fails before it is replaced
 ROLL_FRACTION = 4  # a rolling update drains a quarter of an endpoint's workers at a time
+SNAPSHOT_READ_PASSES = 4  # the backend's snapshots are read every this many passes
 FLEET_LOCK = "fleet"  # the store lock whose holder drives a shared (Ray) fleet
 
 
@@ -145,6 +147,7 @@ class _Worker:
             in_flight=self.in_flight,
             cold_start_s=self.cold_start_s,
             version=self.version,
+            restore_s=slot.restore_s if slot is not None else None,
         )
 
     def _shown_health(self) -> str | None:
@@ -170,14 +173,16 @@ class _Pool:
     roll_size: int = 0  # the workers a rolling update began with
 
 
-def _scaling(spec: EndpointSpec) -> ScalingSettings:
+def _scaling(spec: EndpointSpec, snapshots: bool = False) -> ScalingSettings:
+    """`snapshots`: its workers come back restored (docs/snapshots.md), so flashboot does
+    not keep idle ones warm: they stop at the endpoint's idleTimeout as configured."""
     return ScalingSettings(
         workers_min=spec.workers_min,
         workers_max=spec.workers_max,
         idle_timeout=spec.idle_timeout,
         scaler_type=spec.scaler_type,
         scaler_value=spec.scaler_value,
-        flashboot=spec.flashboot,
+        flashboot=spec.flashboot and not snapshots,
     )
 
 
@@ -203,6 +208,9 @@ class Supervisor:
         self._starts_left = settings.starts_per_tick  # in this pass
         self._http: httpx.AsyncClient | None = None  # load-balancing health checks
         self._loads: dict[str, LbLoad] = {}  # this pass's load-balancing requests
+        # the backend's snapshots by endpoint (None: it takes none), read every few passes
+        self._snapshots: Mapping[str, SnapshotSummary] | None = None
+        self._passes = 0
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -282,6 +290,7 @@ class Supervisor:
             self._refreshed = True
             now = self.clock.now()
         self._starts_left = self.settings.starts_per_tick
+        await self._read_snapshots()
         balanced = any(e.spec.load_balancer for e in endpoints)
         self._loads = await self.view.lb_loads() if balanced else {}
         turn = self._turn % len(endpoints) if endpoints else 0
@@ -302,13 +311,23 @@ class Supervisor:
         if self._starts_left <= 0:  # the pass ran out of starts: the next one begins later
             self._turn += 1
         self._reap_leaving(now)
+        self._forget_stopped(now)
+        self._publish()
+
+    async def _read_snapshots(self) -> None:
+        """The backend's snapshots, every few passes (the first before any start)."""
+        if self._passes % SNAPSHOT_READ_PASSES == 0:
+            self._snapshots = await asyncio.to_thread(self.backend.snapshots)
+        self._passes += 1
+
+    def _forget_stopped(self, now: float) -> None:
+        """Stopped workers are forgotten after STOPPED_MEMORY_S."""
         for ep_id, gone in list(self._stopped.items()):
             for wid, at in list(gone.items()):
                 if now - at > STOPPED_MEMORY_S:
                     del gone[wid]
             if not gone:
                 del self._stopped[ep_id]
-        self._publish()
 
     def _publish(self) -> None:
         self.view.publish(
@@ -320,6 +339,7 @@ class Supervisor:
                 stopped={ep: dict(gone) for ep, gone in self._stopped.items()},
                 inventory=self.backend.inventory(),
                 engine=self.backend.engine(),
+                snapshots=dict(self._snapshots or {}),
             )
         )
 
@@ -375,7 +395,7 @@ class Supervisor:
         self._roll(pool, e, now)
         # 4/5. the policy; stopping is a drain (or just forgetting a worker with no process)
         snapshots = [w.snapshot() for w in pool.workers.values() if not w.stale]
-        decision = decide(_scaling(e.spec), queue, snapshots, now)
+        decision = decide(_scaling(e.spec, self._snapshot_able(e)), queue, snapshots, now)
         grace = e.spec.execution_timeout_ms / 1000 + self.settings.drain_extra_s
         for wid in decision.stop:
             w = pool.workers[wid]
@@ -678,6 +698,7 @@ class Supervisor:
             gpu_count=e.spec.gpu_count,
             restart=restart,
             container=e.launch.container,
+            snapshot=self._snapshot_able(e),
         )
         try:
             placed = self.backend.place(placement)
@@ -707,6 +728,18 @@ class Supervisor:
             placed.node or self.backend.name,
             placed.pid,
             list(placed.gpus),
+        )
+
+    def _snapshot_able(self, e: FleetEndpoint) -> bool:
+        """flashboot on a backend that takes snapshots: a process worker of a queue
+        endpoint (load-balancing workers serve on ports they bound at start; images run
+        through their engine) is started checkpointable (docs/snapshots.md)."""
+        return (
+            e.spec.flashboot
+            and self._snapshots is not None
+            and e.launch is not None
+            and e.launch.container is None
+            and not e.spec.load_balancer
         )
 
     def _worker_env(

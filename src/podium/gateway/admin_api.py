@@ -3,6 +3,7 @@ an endpoint's workers list (`reader`: any key that may read that endpoint)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import shlex
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from podium.store.records import registries, volumes
 __all__ = ["reader", "router"]
 
 NO_FLEET = "No fleet runs beside this gateway: its workers are started elsewhere."
+_SNAPSHOT_KEY = re.compile(r"[0-9a-f]{24}")
 
 
 async def _admin(request: Request) -> ApiKey | None:
@@ -376,11 +378,14 @@ async def endpoint_workers(request: Request, endpoint_id: str) -> JSON:
     show_jobs = key is None or key.allows(Scope.ADMIN, endpoint_id)
     entries = await state.workers(endpoint_id)
     now = state.clock.now()
+    snapshots = state.fleet.snapshots.get(endpoint_id)
     return JSON(
         {
             "workers": [e.public(now, show_jobs) for e in entries],
             "summary": worker_summary(entries),
             "endpointVersion": None,  # RunPod's configuration version: Podium has none
+            # its snapshot images on this fleet and how restores went (docs/snapshots.md)
+            "snapshots": snapshots.public() if snapshots is not None else None,
         }
     )
 
@@ -425,6 +430,36 @@ async def delete_template(request: Request, template_id: str) -> JSON:
         )
     await state.templates.delete(template_id)
     return JSON({"id": template_id, "deleted": True})
+
+
+# --- snapshots -----------------------------------------------------------------------
+
+
+@router.get("/snapshots", summary="The snapshot images this host keeps (docs/snapshots.md)")
+async def list_snapshots(request: Request) -> JSON:
+    """Every image the local fleet keeps for snapshot cold starts: key, endpoint, bytes,
+    restores. `enabled` false: this fleet takes none (no CRIU >= 4, not root, off)."""
+    state = state_of(request)
+    found = await state.fleet_access.snapshots() if state.fleet_access is not None else None
+    return JSON(
+        {
+            "enabled": found is not None,
+            "snapshots": found or [],
+            "bytes": sum(s["bytes"] for s in found or []),
+        }
+    )
+
+
+@router.delete("/snapshots/{key}", summary="Delete one snapshot image")
+async def delete_snapshot(request: Request, key: str) -> JSON:
+    """The next cold start of its endpoint starts the program (and takes a new one)."""
+    state = state_of(request)
+    if not _SNAPSHOT_KEY.fullmatch(key):
+        raise BadRequest(f"{key!r} is not a snapshot key (24 hexadecimal digits).")
+    gone = state.fleet_access is not None and await state.fleet_access.delete_snapshot(key)
+    if not gone:
+        raise NotFound(f"No snapshot {key} on this host.")
+    return JSON({"key": key, "deleted": True})
 
 
 # --- GPUs ----------------------------------------------------------------------------

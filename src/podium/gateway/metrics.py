@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 
-from podium.board import FleetBoard, FleetReport, WorkerStatus
+from podium.board import FleetBoard, FleetReport, SnapshotSummary, WorkerStatus
 from podium.jobs import Job
 from podium.store import JobStore
 
@@ -25,6 +25,8 @@ _BUCKETS = (
 )  # fmt: skip
 # Cold starts: from a worker's start to its first contact with the gateway.
 _COLD_BUCKETS = tuple(b for b in _BUCKETS if b >= 0.19)
+# Restores from a snapshot: tens of milliseconds to seconds (histogram_quantile gives P50/P90).
+_RESTORE_BUCKETS = tuple(b for b in _BUCKETS if 0.01 <= b <= 130)
 WEBHOOK_OUTCOMES = ("delivered", "failed", "refused")
 
 
@@ -86,15 +88,36 @@ class Metrics:
         )
         self.cold_starts = Counter(
             "podium_cold_starts",
-            "Workers the fleet started that became ready (each start of a worker counts)",
-            ["endpoint"],
+            "Workers the fleet started that became ready (each start of a worker counts), "
+            "by how: `started` (the program ran) or `restored` (from a snapshot)",
+            ["endpoint", "kind"],
             registry=r,
         )
         self.cold_start = Histogram(
             "podium_cold_start_seconds",
-            "Time from a worker's start to it being ready (its first contact)",
-            ["endpoint"],
+            "Time from a worker's start to it being ready (its first contact), by how",
+            ["endpoint", "kind"],
             buckets=_COLD_BUCKETS,
+            registry=r,
+        )
+        self.restore = Histogram(
+            "podium_snapshot_restore_seconds",
+            "How long restoring a worker from its snapshot took (criu restore)",
+            ["endpoint"],
+            buckets=_RESTORE_BUCKETS,
+            registry=r,
+        )
+        self.snapshot_events = Gauge(
+            "podium_snapshot_events",
+            "Snapshot events since the fleet started: taken, take_failed, restored, "
+            "restore_failed (each failed restore was followed by a normal start)",
+            ["endpoint", "event"],
+            registry=r,
+        )
+        self.snapshot_bytes = Gauge(
+            "podium_snapshot_bytes",
+            "Disk the endpoint's snapshot images use",
+            ["endpoint"],
             registry=r,
         )
         self.webhooks = Counter(
@@ -135,9 +158,21 @@ class Metrics:
                 key = (w.id, w.started_at)
                 current.add(key)
                 if key not in self._cold_seen:
-                    self.cold_starts.labels(endpoint_id).inc()
-                    self.cold_start.labels(endpoint_id).observe(max(0.0, w.ready_at - w.started_at))
+                    kind = "started" if w.restore_s is None else "restored"
+                    self.cold_starts.labels(endpoint_id, kind).inc()
+                    seconds = max(0.0, w.ready_at - w.started_at)
+                    self.cold_start.labels(endpoint_id, kind).observe(seconds)
+                    if w.restore_s is not None:
+                        self.restore.labels(endpoint_id).observe(w.restore_s)
         self._cold_seen = current
+
+    def snapshots(self, summaries: Mapping[str, SnapshotSummary]) -> None:
+        for endpoint_id, s in summaries.items():
+            self.snapshot_bytes.labels(endpoint_id).set(s.bytes)
+            for event, n in (("taken", s.dumped), ("restored", s.restored)):
+                self.snapshot_events.labels(endpoint_id, event).set(n)
+            self.snapshot_events.labels(endpoint_id, "restore_failed").set(s.failed)
+            self.snapshot_events.labels(endpoint_id, "take_failed").set(s.dump_failed)
 
     async def render(
         self, store: JobStore, alive_since: float, visible: set[str] | None = None
@@ -196,3 +231,4 @@ class MeteredFleetBoard(FleetBoard):
         super().publish(report, now)
         if self.metrics is not None:
             self.metrics.fleet_report(report.workers)
+            self.metrics.snapshots(report.snapshots)

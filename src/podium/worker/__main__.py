@@ -61,13 +61,17 @@ def run_worker(
 ) -> int:
     """Build the config, load the handler, run until stopped; the exit code.
     ConfigError (the message says what to fix) when it cannot start."""
-    config = WorkerConfig.from_env(
-        gateway=gateway,
-        endpoint_id=endpoint,
-        token=token,
-        concurrency=concurrency,
-        batch_size=batch_size,
-    )
+
+    def configure() -> WorkerConfig:
+        return WorkerConfig.from_env(
+            gateway=gateway,
+            endpoint_id=endpoint,
+            token=token,
+            concurrency=concurrency,
+            batch_size=batch_size,
+        )
+
+    config = configure()
     spec = handler or os.environ.get("PODIUM_WORKER_HANDLER")
     if template is not None and template != TEMPLATE_SD15:
         raise ConfigError(f"Unknown template {template!r}; the built-in one is {TEMPLATE_SD15}.")
@@ -87,7 +91,7 @@ def run_worker(
     # A handler that cannot be built is reported (unhealthy, with the reason) and the
     # process exits EXIT_CANNOT_START: see runtime.build_and_run.
     if not ship_logs:
-        return build_and_run(config, build)
+        return build_and_run(config, build, configure)
     config, stop_shipping = _ship_logs(config)
     try:
         return build_and_run(config, build)

@@ -51,6 +51,7 @@ from podium.worker.results import (
     output_payload,
     stream_payload,
 )
+from podium.worker.snapshot import snapshot_point
 from podium.worker.startup import Startup
 from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transport
 
@@ -640,11 +641,18 @@ def _configure_logging(level: str) -> None:
         logger.propagate = False
 
 
-def build_and_run(config: WorkerConfig, build: Callable[[], Any]) -> int:
+def build_and_run(
+    config: WorkerConfig,
+    build: Callable[[], Any],
+    reconfigure: Callable[[], WorkerConfig] | None = None,
+) -> int:
     """Build the handler, then run the worker: what both worker entry points do. A
     handler that cannot be built (a model that is not there, a module that does not
     import) is reported to the gateway as unhealthy with the reason, written to stderr,
-    and the process exits EXIT_CANNOT_START, which the supervisor does not restart."""
+    and the process exits EXIT_CANNOT_START, which the supervisor does not restart.
+    Once built, the worker stops at the snapshot point (worker/snapshot.py) when its
+    fleet asked for one; `reconfigure` then rebuilds the config from the identity it
+    was given there (a copy restored from a snapshot is a new worker)."""
     booted_at = time.time()
     try:
         handler = build()
@@ -657,7 +665,14 @@ def build_and_run(config: WorkerConfig, build: Callable[[], Any]) -> int:
         finally:
             heartbeat.stop()
         return EXIT_CANNOT_START
-    return run_worker(config, handler, Startup.now(booted_at))
+    resumed = snapshot_point()
+    if resumed is None:
+        return run_worker(config, handler, Startup.now(booted_at))
+    if reconfigure is not None:
+        config = reconfigure()
+    # a restored copy came up just now, its handler already built
+    startup = Startup.now() if resumed.restored else Startup.now(booted_at)
+    return run_worker(config, handler, startup)
 
 
 def run_worker(config: WorkerConfig, handler: Any, startup: Startup | None = None) -> int:
@@ -691,6 +706,8 @@ def start(config: Mapping[str, Any]) -> None:
     """
     if "handler" not in config:
         raise ConfigError('start() needs {"handler": your_function, ...}.')
+    # The handler's module has built everything by now: the snapshot point
+    resumed = snapshot_point()
     try:
         worker_config = WorkerConfig.from_env(
             return_aggregate_stream=config.get("return_aggregate_stream"),
@@ -700,6 +717,7 @@ def start(config: Mapping[str, Any]) -> None:
     except ConfigError as exc:
         print(f"podium.worker: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
-    code = run_worker(worker_config, config["handler"])
+    restored = resumed is not None and resumed.restored
+    code = run_worker(worker_config, config["handler"], Startup.now() if restored else None)
     if code:
         raise SystemExit(code)
