@@ -5,6 +5,12 @@
 #  2. speed: a plain diffusers loop vs Podium's SDHandler with batching (b=4, b=8) and with
 #     torch.compile. sd15-random in fp16, 512x512, 25 steps, 16 images per variant; prints
 #     images/s and s/image per variant (bench/gpu_sd.py does it) in the time that is left.
+#  3. snapshot cold starts of a GPU worker (docs/snapshots.md; untested until a GPU is lent):
+#     when run as root with CRIU >= 4 (PODIUM_CRIU, criu on PATH, or tools/build-criu.sh's
+#     cache: carry it, the device machine has no network) and NVIDIA's cuda-checkpoint, and
+#     GPU_SH_SNAPSHOT=1: bench/fleet_cold.py --fleets snapshot --cases tiny (the tiny SD
+#     worker on the GPU, started vs restored through CRIU's CUDA plugin), at most 150 s,
+#     before step 2.
 # GPU_SH_SKIP_TESTS=1 skips step 1.
 #
 # Installs nothing. Uses $PYTHON, else .venv/bin/python, else python3; that interpreter needs
@@ -46,10 +52,19 @@ elif [[ -z "${GPU_SH_SKIP_TESTS:-}" ]]; then
         tests="FAILED (rc $?)"  # the benchmark still runs: its figures help read the failure
     fi
 fi
+snapshot=skipped
+if [[ -n "${GPU_SH_SNAPSHOT:-}" ]]; then
+    if timeout --signal=INT --kill-after=15 150 "$py" bench/fleet_cold.py --fleets snapshot \
+        --cases tiny --runs 3; then
+        snapshot=ran
+    else
+        snapshot="FAILED (rc $?)"
+    fi
+fi
 left=$((585 - (SECONDS - started)))
 rc=0
 timeout --signal=INT --kill-after=15 "$left" "$py" bench/gpu_sd.py --budget-s $((left - 45)) "$@" \
     || rc=$?
-echo "gpu.sh: smoke tests $tests; benchmark rc $rc; $((SECONDS - started)) s in all"
+echo "gpu.sh: smoke tests $tests; snapshots $snapshot; benchmark rc $rc; $((SECONDS - started)) s in all"
 [[ $tests == passed || $tests == skipped* ]] && exit $rc
 exit 1

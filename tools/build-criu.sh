@@ -14,7 +14,7 @@ if command -v criu >/dev/null 2>&1; then
   v=$(criu --version 2>/dev/null | sed -n 's/^Version: \([0-9]*\).*/\1/p')
   if [ "${v:-0}" -ge 4 ]; then command -v criu; exit 0; fi
 fi
-if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+if [ -x "$BIN" ] && [ -e "$CACHE/plugins/.built" ]; then echo "$BIN"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "build-criu: not root: no CRIU (snapshots need root anyway; their tests skip)" >&2
   exit 0
@@ -53,8 +53,12 @@ case "$sum" in
   MD5Sum:*) echo "${sum#MD5Sum:}  $work/$file" | md5sum -c --quiet - >&2 ;;
 esac
 tar -C "$work" -xf "$work"/criu_"$VERSION".orig.tar.*
-make -C "$work/criu-$VERSION" -j"$(nproc)" criu >&2
-mkdir -p "$CACHE"
+# criu, and its CUDA plugin (GPU workers: it calls NVIDIA's cuda-checkpoint; needs no CUDA
+# to build). The plugin goes in plugins/ beside the binary, where fleet/snapshots.py looks.
+make -C "$work/criu-$VERSION" -j"$(nproc)" criu cuda_plugin >&2
+mkdir -p "$CACHE/plugins"
+install -m 0755 "$work/criu-$VERSION/plugins/cuda/cuda_plugin.so" "$CACHE/plugins/cuda_plugin.so"
 install -m 0755 "$work/criu-$VERSION/criu/criu" "$BIN.tmp"
 mv "$BIN.tmp" "$BIN"
+touch "$CACHE/plugins/.built"
 echo "$BIN"

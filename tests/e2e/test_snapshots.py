@@ -8,6 +8,7 @@ half way is never used; the disk bound holds; a worker that does not speak the h
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import shutil
 import sys
@@ -17,7 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from podium.cli import app
 from podium.fleet.snapshots import find_criu
 from tests.e2e.conftest import Gateway, free_port, wait_until
 
@@ -292,11 +295,19 @@ def test_snapshot_routes(snap: Snap) -> None:
         r = httpx.request(method, snap.gw.url + path, headers=auth)
         assert r.status_code == 403, r.text  # host-wide: not for a key limited to endpoints
     assert snap.images() == [image]
-    assert snap.http.delete(f"/v1/snapshots/{image['key']}").json() == {
-        "key": image["key"],
-        "deleted": True,
-    }
+    # the CLI: list (JSON and table), delete
+    runner = CliRunner()
+    env = {"PODIUM_URL": snap.gw.url, "PODIUM_API_KEY": snap.gw.admin_key}
+    r = runner.invoke(app, ["snapshots", "list", "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == [image]
+    r = runner.invoke(app, ["snapshots", "list"], env=env)
+    assert r.exit_code == 0 and image["key"] in r.stdout and ep in r.stdout
+    r = runner.invoke(app, ["snapshots", "delete", image["key"]], env=env)
+    assert r.exit_code == 0, r.output
     assert snap.images() == []
+    r = runner.invoke(app, ["snapshots", "delete", image["key"]], env=env)
+    assert r.exit_code != 0 and "No snapshot" in r.output
 
 
 @pytest.mark.sd
@@ -336,3 +347,35 @@ def test_tiny_sd_workers_restored_give_identical_images(snap: Snap) -> None:
         made = list(pool.map(lambda _: image(), range(6)))
     assert {wid for wid, _ in made} <= {w["id"] for w in workers}
     assert all(img == first for _, img in made)
+
+
+def test_a_gateway_killed_takes_its_workers_and_the_next_restores_its_images(
+    tmp_path: Path, handler: Path
+) -> None:
+    gw = _gateway(tmp_path).start()
+    s = Snap(gw, handler)
+    try:
+        ep = s.deploy(workersMin=1, workersMax=2)
+        s.snapshot(ep, images=1, taken=1)
+        s.to_zero(ep)
+        s.scale(ep, 2)
+        pids = [w["pid"] for w in s.ready(ep, 2)]
+        assert all(isinstance(p, int) for p in pids)
+        gw.kill9()
+        # restored workers are the gateway's children: they die with it (no orphan)
+        wait_until(lambda: not any(_alive(p) for p in pids), timeout=10, what="workers gone")
+        gw.start()  # the same data dir: the image is still valid
+        workers = s.ready(ep, 2)
+        assert all(w.get("startedFrom") == "snapshot" for w in workers), workers
+        assert s.job(ep, [9])["output"]["sum"] == _expected_sum([9])
+    finally:
+        s.http.close()
+        gw.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
