@@ -50,7 +50,9 @@ def _run(prefix: list[str], answer: bytes | None) -> tuple[dict, dict | None]:
     )
     os.close(ctl_w)
     with os.fdopen(ctl_r, "rb") as control:
+        hello = control.readline()
         line = control.readline()
+    assert json.loads(hello) == {"hello": "podium"}  # before anything else
     said = json.loads(line) if line else None
     assert proc.stdin is not None
     if answer is not None:

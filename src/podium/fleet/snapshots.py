@@ -424,6 +424,9 @@ class SnapshotProcess:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self._popen.pid, signal.SIGKILL)
                 self._code = code
+                if self._popen.stdin is not None:  # a worker that never paused
+                    with contextlib.suppress(OSError):
+                        self._popen.stdin.close()
         return self._code
 
     def _worker(self) -> int | None:
@@ -613,6 +616,10 @@ class Snapshotter:
             return
         # never worse than without: a failed restore is a normal start
         log.warning("restore of snapshot %s failed (%s): starting the worker", image.key, error)
+        if proc.killed():  # stopped meanwhile: nothing to start
+            proc._failed = -9
+            proc._close_out()
+            return
         self._count(proc.endpoint_id, "failed")
         self.store.delete(image.key)
         proc.notes.append(
@@ -698,20 +705,19 @@ class Snapshotter:
         let it go on."""
         try:
             with control:
-                line = control.readline(CONTROL_MAX_BYTES)
-            try:
-                msg = json.loads(line) if line.strip() else None
-            except ValueError:
-                msg = None
+                msg = _line(control)
+                spoke = isinstance(msg, dict) and msg.get("hello") == "podium"
+                if spoke:
+                    msg = _line(control)
+            if not spoke and msg is None:
+                # it ended without a word: not Podium's runtime (the runpod SDK's worker)
+                self._cannot(proc, "it never answered on the snapshot control pipe (not "
+                             "Podium's worker runtime): its workers start normally")  # fmt: skip
+                return
             if not isinstance(msg, dict):
-                return  # it exited, or does not speak the protocol (runs on as it is)
+                return  # it ended while building its handler (a crash: tried again)
             if not msg.get("pause"):
-                why = str(msg.get("why") or "it cannot be checkpointed")[:300]
-                with self._lock:
-                    if len(self._unsupported) >= UNSUPPORTED_KEPT:
-                        self._unsupported.clear()
-                    self._unsupported[proc.key] = why
-                proc.notes.append(f"--- podium: no snapshot of this worker: {why} ---")
+                self._cannot(proc, str(msg.get("why") or "it cannot be checkpointed")[:300])
                 return
             pid = msg.get("pid")
             proc._worker_pid = pid if isinstance(pid, int) and pid > 0 else None
@@ -722,6 +728,14 @@ class Snapshotter:
         finally:
             if candidate:
                 self._done_dumping(proc.key)
+
+    def _cannot(self, proc: SnapshotProcess, why: str) -> None:
+        """The workers of this key cannot be checkpointed: later ones start normally."""
+        with self._lock:
+            if len(self._unsupported) >= UNSUPPORTED_KEPT:
+                self._unsupported.clear()
+            self._unsupported[proc.key] = why
+        proc.notes.append(f"--- podium: no snapshot of this worker: {why} ---")
 
     def _dump(self, proc: SnapshotProcess, pid: int, module_files: list[Any]) -> None:
         if proc.gpu and self.cuda_plugins is None:
@@ -820,6 +834,15 @@ class Snapshotter:
                     restore_p90_s=percentile(times, 90),
                 )
         return out
+
+
+def _line(control: IO[bytes]) -> Any:
+    """One JSON line of the control pipe; None at its end (or for a line that is not JSON)."""
+    line = control.readline(CONTROL_MAX_BYTES)
+    try:
+        return json.loads(line) if line.strip() else None
+    except ValueError:
+        return None
 
 
 def _rss_bytes(pid: int) -> int:

@@ -51,7 +51,7 @@ from podium.worker.results import (
     output_payload,
     stream_payload,
 )
-from podium.worker.snapshot import snapshot_point
+from podium.worker.snapshot import announce, snapshot_point
 from podium.worker.startup import Startup
 from podium.worker.transport import Delivery, GatewayRefused, Throttled, Transport
 
@@ -654,6 +654,7 @@ def build_and_run(
     fleet asked for one; `reconfigure` then rebuilds the config from the identity it
     was given there (a copy restored from a snapshot is a new worker)."""
     booted_at = time.time()
+    announce()  # to a fleet that takes snapshots: this worker will stop at the point
     try:
         handler = build()
     except Exception as exc:

@@ -5,6 +5,8 @@
     PODIUM_SNAPSHOT_FD=3   set by the fleet for an endpoint with flashboot; fd 3 is a pipe
                            to the fleet (the control pipe), stdin a pipe from it
 
+    0. before it builds its handler, the worker says it speaks the protocol:
+         {"hello": "podium"} on the control pipe (`announce`)
     1. the handler is built (its model loaded, an optional warm-up done)
     2. the worker writes one JSON line on the control pipe and closes it:
          {"pause": true, "pid": <its pid on the host>, "files": [<module files>]}
@@ -19,7 +21,8 @@
 
 Checkpointable means: the PID namespace's first process (`unshare --pid --fork`), its own
 session (`setsid`), no terminal. A program that does not know the protocol (the runpod
-SDK's workers) never writes on the control pipe: the fleet then starts it normally.
+SDK's workers) never writes on the control pipe: when it ends, the fleet knows it for one
+that cannot be snapshotted and starts that endpoint version's workers normally from then on.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SNAPSHOT_FD_ENV", "Resumed", "snapshot_point"]
+__all__ = ["SNAPSHOT_FD_ENV", "Resumed", "announce", "snapshot_point"]
 
 SNAPSHOT_FD_ENV = "PODIUM_SNAPSHOT_FD"
 IDENTITY_MAX_BYTES = 1 << 20  # the line the fleet writes on stdin
@@ -97,6 +100,25 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+_announced: set[int] = set()  # control fds this process said hello on
+
+
+def announce(environ: Any = None) -> None:
+    """Say on the control pipe (if the fleet gave one) that this worker will stop at the
+    snapshot point: before the handler is built, so that a worker that crashes while
+    building is not taken for one that cannot be snapshotted."""
+    environ = os.environ if environ is None else environ
+    try:
+        fd = int(environ.get(SNAPSHOT_FD_ENV, ""))
+    except ValueError:
+        return
+    if fd in _announced:
+        return
+    _announced.add(fd)
+    with contextlib.suppress(OSError):
+        _write_all(fd, b'{"hello": "podium"}\n')
+
+
 def snapshot_point(environ: Any = None) -> Resumed | None:
     """Pause for a checkpoint when the fleet asked for it (PODIUM_SNAPSHOT_FD); apply the
     identity it gives. None when no snapshot was asked for or this process cannot be
@@ -112,6 +134,9 @@ def snapshot_point(environ: Any = None) -> Resumed | None:
         return None
     why = _why_not()
     try:
+        if fd not in _announced:
+            _announced.add(fd)
+            _write_all(fd, b'{"hello": "podium"}\n')
         if why is not None:
             _write_all(fd, (json.dumps({"pause": False, "why": why}) + "\n").encode())
             return None
