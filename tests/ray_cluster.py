@@ -120,8 +120,12 @@ class RayCluster:
     def env(self) -> dict[str, str]:
         from tests.images import engine_env  # slot actors run Podman for image workers
 
+        # Every node gets the same environment, whenever it starts: pytest's own variable
+        # (the test running when a node is added back) stays out, as it would make that
+        # node's workers differ (a snapshot is keyed by its worker's whole environment)
+        inherited = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
         return {
-            **os.environ,
+            **inherited,
             **engine_env(),
             "PYTHONPATH": os.pathsep.join(
                 [str(REPO / "src"), str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]

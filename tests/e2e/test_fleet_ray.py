@@ -360,3 +360,33 @@ def test_a_container_worker_runs_on_a_ray_node(fleet: Fleet, cluster: RayCluster
     [worker] = _managed(fleet, ep)
     assert worker["id"] == final["output"]["worker"]
     assert worker["node"] in cluster.node_ids()  # a Ray node (its actor's), not this host
+
+
+def test_a_flashboot_worker_is_restored_on_its_node(fleet: Fleet) -> None:
+    """Snapshots on Ray (docs/snapshots.md): the slot actor checkpoints its worker on its
+    node; the next cold start there restores it, a new worker."""
+    from podium.fleet.snapshots import find_criu
+
+    if find_criu() is None:
+        pytest.skip("snapshots need root and CRIU >= 4 (tools/build-criu.sh; make test)")
+    ep = fleet.deploy(flashboot=True, gpuCount=0, workersMin=1, workersMax=1, idleTimeout=1)
+    wait_until(lambda: "snapshot" in fleet.logs(ep) and "taken" in fleet.logs(ep),
+               timeout=TIMEOUT, what="the snapshot taken")  # fmt: skip
+    (first,) = _managed(fleet, ep)
+    fleet.http.patch(f"/v1/endpoints/{ep}", json={"workersMin": 0}).raise_for_status()
+    wait_until(lambda: not _managed(fleet, ep), timeout=TIMEOUT, what="no workers")
+    fleet.http.patch(f"/v1/endpoints/{ep}", json={"workersMin": 1}).raise_for_status()
+
+    def restored() -> dict[str, Any] | None:
+        ws = [w for w in _placed(fleet, ep) if w.get("startedFrom") == "snapshot"]
+        return ws[0] if ws else None
+
+    try:
+        worker = wait_until(restored, timeout=TIMEOUT, what="a restored worker")
+    except AssertionError as exc:
+        said = f"{exc}; workers {fleet.workers(ep)}; their log:\n{fleet.logs(ep)}"
+        raise AssertionError(said) from None
+    assert worker["id"] != first["id"] and worker["restoreSeconds"] > 0
+    result = fleet.final(ep, fleet.run(ep, seconds=0.1, value=5), timeout=TIMEOUT)
+    assert result["status"] == "COMPLETED", result
+    assert result["output"]["echo"] == 5 and result["output"]["worker"] == result["workerId"]

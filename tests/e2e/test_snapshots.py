@@ -191,6 +191,10 @@ def test_a_changed_env_or_file_makes_a_new_snapshot_and_deletes_the_old(
     [newest] = snap.images()
     assert newest["key"] == new["key"] and newest["createdAt"] > new["createdAt"]
     assert "stale" in snap.gw.log_path.read_text()  # type: ignore[union-attr]
+    # a deleted endpoint's image goes with it
+    snap.http.delete(f"/v1/endpoints/{ep}").raise_for_status()
+    wait_until(lambda: snap.images() == [], what="the deleted endpoint's image gone")
+    assert not (snap.gw.data_dir / "snapshots" / newest["key"]).exists()
 
 
 def test_a_corrupted_image_falls_back_to_a_normal_start(snap: Snap) -> None:

@@ -14,6 +14,7 @@ from podium.fleet.snapshot_plan import (
     snapshot_key,
     stale_files,
     to_evict,
+    uses_cuda,
 )
 
 HOST = {"kernel": "6.1.0 #1", "machine": "x86_64", "cpu": "avx2 sse4_2", "criu": "4.1.1"}
@@ -98,3 +99,11 @@ def test_percentile_against_a_sorted_list() -> None:
             below = sum(1 for v in ordered if v <= got)
             assert below >= q / 100 * n  # at least q% are at or below it
             assert below - 1 < q / 100 * n  # and it is the smallest such value
+
+
+def test_a_worker_uses_cuda_when_an_nvidia_device_is_mapped() -> None:
+    plain = "55d0-55d1 r--p 00000000 08:01 123  /usr/bin/python3.11\n7f00-7f01 rw-p 0 00:00 0 "
+    assert uses_cuda(plain) is False
+    assert uses_cuda(plain + "\n7f10-7f11 rw-s 00000000 00:05 61  /dev/nvidiactl") is True
+    assert uses_cuda(plain + "\n7f10-7f11 rw-s 00000000 00:05 62  /dev/nvidia0") is True
+    assert uses_cuda("7f10-7f11 r--p 00000000 08:01 9  /opt/lib/nvidia/libcuda.so") is False

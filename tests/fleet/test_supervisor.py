@@ -479,7 +479,7 @@ class SharedBackend:
     def engine(self) -> str | None:
         return None
 
-    def snapshots(self) -> None:
+    def snapshots(self, live) -> None:
         return None
 
     def place(self, p: Placement) -> FakeSlot:

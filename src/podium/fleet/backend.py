@@ -13,7 +13,7 @@ controller (`adopt`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -150,9 +150,10 @@ class Backend(Protocol):
         """The container engine image workers run on ("podman 4.3.1"), None without one."""
         ...
 
-    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
-        """Its snapshots by endpoint (blocking I/O: called in a thread); None when it
-        takes none (no CRIU, not root, turned off, or a backend without them)."""
+    def snapshots(self, live: Collection[str]) -> Mapping[str, SnapshotSummary] | None:
+        """Its snapshots by endpoint (blocking I/O: called in a thread), the images of
+        endpoints not in `live` deleted; None when it takes none (no CRIU, not root,
+        turned off)."""
         ...
 
     async def adopt(self) -> list[Adopted]:

@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from podium.board import Inventory, SnapshotSummary
@@ -188,8 +188,8 @@ class LocalBackend:
     def engine(self) -> str | None:
         return self._engine.describe() if self._engine is not None else None
 
-    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
-        return self._snapshots.summaries() if self._snapshots is not None else None
+    def snapshots(self, live: Collection[str]) -> Mapping[str, SnapshotSummary] | None:
+        return self._snapshots.summaries(live) if self._snapshots is not None else None
 
     def inventory(self) -> Inventory | None:
         return self._inventory

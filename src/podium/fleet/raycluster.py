@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,7 +95,8 @@ class RaySlot:
         self.waiting: str | None = None
         self.note: str | None = None  # what it waits for (its image's pull)
         self.released = False
-        self.restore_s: float | None = None  # Ray workers are not restored from snapshots
+        # restored from its node's snapshot (fleet/snapshots.py): how long that took
+        self.restore_s: float | None = None
 
     @property
     def pid(self) -> int | None:
@@ -195,8 +196,12 @@ class RayBackend:
     def engine(self) -> str | None:
         return self._engine
 
-    def snapshots(self) -> Mapping[str, SnapshotSummary] | None:
-        return None  # snapshots are taken by the local fleet only (docs/snapshots.md)
+    def snapshots(self, live: Collection[str]) -> Mapping[str, SnapshotSummary] | None:
+        """Each node's slot actors take and restore their own (fleet/rayslot.py): asked for
+        unless PODIUM_SNAPSHOTS=off; the images and counts stay on the nodes (a restored
+        worker shows its restore time in the workers list; images of deleted endpoints
+        go when the node's bound evicts them)."""
+        return None if self.settings.snapshots == "off" else {}
 
     def _container(self, p: Placement) -> dict[str, Any] | None:
         """What the slot actor needs to run the placement's image on its node."""
@@ -258,7 +263,9 @@ class RayBackend:
                 f"the previous worker of slot {p.slot} of this endpoint is still stopping; "
                 "this one starts once it is gone"
             )
-        start = handle.start.remote(list(p.argv), dict(p.env(label)), p.restart, self._container(p))
+        start = handle.start.remote(
+            list(p.argv), dict(p.env(label)), p.restart, self._container(p), p.snapshot
+        )
         demand = {"GPU": float(p.gpu_count)} if p.gpu_count else {"CPU": 1.0}
         return RaySlot(handle, {**demand, **resources}, start_ref=start)
 
@@ -312,6 +319,9 @@ class RayBackend:
                     s._lost(exc)
                     continue
                 s.note = answer.get("note")
+                s.restore_s = answer.get("restore_s")
+                if s.info is not None and answer.get("pid") is not None:
+                    s.info["pid"] = answer["pid"]  # a restored worker has one once it is up
                 if answer.get("engine"):
                     self._engine = str(answer["engine"])
                 if answer["code"] is not None:

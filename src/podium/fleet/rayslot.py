@@ -41,6 +41,8 @@ from podium.fleet.containers import (
     spawn_container,
 )
 from podium.fleet.process import Process, spawn_process
+from podium.fleet.settings import FleetSettings
+from podium.fleet.snapshots import SnapshotProcess, SnapshotStore, Snapshotter, find_criu
 from podium.logs.lines import LogLine
 from podium.logs.markers import MARKER_ENV, new_marker
 from podium.logs.shipper import LogShipper, worker_sink
@@ -82,9 +84,12 @@ class WorkerSlot:
         env: Mapping[str, str],
         restart: bool,
         container: Mapping[str, Any] | None = None,
+        snapshot: bool = False,
     ) -> dict[str, Any]:
         """Run the worker: `argv` as a process, or with `container` (raycluster's
-        `_container`) the image through this node's engine."""
+        `_container`) the image through this node's engine. `snapshot` (flashboot): the
+        process is checkpointable and restored from this node's snapshot when there is
+        one (fleet/snapshots.py), where the node has CRIU >= 4 and root."""
         import ray  # on the node, inside the actor
 
         self.gpus = tuple(int(g) for g in ray.get_gpu_ids())
@@ -111,9 +116,13 @@ class WorkerSlot:
             f"[{full_env['CUDA_VISIBLE_DEVICES']}]: {argv[0] if argv else '?'} ---"
         )
         self.started_at = time.time()
+        snapshots = _node_snapshotter() if snapshot else None
         try:
-            self.proc = spawn_process(argv, full_env, None)
-        except OSError as exc:
+            if snapshots is not None:
+                self.proc = snapshots.spawn(self.endpoint_id, argv, full_env)
+            else:
+                self.proc = spawn_process(argv, full_env, None)
+        except (OSError, ValueError) as exc:
             self.shipper = LogShipper(None, sink, name=self.worker_id).start()
             self.shipper.note(header)
             self.shipper.note(f"--- podium: cannot start {list(argv[:1])}: {exc} ---")
@@ -199,7 +208,13 @@ class WorkerSlot:
         }
 
     def poll(self) -> dict[str, Any]:
-        """{"code": exit code or None, "tail": the last lines of its output once ended}."""
+        """{"code": exit code or None, "tail": the last lines of its output once ended,
+        "note", "engine", "restore_s": restored from a snapshot in this long}."""
+        restore_s = None
+        if isinstance(self.proc, SnapshotProcess):
+            restore_s = self.proc.restored_s
+            while self.proc.notes and self.shipper is not None:  # in the worker's log
+                self.shipper.note(self.proc.notes.popleft())
         if self.code is None and self.proc is not None:
             code = self.proc.poll()
             if code is not None:
@@ -215,7 +230,14 @@ class WorkerSlot:
         if self.code is not None and self.shipper is not None:
             tail = self.shipper.recent()[-TAIL_LINES:]
         note = self.proc.note if self.proc is not None and self.code is None else None
-        return {"code": self.code, "tail": tail, "note": note, "engine": self.engine}
+        return {
+            "code": self.code,
+            "tail": tail,
+            "note": note,
+            "engine": self.engine,
+            "restore_s": restore_s,
+            "pid": self.proc.pid if self.proc is not None else None,  # a restore's, once up
+        }
 
     def terminate(self) -> None:
         """A drain: SIGTERM; the worker finishes its job and exits."""
@@ -232,6 +254,28 @@ class WorkerSlot:
 # process for several actors on a node only when told to; each slot finds its own).
 _ENGINES: dict[str | None, Engine | None] = {}
 _PULLS: dict[str, ImagePulls] = {}
+
+
+_SNAPSHOTTER: list[Snapshotter | None] = []  # this node process's, once looked for
+
+
+def _node_snapshotter() -> Snapshotter | None:
+    """This node's snapshots (CRIU >= 4 and root, else None): images under the node's
+    temp directory, bounded by the node's PODIUM_SNAPSHOT_* settings."""
+    if not _SNAPSHOTTER:
+        settings = FleetSettings.from_env()
+        criu = None if settings.snapshots == "off" else find_criu(settings.criu)
+        found = None
+        if criu is not None:
+            gib = 1 << 30
+            store = SnapshotStore(
+                Path(tempfile.gettempdir()) / NODE_DIR_NAME / "snapshots",
+                host_limit=int(settings.snapshot_max_gb * gib),
+                endpoint_limit=int(settings.snapshot_endpoint_max_gb * gib),
+            )
+            found = Snapshotter(criu, store)
+        _SNAPSHOTTER.append(found)
+    return _SNAPSHOTTER[0]
 
 
 def _node_engine(choice: str | None, env: Mapping[str, str]) -> Engine | None:

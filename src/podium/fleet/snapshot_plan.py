@@ -32,6 +32,7 @@ __all__ = [
     "snapshot_key",
     "stale_files",
     "to_evict",
+    "uses_cuda",
 ]
 
 # A worker's own variables: different in every copy, given to it after restore
@@ -74,6 +75,16 @@ def mapped_files(maps: str) -> list[str]:
         if len(parts) == 6 and parts[5].startswith("/") and not parts[5].endswith(" (deleted)"):
             found.add(parts[5])
     return sorted(found)
+
+
+def uses_cuda(maps: str) -> bool:
+    """Whether a process (its /proc/PID/maps text) has an NVIDIA device mapped: it uses
+    CUDA, and its checkpoint needs CRIU's CUDA plugin. A worker merely given a GPU that
+    never touched it does not."""
+    return any(
+        (parts := line.split(None, 5)) and len(parts) == 6 and parts[5].startswith("/dev/nvidia")
+        for line in maps.splitlines()
+    )
 
 
 def stale_files(

@@ -44,7 +44,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +60,7 @@ from podium.fleet.snapshot_plan import (
     snapshot_key,
     stale_files,
     to_evict,
+    uses_cuda,
 )
 
 __all__ = [
@@ -381,7 +382,6 @@ class SnapshotProcess:
         self._s = snapshotter
         self.endpoint_id = endpoint_id
         self.key = key
-        self.gpu = False  # it holds GPUs: CRIU needs its CUDA plugin
         self.restored_s: float | None = None  # a restore's duration, once restored
         self.note: str | None = None
         self.notes: deque[str] = deque(maxlen=50)  # lines for the worker's log
@@ -562,7 +562,6 @@ class Snapshotter:
                 raise ValueError("embedded null byte")
         key = snapshot_key(endpoint_id, argv, env, self.host)
         proc = SnapshotProcess(self, endpoint_id, key)
-        proc.gpu = bool(env.get("CUDA_VISIBLE_DEVICES", "").strip())
         with self._lock:
             unsupported = key in self._unsupported
         if unsupported:
@@ -738,13 +737,6 @@ class Snapshotter:
         proc.notes.append(f"--- podium: no snapshot of this worker: {why} ---")
 
     def _dump(self, proc: SnapshotProcess, pid: int, module_files: list[Any]) -> None:
-        if proc.gpu and self.cuda_plugins is None:
-            self._count(proc.endpoint_id, "dump_failed")
-            proc.notes.append(
-                "--- podium: no snapshot of a GPU worker: CRIU's CUDA plugin or NVIDIA's "
-                "cuda-checkpoint is missing (docs/snapshots.md) ---"
-            )
-            return
         rss = _rss_bytes(pid)
         if rss > min(self.store.endpoint_limit, self.store.host_limit):
             self._count(proc.endpoint_id, "dump_failed")
@@ -757,6 +749,14 @@ class Snapshotter:
             maps = Path(f"/proc/{pid}/maps").read_text()
         except OSError:
             return
+        gpu = uses_cuda(maps)  # CUDA maps the NVIDIA device files into the process
+        if gpu and self.cuda_plugins is None:
+            self._count(proc.endpoint_id, "dump_failed")
+            proc.notes.append(
+                "--- podium: no snapshot of a worker using CUDA: CRIU's CUDA plugin or "
+                "NVIDIA's cuda-checkpoint is missing (docs/snapshots.md) ---"
+            )
+            return
         paths = [*mapped_files(maps), *(str(f) for f in module_files if isinstance(f, str))]
         stamps = {p: s for p in dict.fromkeys(paths[:MAX_FILES]) if (s := _stamp(p)) is not None}
         popen = proc._popen
@@ -766,7 +766,7 @@ class Snapshotter:
         dump = [self.criu.path, "dump", "-t", str(pid), "-D", str(tmp / "img"), *DUMP_FLAGS]
         try:
             r = subprocess.run(
-                [*dump, *self._plugins(proc.gpu)],
+                [*dump, *self._plugins(gpu)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -792,7 +792,7 @@ class Snapshotter:
             "host": self.host,
             "stdinIno": os.fstat(popen.stdin.fileno()).st_ino,
             "stdoutIno": os.fstat(proc.stdout.fileno()).st_ino,
-            "gpu": proc.gpu,
+            "gpu": gpu,
             "files": [list(asdict(s).values()) for s in stamps.values()],
         }
         info = self.store.commit(tmp, proc.key, meta)
@@ -812,11 +812,22 @@ class Snapshotter:
 
     # --- what is shown ------------------------------------------------------------------
 
-    def summaries(self) -> dict[str, SnapshotSummary]:
+    def summaries(self, live: Collection[str] | None = None) -> dict[str, SnapshotSummary]:
+        """By endpoint; with `live`, the images and counts of other endpoints (deleted
+        ones) are dropped first."""
         images: dict[str, list[SnapshotInfo]] = {}
         for info in self.store.list():
+            if live is not None and info.endpoint_id not in live:
+                log.info("snapshot %s: endpoint %s is gone: deleted", info.key, info.endpoint_id)
+                self.store.delete(info.key)
+                continue
             images.setdefault(info.endpoint_id, []).append(info)
         with self._lock:
+            if live is not None:
+                for gone in [ep for ep in self._counts if ep not in live]:
+                    del self._counts[gone]
+                for gone in [ep for ep in self._restores if ep not in live]:
+                    del self._restores[gone]
             endpoints = set(images) | set(self._counts)
             out = {}
             for ep in endpoints:

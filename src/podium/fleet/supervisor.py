@@ -290,7 +290,7 @@ class Supervisor:
             self._refreshed = True
             now = self.clock.now()
         self._starts_left = self.settings.starts_per_tick
-        await self._read_snapshots()
+        await self._read_snapshots(set(wanted))
         balanced = any(e.spec.load_balancer for e in endpoints)
         self._loads = await self.view.lb_loads() if balanced else {}
         turn = self._turn % len(endpoints) if endpoints else 0
@@ -314,10 +314,11 @@ class Supervisor:
         self._forget_stopped(now)
         self._publish()
 
-    async def _read_snapshots(self) -> None:
-        """The backend's snapshots, every few passes (the first before any start)."""
+    async def _read_snapshots(self, live: set[str]) -> None:
+        """The backend's snapshots, every few passes (the first before any start); the
+        images of endpoints that are gone are deleted."""
         if self._passes % SNAPSHOT_READ_PASSES == 0:
-            self._snapshots = await asyncio.to_thread(self.backend.snapshots)
+            self._snapshots = await asyncio.to_thread(self.backend.snapshots, live)
         self._passes += 1
 
     def _forget_stopped(self, now: float) -> None:
