@@ -239,6 +239,13 @@ def test_a_dump_killed_half_way_leaves_no_image(tmp_path: Path, handler: Path) -
         s.snapshot(ep, taken=0, takeFailures=1, images=0)  # as the fleet next publishes it
         assert s.images() == []
         assert [p.name for p in (gw.data_dir / "snapshots").iterdir()] == []
+        # not tried again at every cold start: the next worker starts normally
+        s.to_zero(ep)
+        s.scale(ep, 1)
+        [worker] = s.ready(ep, 1)
+        assert "startedFrom" not in worker
+        assert s.job(ep, [4])["output"]["sum"] == _expected_sum([4])
+        assert s.listing(ep)["snapshots"]["takeFailures"] == 1
     finally:
         s.http.close()
         gw.stop()

@@ -462,6 +462,22 @@ class SnapshotProcess:
 
     # --- how it comes up (the Snapshotter calls these) ------------------------------------
 
+    def start_plain(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        """Start the program as any worker (its key's workers cannot be snapshotted)."""
+        try:
+            self._popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=self._out_w,
+                stderr=self._out_w,
+                start_new_session=True,
+                preexec_fn=DIE_WITH_PARENT,
+            )
+        finally:
+            self._close_out()
+        self._worker_pid = self._popen.pid
+
     def start(self, argv: Sequence[str], env: Mapping[str, str], candidate: bool) -> None:
         """Start the program checkpointable; `candidate`: dump it when it pauses."""
         ctl_r, ctl_w = os.pipe()
@@ -565,7 +581,7 @@ class Snapshotter:
         with self._lock:
             unsupported = key in self._unsupported
         if unsupported:
-            proc.start(argv, env, candidate=False)
+            proc.start_plain(argv, env)
             return proc
         image = self.store.lookup(key)
         if image is not None:
@@ -784,6 +800,9 @@ class Snapshotter:
             what = f"snapshot of endpoint {proc.endpoint_id} failed (criu {r.returncode}): {why}"
             log.warning("%s", what)
             proc.notes.append(f"--- podium: {what} ---")
+            # not tried at every cold start: its key's workers start normally from now on
+            # (until this gateway restarts, or the endpoint changes)
+            self._cannot(proc, f"CRIU could not checkpoint it ({why})")
             return
         meta = {
             "endpointId": proc.endpoint_id,
