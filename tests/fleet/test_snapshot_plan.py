@@ -7,7 +7,7 @@ import random
 
 from podium.fleet.snapshot_plan import (
     FileStamp,
-    Held,
+    SnapshotInfo,
     identity_env,
     mapped_files,
     percentile,
@@ -77,7 +77,11 @@ def test_stale_files() -> None:
 
 
 def test_eviction_is_least_recently_used_first() -> None:
-    held = [Held("k1", "e1", 40, used_at=3.0), Held("k2", "e2", 40, 1.0), Held("k3", "e3", 40, 2.0)]
+    held = [
+        SnapshotInfo("k1", "e1", 40, created_at=0.0, used_at=3.0),
+        SnapshotInfo("k2", "e2", 40, created_at=0.0, used_at=1.0),
+        SnapshotInfo("k3", "e3", 40, created_at=0.0, used_at=2.0),
+    ]
     assert to_evict(held, 10, limit=200) == []
     assert to_evict(held, 30, limit=150) == []
     assert to_evict(held, 31, limit=150) == ["k2"]

@@ -90,8 +90,7 @@ class LocalSlot:
 
     def poll(self) -> int | None:
         if isinstance(self.proc, SnapshotProcess):
-            while self.proc.notes:  # what the snapshotter did, in the worker's log
-                self.shipper.note(self.proc.notes.popleft())
+            self.proc.flush_notes(self.shipper.note)
         if self.code is None:
             code = self.proc.poll()
             if code is not None:

@@ -42,7 +42,7 @@ from podium.fleet.containers import (
 )
 from podium.fleet.process import Process, spawn_process
 from podium.fleet.settings import FleetSettings
-from podium.fleet.snapshots import SnapshotProcess, SnapshotStore, Snapshotter, find_criu
+from podium.fleet.snapshots import SnapshotProcess, Snapshotter
 from podium.logs.lines import LogLine
 from podium.logs.markers import MARKER_ENV, new_marker
 from podium.logs.shipper import LogShipper, worker_sink
@@ -213,8 +213,8 @@ class WorkerSlot:
         restore_s = None
         if isinstance(self.proc, SnapshotProcess):
             restore_s = self.proc.restored_s
-            while self.proc.notes and self.shipper is not None:  # in the worker's log
-                self.shipper.note(self.proc.notes.popleft())
+            if self.shipper is not None:
+                self.proc.flush_notes(self.shipper.note)
         if self.code is None and self.proc is not None:
             code = self.proc.poll()
             if code is not None:
@@ -263,18 +263,8 @@ def _node_snapshotter() -> Snapshotter | None:
     """This node's snapshots (CRIU >= 4 and root, else None): images under the node's
     temp directory, bounded by the node's PODIUM_SNAPSHOT_* settings."""
     if not _SNAPSHOTTER:
-        settings = FleetSettings.from_env()
-        criu = None if settings.snapshots == "off" else find_criu(settings.criu)
-        found = None
-        if criu is not None:
-            gib = 1 << 30
-            store = SnapshotStore(
-                Path(tempfile.gettempdir()) / NODE_DIR_NAME / "snapshots",
-                host_limit=int(settings.snapshot_max_gb * gib),
-                endpoint_limit=int(settings.snapshot_endpoint_max_gb * gib),
-            )
-            found = Snapshotter(criu, store)
-        _SNAPSHOTTER.append(found)
+        root = Path(tempfile.gettempdir()) / NODE_DIR_NAME / "snapshots"
+        _SNAPSHOTTER.append(Snapshotter.from_settings(FleetSettings.from_env(), root))
     return _SNAPSHOTTER[0]
 
 

@@ -27,7 +27,7 @@ from podium.fleet.containers import ContainerHost
 from podium.fleet.gpus import discover
 from podium.fleet.local import LocalBackend
 from podium.fleet.settings import FleetSettings
-from podium.fleet.snapshots import SnapshotStore, Snapshotter, find_criu
+from podium.fleet.snapshots import Snapshotter
 from podium.fleet.supervisor import Supervisor
 from podium.fleet.view import LocalFleetView
 from podium.keys import installation_id
@@ -111,20 +111,15 @@ class Fleet:
     def _snapshotter(self, data_dir: Path) -> Snapshotter | None:
         """Snapshot cold starts (docs/snapshots.md): on when CRIU >= 4 is found and this
         process is root, unless PODIUM_SNAPSHOTS=off."""
-        if self.settings.snapshots == "off":
-            return None
-        criu = find_criu(self.settings.criu)
-        if criu is None:
-            log.info("snapshots: off (no CRIU >= 4, or not root): flashboot keeps workers warm")
-            return None
-        gib = 1 << 30
-        store = SnapshotStore(
-            data_dir / "snapshots",
-            host_limit=int(self.settings.snapshot_max_gb * gib),
-            endpoint_limit=int(self.settings.snapshot_endpoint_max_gb * gib),
-        )
-        log.info("snapshots: CRIU %s at %s, images in %s", criu.version, criu.path, store.root)
-        return Snapshotter(criu, store)
+        found = Snapshotter.from_settings(self.settings, data_dir / "snapshots")
+        if found is None:
+            log.info("snapshots: off (turned off, no CRIU >= 4, or not root)")
+        else:
+            criu = found.criu
+            log.info(
+                "snapshots: CRIU %s at %s, images in %s", criu.version, criu.path, found.store.root
+            )
+        return found
 
     def begin_stop(self) -> None:
         if self.supervisor is not None:

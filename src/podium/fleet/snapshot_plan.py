@@ -21,11 +21,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "IDENTITY_ENV",
     "FileStamp",
-    "Held",
+    "SnapshotInfo",
     "identity_env",
     "mapped_files",
     "percentile",
@@ -102,16 +103,32 @@ def stale_files(
 
 
 @dataclass(frozen=True, slots=True)
-class Held:
-    """One image on disk, as eviction sees it."""
+class SnapshotInfo:
+    """One image on disk, as its record says (`podium snapshots`, eviction)."""
 
     key: str
     endpoint_id: str
     size: int
+    created_at: float
     used_at: float  # its last restore (or its creation)
+    restores: int = 0
+    dump_s: float = 0.0
+    files: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "endpointId": self.endpoint_id,
+            "bytes": self.size,
+            "createdAt": self.created_at,
+            "usedAt": self.used_at,
+            "restores": self.restores,
+            "dumpSeconds": round(self.dump_s, 3),
+            "files": self.files,
+        }
 
 
-def to_evict(held: Sequence[Held], incoming: int, limit: int) -> list[str]:
+def to_evict(held: Sequence[SnapshotInfo], incoming: int, limit: int) -> list[str]:
     """The images to delete so that `incoming` more bytes fit under `limit`: least
     recently used first. Every image when even that is not enough."""
     total = sum(h.size for h in held) + incoming

@@ -51,9 +51,10 @@ from typing import IO, Any
 
 from podium.board import SnapshotSummary
 from podium.fleet.process import DIE_WITH_PARENT
+from podium.fleet.settings import FleetSettings
 from podium.fleet.snapshot_plan import (
     FileStamp,
-    Held,
+    SnapshotInfo,
     identity_env,
     mapped_files,
     percentile,
@@ -193,32 +194,6 @@ def _pid_alive(pid: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class SnapshotInfo:
-    """One image on disk (`podium snapshots`, the workers list)."""
-
-    key: str
-    endpoint_id: str
-    size: int
-    created_at: float
-    used_at: float
-    restores: int
-    dump_s: float
-    files: int
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "endpointId": self.endpoint_id,
-            "bytes": self.size,
-            "createdAt": self.created_at,
-            "usedAt": self.used_at,
-            "restores": self.restores,
-            "dumpSeconds": round(self.dump_s, 3),
-            "files": self.files,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class _Image:
     key: str
     path: Path
@@ -286,6 +261,10 @@ class SnapshotStore:
             return None
         return image
 
+    def has(self, key: str) -> bool:
+        """An image of `key` is in place (not yet checked against its files: `lookup`)."""
+        return (self.root / key / META).is_file()
+
     def begin(self, key: str) -> Path:
         tmp = self.root / f".tmp-{os.getpid()}-{key}-{secrets.token_hex(3)}"
         (tmp / "img").mkdir(parents=True)
@@ -312,8 +291,8 @@ class SnapshotStore:
                 if info.endpoint_id == meta["endpointId"] and info.key != key:
                     log.info("snapshot %s replaced by %s: deleted", info.key, key)
                     self._remove(info.key)
-            held = [Held(i.key, i.endpoint_id, i.size, i.used_at) for i in self.list()]
-            for old in to_evict([h for h in held if h.key != key], size, self.host_limit):
+            held = [i for i in self.list() if i.key != key]
+            for old in to_evict(held, size, self.host_limit):
                 log.info("snapshot %s evicted (PODIUM_SNAPSHOT_MAX_GB)", old)
                 self._remove(old)
             self._remove(key)
@@ -393,6 +372,11 @@ class SnapshotProcess:
         self._code: int | None = None
         self._failed: int | None = None  # could not be started at all: this exit code
         self._killed = False
+
+    def flush_notes(self, say: Callable[[str], None]) -> None:
+        """What the snapshotter did with it, into its log (`say`: its shipper's note)."""
+        while self.notes:
+            say(self.notes.popleft())
 
     def killed(self) -> bool:
         """Stopped before or while it came up."""
@@ -552,6 +536,21 @@ class Snapshotter:
         self._thread = threading.Thread(target=self._run, name="snapshot-restores", daemon=True)
         self._thread.start()
 
+    @classmethod
+    def from_settings(cls, settings: FleetSettings, root: Path) -> Snapshotter | None:
+        """This host's, with its images under `root` and the PODIUM_SNAPSHOT_* bounds;
+        None when PODIUM_SNAPSHOTS=off or there is no usable CRIU (find_criu)."""
+        criu = None if settings.snapshots == "off" else find_criu(settings.criu)
+        if criu is None:
+            return None
+        gib = 1 << 30
+        store = SnapshotStore(
+            root,
+            host_limit=int(settings.snapshot_max_gb * gib),
+            endpoint_limit=int(settings.snapshot_endpoint_max_gb * gib),
+        )
+        return cls(criu, store)
+
     def close(self) -> None:
         self._jobs.put(None)
 
@@ -583,22 +582,28 @@ class Snapshotter:
         if unsupported:
             proc.start_plain(argv, env)
             return proc
-        image = self.store.lookup(key)
-        if image is not None:
+        if self.store.has(key):  # its files are checked on the restore thread
             proc.note = "restoring from its snapshot"
-            self._jobs.put(lambda: self._restore(proc, image, argv, env))
+            self._jobs.put(lambda: self._restore(proc, key, argv, env))
             return proc
+        self._start_checkpointable(proc, argv, env)
+        return proc
+
+    def _start_checkpointable(
+        self, proc: SnapshotProcess, argv: Sequence[str], env: Mapping[str, str]
+    ) -> None:
+        """Start it checkpointable: the first start of a key with no dump running is the
+        one dumped."""
         with self._lock:
-            claim = key not in self._dumping
+            claim = proc.key not in self._dumping
             if claim:
-                self._dumping.add(key)
+                self._dumping.add(proc.key)
         try:
             proc.start(argv, env, candidate=claim)
         except BaseException:
             if claim:
-                self._done_dumping(key)
+                self._done_dumping(proc.key)
             raise
-        return proc
 
     def _done_dumping(self, key: str) -> None:
         with self._lock:
@@ -607,11 +612,15 @@ class Snapshotter:
     # --- restore ------------------------------------------------------------------------
 
     def _restore(
-        self, proc: SnapshotProcess, image: _Image, argv: Sequence[str], env: Mapping[str, str]
+        self, proc: SnapshotProcess, key: str, argv: Sequence[str], env: Mapping[str, str]
     ) -> None:
         if proc.killed():
             proc._failed = -9
             proc._close_out()
+            return
+        image = self.store.lookup(key)  # a stale one (a file it maps changed) is deleted
+        if image is None:
+            self._start_instead(proc, argv, env)
             return
         began = time.monotonic()
         error = self._criu_restore(proc, image, env)
@@ -631,26 +640,26 @@ class Snapshotter:
             return
         # never worse than without: a failed restore is a normal start
         log.warning("restore of snapshot %s failed (%s): starting the worker", image.key, error)
-        if proc.killed():  # stopped meanwhile: nothing to start
-            proc._failed = -9
-            proc._close_out()
-            return
         self._count(proc.endpoint_id, "failed")
         self.store.delete(image.key)
         proc.notes.append(
             f"--- podium: restore of snapshot {image.key} failed ({error}); "
             "starting the program (the snapshot is deleted and made anew) ---"
         )
+        self._start_instead(proc, argv, env)
+
+    def _start_instead(
+        self, proc: SnapshotProcess, argv: Sequence[str], env: Mapping[str, str]
+    ) -> None:
+        """No image to restore after all: the program, started (on the restore thread)."""
         proc.note = None
-        with self._lock:
-            claim = proc.key not in self._dumping
-            if claim:
-                self._dumping.add(proc.key)
+        if proc.killed():  # stopped meanwhile: nothing to start
+            proc._failed = -9
+            proc._close_out()
+            return
         try:
-            proc.start(argv, env, candidate=claim)
+            self._start_checkpointable(proc, argv, env)
         except (OSError, ValueError) as exc:
-            if claim:
-                self._done_dumping(proc.key)
             proc.notes.append(f"--- podium: cannot start {list(argv[:1])}: {exc} ---")
             proc._failed = 127
             proc._close_out()

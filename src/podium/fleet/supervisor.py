@@ -129,6 +129,20 @@ class _Worker:
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
 
+    def mark_busy(self, busy: bool, now: float) -> None:
+        """A ready (or draining) worker holds work now, or is idle since when it last held
+        some."""
+        self.busy = busy
+        if busy:
+            self.idle_since = None
+        elif self.idle_since is None:
+            self.idle_since = now
+
+    def stable(self, now: float, stable_s: float) -> None:
+        """Up `stable_s` since it became ready: its crash count starts again from zero."""
+        if self.crashes and self.ready_at is not None and now - self.ready_at >= stable_s:
+            self.crashes = 0
+
     def status(self) -> WorkerStatus:
         slot = self.slot
         return WorkerStatus(
@@ -479,11 +493,7 @@ class Supervisor:
         for w in pool.workers.values():
             w.in_flight = load.in_flight.get(w.id, 0)
             if w.phase in (Phase.READY, Phase.DRAINING):
-                w.busy = w.in_flight > 0
-                if w.busy:
-                    w.idle_since = None
-                elif w.idle_since is None:
-                    w.idle_since = now
+                w.mark_busy(w.in_flight > 0, now)
         return QueueStats(queued=load.waiting, in_progress=sum(load.in_flight.values()))
 
     async def _health(self, w: _Worker, path: str) -> int | None:
@@ -519,8 +529,7 @@ class Supervisor:
                 )
                 w.reason = f"its health check failed {w.misses} times in a row"
                 w.slot.kill()
-        if w.crashes and w.ready_at is not None and now - w.ready_at >= self.settings.stable_s:
-            w.crashes = 0
+        w.stable(now, self.settings.stable_s)
 
     async def _announce(self, pool: _Pool, now: float) -> None:
         """Tell every gateway's proxy (the store's worker registry) which workers are
@@ -601,13 +610,8 @@ class Supervisor:
             w.phase, w.ready_at, w.startup_failures, w.reason = Phase.READY, now, 0, None
             log.info("worker %s is ready (%.1f s after start)", w.id, now - (w.started_at or now))
         if w.phase in (Phase.READY, Phase.DRAINING):
-            w.busy = bool(seen and jobs)
-            if w.busy:
-                w.idle_since = None
-            elif w.idle_since is None:
-                w.idle_since = now
-        if w.crashes and w.ready_at is not None and now - w.ready_at >= self.settings.stable_s:
-            w.crashes = 0
+            w.mark_busy(bool(seen and jobs), now)
+        w.stable(now, self.settings.stable_s)
 
     def _exited(self, pool: _Pool, w: _Worker, code: int, now: float) -> None:
         assert w.slot is not None

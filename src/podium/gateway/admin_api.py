@@ -421,7 +421,12 @@ async def get_template(request: Request, template_id: str) -> JSON:
 
 @router.delete("/templates/{template_id}", summary="Delete a template no endpoint uses")
 async def delete_template(request: Request, template_id: str) -> JSON:
-    state = state_of(request)
+    await delete_template_record(state_of(request), template_id)
+    return JSON({"id": template_id, "deleted": True})
+
+
+async def delete_template_record(state: GatewayState, template_id: str) -> None:
+    """Delete a created template (v1 and v2): Conflict while an endpoint names it."""
     users = [e.id for e in await state.store.list_endpoints() if e.spec.template_id == template_id]
     if users:
         raise Conflict(
@@ -429,7 +434,6 @@ async def delete_template(request: Request, template_id: str) -> JSON:
             "delete them or change their templateId first."
         )
     await state.templates.delete(template_id)
-    return JSON({"id": template_id, "deleted": True})
 
 
 # --- snapshots -----------------------------------------------------------------------

@@ -46,10 +46,11 @@ from podium.endpoints.v2 import (
     template_view,
     worker_status,
 )
-from podium.errors import BadRequest, Conflict, Forbidden, NotFound
+from podium.errors import BadRequest, Forbidden, NotFound
 from podium.gateway.admin_api import (
     check_references,
     create_endpoint_record,
+    delete_template_record,
     update_endpoint_record,
 )
 from podium.gateway.auth import authenticate_client, authorize_client
@@ -496,11 +497,5 @@ async def delete_template(request: Request, template_id: str) -> Response:
     await authorize_client(request, Scope.ADMIN)
     state = state_of(request)
     await _created(state, template_id)
-    users = [e.id for e in await state.store.list_endpoints() if e.spec.template_id == template_id]
-    if users:
-        raise Conflict(
-            f"Template {template_id} is used by endpoint(s) {', '.join(users)}; change their "
-            "templateId first."
-        )
-    await state.templates.delete(template_id)
+    await delete_template_record(state, template_id)
     return Response(status_code=204)

@@ -32,7 +32,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["SNAPSHOT_FD_ENV", "Resumed", "announce", "snapshot_point"]
@@ -41,13 +41,13 @@ SNAPSHOT_FD_ENV = "PODIUM_SNAPSHOT_FD"
 IDENTITY_MAX_BYTES = 1 << 20  # the line the fleet writes on stdin
 
 
+@dataclass(frozen=True, slots=True)
 class Resumed:
     """What the snapshot point learnt: `restored` (this process is a copy restored from an
     image) and the identity it applied."""
 
-    def __init__(self, restored: bool, env: Mapping[str, str | None]) -> None:
-        self.restored = restored
-        self.env = dict(env)
+    restored: bool
+    env: dict[str, str | None]
 
 
 def _why_not() -> str | None:
@@ -112,10 +112,14 @@ def announce(environ: Any = None) -> None:
         fd = int(environ.get(SNAPSHOT_FD_ENV, ""))
     except ValueError:
         return
-    if fd in _announced:
-        return
-    _announced.add(fd)
     with contextlib.suppress(OSError):
+        _hello(fd)
+
+
+def _hello(fd: int) -> None:
+    """The first line on the control pipe, once."""
+    if fd not in _announced:
+        _announced.add(fd)
         _write_all(fd, b'{"hello": "podium"}\n')
 
 
@@ -134,9 +138,7 @@ def snapshot_point(environ: Any = None) -> Resumed | None:
         return None
     why = _why_not()
     try:
-        if fd not in _announced:
-            _announced.add(fd)
-            _write_all(fd, b'{"hello": "podium"}\n')
+        _hello(fd)
         if why is not None:
             _write_all(fd, (json.dumps({"pause": False, "why": why}) + "\n").encode())
             return None
@@ -170,4 +172,4 @@ def snapshot_point(environ: Any = None) -> Resumed | None:
         else:
             environ[str(name)] = str(value)
     _reseed()
-    return Resumed(bool(told.get("restored")), env)
+    return Resumed(bool(told.get("restored")), dict(env))
