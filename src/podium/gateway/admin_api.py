@@ -459,7 +459,7 @@ async def delete_snapshot(request: Request, key: str) -> JSON:
     """The next cold start of its endpoint starts the program (and takes a new one)."""
     state = state_of(request)
     if not _SNAPSHOT_KEY.fullmatch(key):
-        raise BadRequest(f"{key!r} is not a snapshot key (24 hexadecimal digits).")
+        raise BadRequest(f"{key[:40]!r} is not a snapshot key (24 hexadecimal digits).")
     gone = state.fleet_access is not None and await state.fleet_access.delete_snapshot(key)
     if not gone:
         raise NotFound(f"No snapshot {key} on this host.")
