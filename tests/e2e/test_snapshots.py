@@ -69,7 +69,13 @@ class Snap:
 
     def ready(self, ep: str, n: int) -> list[dict[str, Any]]:
         def enough() -> list[dict[str, Any]] | None:
-            ws = [w for w in self.listing(ep)["workers"] if w["status"] in ("idle", "running")]
+            # the fleet's own (a worker of a killed gateway is listed for a lease after
+            # its last ping, as started elsewhere)
+            ws = [
+                w
+                for w in self.listing(ep)["workers"]
+                if w["managed"] and w["status"] in ("idle", "running")
+            ]
             return ws if len(ws) == n else None
 
         return list(wait_until(enough, timeout=90, interval=0.1, what=f"{n} ready workers"))

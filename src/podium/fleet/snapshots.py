@@ -689,6 +689,7 @@ class Snapshotter:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     timeout=RESTORE_TIMEOUT_S,
+                    preexec_fn=DIE_WITH_PARENT,  # a gateway killed mid-restore ends it
                     check=False,
                 )
             except (OSError, subprocess.SubprocessError) as exc:
