@@ -205,8 +205,12 @@ def test_a_gateway_killed_with_9_leaves_no_orphan_container(tmp_path: Path, imag
     try:
         ep = _deploy(gw, imageName=image, command="/venv/bin/python /handlers/sleepy.py")["id"]
         with gw.client() as c:
-            owner = c.get("/v1/gpus").json()  # the fleet is up
-            assert owner["containerEngine"]
+            # the fleet is up: its first pass found the engine (it publishes it then)
+            wait_until(
+                lambda: c.get("/v1/gpus").json()["containerEngine"],
+                timeout=60,
+                what="the fleet's container engine",
+            )
             job = c.post(f"/v2/{ep}/run", json={"input": {"seconds": 4}}).json()["id"]
             wait_until(
                 lambda: c.get(f"/v2/{ep}/status/{job}").json()["status"] == "IN_PROGRESS",
