@@ -27,7 +27,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "podium"
 
-DOMAIN = ("jobs", "codec", "clock", "errors", "keys", "history", "board", "endpoints")
+DOMAIN = ("jobs", "codec", "clock", "errors", "keys", "history", "board", "series", "endpoints")
 EVERYTHING_ELSE = ("store", "gateway", "fleet", "worker", "sd", "logs", "cli", "server", "demo")
 
 # top-level part of podium.X -> the parts it must never import

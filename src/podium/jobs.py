@@ -141,6 +141,7 @@ RATE_LIMITS: dict[str, int] = {
     "purge-queue": 2,
     "openai": 2000,
     "requests": 10,
+    "metrics": 100,
 }
 
 

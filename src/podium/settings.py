@@ -54,6 +54,7 @@ ENV = {
     "PODIUM_ALLOW_PRIVATE_WEBHOOKS": "allow_private_webhooks",
     "PODIUM_RATE_LIMITS": "rate_limits",
     "PODIUM_REAPER_INTERVAL_S": "reaper_interval_s",
+    "PODIUM_METRICS_FLUSH_S": "metrics_flush_s",
     "PODIUM_SQLITE_SYNC": "sqlite_sync",
     "PODIUM_ACCEPT_EMPTY_STORE": "accept_empty_store",
     "PODIUM_DECODE_OFF_LOOP_BYTES": "decode_off_loop_bytes",
@@ -89,6 +90,9 @@ class Settings(BaseModel):
     allow_private_webhooks: bool = False
     rate_limits: bool = True
     reaper_interval_s: float = 1.0
+    # How often a gateway writes the metrics it counted to the store (gateway/series.py)
+    # and samples its endpoints' workers: other gateways' charts lag by this much.
+    metrics_flush_s: float = Field(default=5.0, gt=0, le=60)
     webhook_max_attempts: int = 5
     webhook_backoff_s: float = 1.0
     # SQLite's synchronous pragma: NORMAL survives kill -9; FULL also a power cut.

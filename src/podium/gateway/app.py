@@ -36,6 +36,7 @@ from podium.gateway import (
     ops_api,
     rest_v2,
     rest_v2_serverless,
+    series_api,
     worker_api,
 )
 from podium.gateway.bootstrap import bootstrap
@@ -44,6 +45,7 @@ from podium.gateway.http import BodyDecoder
 from podium.gateway.metrics import Metrics
 from podium.gateway.ratelimit import RateLimiter
 from podium.gateway.reaper import Reaper
+from podium.gateway.series import SeriesWriter
 from podium.gateway.state import GatewayState
 from podium.gateway.webhooks import WebhookSender
 from podium.settings import ADMIN_KEY_FILE, Settings
@@ -104,7 +106,7 @@ def create_app(
             log.warning(
                 "Created the admin API key; it is in %s", settings.data_dir / ADMIN_KEY_FILE
             )
-        metrics = Metrics()
+        metrics = Metrics(clock)
         state = GatewayState(
             settings=settings,
             store=store,
@@ -126,9 +128,11 @@ def create_app(
         state.webhooks.start()
         tasks = []
         started: list[Service] = []
+        state.series = SeriesWriter(state, settings.metrics_flush_s)
         if run_background:
             state.reaper = Reaper(state, settings.reaper_interval_s)
             tasks.append(asyncio.create_task(state.reaper.run()))
+            tasks.append(asyncio.create_task(state.series.run()))
             host = ServiceHost(settings, store, clock, state.fleet, boot.fleet_secret)
             for service in services:
                 await service.start(host)
@@ -161,6 +165,7 @@ def create_app(
     app.include_router(rest_v2_serverless.router)
     app.include_router(client_api.router)
     app.include_router(history_api.router)
+    app.include_router(series_api.router)
     app.include_router(openai_api.router)
     app.include_router(worker_api.router)
     app.include_router(me_api.router)

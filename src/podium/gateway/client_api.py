@@ -198,7 +198,7 @@ async def retry(request: Request, endpoint_id: str, job_id: str) -> JSON:
     await authorize_client(request, Scope.RUN, endpoint_id)
     state.limiter.hit(endpoint_id, "run")
     await state.job(endpoint_id, job_id)
-    job = await state.store.retry(job_id)
+    job = await state.lifecycle.retry(job_id)
     return JSON({"id": job.id, "status": job.status.value})
 
 

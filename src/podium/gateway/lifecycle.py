@@ -6,7 +6,9 @@ final state -> metrics", which the client, worker and OpenAI routes and the reap
     finish          a worker's result; when it applied, the job is announced
     append_stream   a chunk that took the stream past its limit ended the job: announced
     cancel          a job that was not final and is now: announced
-    expire          the reaper's pass: every job it ended is announced
+    retry           a failed or timed-out job back in the queue: counted as retried
+    expire          the reaper's pass: every job it ended is announced, every job it
+                    requeued (its worker was lost) counted as retried
 
 Announcing a final job counts it (status, execution time) and fires its webhook (signed
 with its endpoint's secret). Each method is one store call: atomic and guarded there.
@@ -42,7 +44,7 @@ class JobLifecycle:
 
     async def submit(self, job: Job, retry_limit: int) -> None:
         await self.store.submit(job, retry_limit)
-        self.metrics.submitted.labels(job.endpoint_id).inc()
+        self.metrics.submit(job)
 
     async def take(
         self, endpoint_id: str, worker_id: str, n: int, hold: float, lease_s: float
@@ -73,10 +75,17 @@ class JobLifecycle:
             await self._announce(job)
         return job
 
+    async def retry(self, job_id: str) -> Job:
+        job = await self.store.retry(job_id)
+        self.metrics.retried(job)
+        return job
+
     async def expire(self, now: float, history_ms: int) -> ExpireReport:
         report = await self.store.expire(now, history_ms)
         for job in report.finished:
             await self._announce(job)
+        for job in report.requeued:
+            self.metrics.retried(job)
         return report
 
     async def _announce(self, job: Job) -> None:

@@ -1,4 +1,6 @@
-"""Prometheus metrics: counters and histograms fed by the routes, gauges read at scrape."""
+"""Prometheus metrics: counters and histograms fed by the routes, gauges read at scrape;
+and the same events into the endpoints' metrics over time (`series`, a podium.series
+Recorder that gateway/series.py writes to the store)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 
 from podium.board import FleetBoard, FleetReport, SnapshotSummary, WorkerStatus
+from podium.clock import Clock, SystemClock
 from podium.jobs import Job
+from podium.series import Recorder
 from podium.store import JobStore
 
 __all__ = ["MeteredFleetBoard", "Metrics"]
@@ -31,7 +35,12 @@ WEBHOOK_OUTCOMES = ("delivered", "failed", "refused")
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self.series = Recorder()
+        # Cold starts go into the series when the worker became ready after this gateway
+        # started: a restarted gateway adopting ready workers does not count them again.
+        self._series_since = self.clock.now()
         self.registry = CollectorRegistry()
         r = self.registry
         self.submitted = Counter(
@@ -133,19 +142,32 @@ class Metrics:
         self.lb_requests.labels(endpoint_id, str(status)).inc()
         self.lb_latency.labels(endpoint_id).observe(seconds)
 
+    def submit(self, job: Job) -> None:
+        self.submitted.labels(job.endpoint_id).inc()
+        self.series.submitted(job.endpoint_id, job.created_at)
+
     def started(self, job: Job) -> None:
         if job.started_at is not None:
-            self.delay.labels(job.endpoint_id).observe(max(0.0, job.started_at - job.created_at))
+            delay = max(0.0, job.started_at - job.created_at)
+            self.delay.labels(job.endpoint_id).observe(delay)
+            self.series.observe(job.endpoint_id, job.started_at, "d", delay)
 
     def ended(self, job: Job) -> None:
         self.finished.labels(job.endpoint_id, job.status.value).inc()
+        at = job.finished_at if job.finished_at is not None else self.clock.now()
+        self.series.ended(job.endpoint_id, at, job.status.value)
         if job.started_at is not None and job.finished_at is not None:
-            self.execution.labels(job.endpoint_id).observe(
-                max(0.0, job.finished_at - job.started_at)
-            )
+            execution = max(0.0, job.finished_at - job.started_at)
+            self.execution.labels(job.endpoint_id).observe(execution)
+            self.series.observe(job.endpoint_id, at, "e", execution)
+
+    def retried(self, job: Job) -> None:
+        """A job went back to the queue: a /retry, or its worker was lost."""
+        self.series.retried(job.endpoint_id, self.clock.now())
 
     def webhook(self, endpoint_id: str, outcome: str) -> None:
         self.webhooks.labels(endpoint_id, outcome).inc()
+        self.series.webhook(endpoint_id, self.clock.now(), outcome)
 
     def fleet_report(self, workers: Mapping[str, Iterable[WorkerStatus]]) -> None:
         """Count the cold starts a fleet report shows: workers that became ready since the
@@ -162,6 +184,9 @@ class Metrics:
                     self.cold_starts.labels(endpoint_id, kind).inc()
                     seconds = max(0.0, w.ready_at - w.started_at)
                     self.cold_start.labels(endpoint_id, kind).observe(seconds)
+                    if w.ready_at >= self._series_since:
+                        restored = w.restore_s is not None
+                        self.series.cold_start(endpoint_id, w.ready_at, seconds, restored)
                     if w.restore_s is not None:
                         self.restore.labels(endpoint_id).observe(w.restore_s)
         self._cold_seen = current

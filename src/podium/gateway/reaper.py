@@ -1,4 +1,5 @@
-"""The reaper: ttl, executionTimeout, lost leases, retention, and the webhooks they cause.
+"""The reaper: ttl, executionTimeout, lost leases, retention, and the webhooks they cause;
+also the worker logs' and the metrics buckets' expiry.
 
 One pass is `store.expire(now)`. Every gateway runs a Reaper, but it acts only while it
 holds the store's `reaper` lock, a lease it renews on each pass: with many gateways on
@@ -29,6 +30,7 @@ async def reap_once(state: GatewayState) -> None:
     now = state.clock.now()
     report = await state.lifecycle.expire(now, state.settings.history_ms)
     await state.store.logs.expire(now - state.settings.log_retention_ms / 1000)
+    await state.store.metrics.expire(now)
     if report.requeued:
         log.info("requeued %d job(s) whose worker was lost", len(report.requeued))
     if report.quarantined:

@@ -26,6 +26,7 @@ from podium.store.records import TemplateCatalog
 if TYPE_CHECKING:
     from podium.gateway.lb_proxy import LbRouter
     from podium.gateway.reaper import Reaper
+    from podium.gateway.series import SeriesWriter
 
 __all__ = ["GatewayState", "state_of"]
 
@@ -48,6 +49,7 @@ class GatewayState:
     fleet_access: FleetAccess | None = None
     fleet_secret: str | None = None
     reaper: Reaper | None = None  # set when background tasks run
+    series: SeriesWriter | None = None  # writes the metrics over time (set by create_app)
     lb: LbRouter | None = None  # load-balancing endpoints' proxy (made on first use)
     log_followers: dict[str, int] = field(default_factory=dict)  # endpoint -> open follows
     lookups: Lookups = field(init=False)

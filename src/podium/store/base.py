@@ -7,6 +7,7 @@
     Catalog         endpoints, API keys, templates and gateway-wide settings (records)
     Locks           a store lock with a lease: one holder drives a gateway-wide duty
     WorkerLogs      the workers' log lines (`store.logs`)
+    EndpointMetrics an endpoint's metrics buckets over time (`store.metrics`, podium.series)
     JobStore        all of them on one backend (sqlite/, redis/: a module per role)
 
 Every method that changes a job is one atomic, guarded transition inside the backend:
@@ -27,12 +28,14 @@ from podium.history import HistoryPage, HistoryQuery
 from podium.jobs import DEFAULT_LIMITS, Job, JobStatus, WorkerReport
 from podium.keys import ApiKey
 from podium.logs.lines import LogBudget, LogLine, LogQuery, StoredLine
+from podium.series import Delta
 
 __all__ = [
     "REAPER_QUARANTINE_ERROR",
     "RECORD_KINDS",
     "Appended",
     "Catalog",
+    "EndpointMetrics",
     "FinishResult",
     "JobHistory",
     "JobQueue",
@@ -146,6 +149,28 @@ class WorkerLogs(Protocol):
     async def expire(self, before: float) -> int:
         """Forget the logs of workers that last shipped a line before `before` (store
         clock); how many workers were forgotten."""
+        ...
+
+
+class EndpointMetrics(Protocol):
+    """An endpoint's metrics over time (podium.series), one role of a store:
+    `store.metrics`. Buckets of every tier of series.TIERS, each dropped once its tier
+    no longer keeps it; `JobStore.delete_endpoint` deletes its endpoint's buckets."""
+
+    async def record(self, deltas: list[Delta]) -> None:
+        """Add each delta to the bucket of every tier that holds its minute, all in one
+        atomic step: counts added, samples keeping the larger (so writers merge)."""
+        ...
+
+    async def read(
+        self, endpoint_id: str, width_s: int, start: int, end: int
+    ) -> dict[int, dict[str, int]]:
+        """The endpoint's buckets of the tier `width_s` that start in [start, end): bucket
+        start -> fields (buckets with nothing are left out)."""
+        ...
+
+    async def expire(self, now: float) -> int:
+        """Drop the buckets past what their tier keeps; how many rows or keys went."""
         ...
 
 
@@ -298,14 +323,19 @@ class JobStore(JobQueue, JobHistory, WorkerRegistry, Catalog, Locks, Protocol):
         """The workers' log lines (read-only here: each backend has its own class)."""
         ...
 
+    @property
+    def metrics(self) -> EndpointMetrics:
+        """The endpoints' metrics buckets (each backend has its own class)."""
+        ...
+
     async def close(self) -> None: ...
     async def ping(self) -> None:
         """Raise StoreUnavailable when the backend cannot be reached."""
         ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        """Delete the endpoint, its queued jobs, its workers' records and their logs (it
-        spans the roles: one call, on SQLite one transaction)."""
+        """Delete the endpoint, its queued jobs, its workers' records, their logs and its
+        metrics (it spans the roles: one call, on SQLite one transaction)."""
         ...
 
 

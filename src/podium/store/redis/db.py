@@ -25,6 +25,7 @@ from podium.store.redis.records import TTL_GRACE_MS, _num
 if TYPE_CHECKING:
     from podium.store.redis.events import RedisEvents
     from podium.store.redis.logs import RedisWorkerLogs
+    from podium.store.redis.metrics import RedisEndpointMetrics
 
 __all__ = ["Connected", "guarded"]
 
@@ -93,6 +94,7 @@ class Connected:
     _events: RedisEvents
     _poll_s: float  # the fallback poll of waiters (a lost subscription)
     logs: RedisWorkerLogs
+    metrics: RedisEndpointMetrics
 
     # --- helpers -----------------------------------------------------------------------
 

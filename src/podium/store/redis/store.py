@@ -30,6 +30,7 @@ Key layout (`{p}` is the key prefix, `?prefix=` in the URL, default "podium"):
                                            `:lookup_of` hash (id -> token/key hash)
     {p}:settings                   hash    name -> value
     {p}:log*                               worker logs: logs.py
+    {p}:mx:*                               metrics buckets: metrics.py
     {p}:tpl, {p}:tpl:names         hash    templates: id -> JSON doc; name -> id
 
 Final jobs' job and stream keys also carry a key TTL (retention plus TTL_GRACE_MS), so
@@ -48,6 +49,7 @@ One client, the store's roles (store.base) each in its module:
     catalog.py   endpoints, keys, templates, settings (Catalog)
     locks.py     the store lock (Locks)
     logs.py      worker logs (WorkerLogs: `store.logs`)
+    metrics.py   metrics buckets (EndpointMetrics: `store.metrics`)
     events.py    the pub/sub subscriber that wakes waiters across gateways
     records.py   constants, scripts, conversions; db.py the error guard they all use
 """
@@ -70,6 +72,7 @@ from podium.store.redis.events import RedisEvents
 from podium.store.redis.jobs import RedisJobs
 from podium.store.redis.locks import RedisLocks
 from podium.store.redis.logs import RedisWorkerLogs
+from podium.store.redis.metrics import RedisEndpointMetrics
 from podium.store.redis.records import (
     DEFAULT_PREFIX,
     FALLBACK_POLL_S,
@@ -132,6 +135,7 @@ class RedisStore(RedisJobs, RedisWorkers, RedisCatalog, RedisLocks):
         self._submits: list[tuple[list[str], asyncio.Future[str]]] = []  # for the next call
         self._submit_tasks: set[asyncio.Task[None]] = set()
         self.logs = RedisWorkerLogs(self._redis, self.prefix, clock, self._unavailable)
+        self.metrics = RedisEndpointMetrics(self._redis, self.prefix, clock, self._unavailable)
         self._events = RedisEvents(self._redis, self.prefix, self.where)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -151,8 +155,10 @@ class RedisStore(RedisJobs, RedisWorkers, RedisCatalog, RedisLocks):
 
     @guarded
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        """Delete the endpoint, its queued jobs, its workers' records and their logs."""
+        """Delete the endpoint, its queued jobs, its workers' records, their logs and its
+        metrics."""
         [existed] = await self._run("delete_endpoint", endpoint_id)
         await self.purge_queue(endpoint_id)
         await self.logs.delete_endpoint(endpoint_id)
+        await self.metrics.delete_endpoint(endpoint_id)
         return bool(existed)

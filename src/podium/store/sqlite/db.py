@@ -18,6 +18,7 @@ from podium.store.notify import Notifier
 
 if TYPE_CHECKING:
     from podium.store.sqlite.logs import SQLiteWorkerLogs
+    from podium.store.sqlite.metrics import SQLiteEndpointMetrics
 
 __all__ = ["Connected", "guarded", "transaction"]
 
@@ -77,6 +78,7 @@ class Connected:
     where: str
     _notifier: Notifier
     logs: SQLiteWorkerLogs
+    metrics: SQLiteEndpointMetrics
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         return StoreUnavailable(f"The SQLite store at {self.where} failed: {exc}.")

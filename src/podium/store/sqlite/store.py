@@ -22,6 +22,7 @@ One connection, the store's roles (store.base) each in its module:
     catalog.py   endpoints, keys, templates, settings (Catalog)
     locks.py     the store lock (Locks)
     logs.py      worker logs (WorkerLogs: `store.logs`)
+    metrics.py   metrics buckets (EndpointMetrics: `store.metrics`)
     schema.py    the tables; db.py the transaction and the error guard they all use
 """
 
@@ -43,6 +44,7 @@ from podium.store.sqlite.db import guarded
 from podium.store.sqlite.jobs import SQLiteJobs
 from podium.store.sqlite.locks import SQLiteLocks
 from podium.store.sqlite.logs import SQLiteWorkerLogs
+from podium.store.sqlite.metrics import SQLiteEndpointMetrics
 from podium.store.sqlite.schema import DROPPED_INDEXES, FILE_MODE, MIGRATIONS, SCHEMA, SYNC_MODES
 from podium.store.sqlite.workers import SQLiteWorkers
 
@@ -65,6 +67,7 @@ class SQLiteStore(SQLiteJobs, SQLiteWorkers, SQLiteCatalog, SQLiteLocks):
             )
             self._setup(sync)
             self.logs = SQLiteWorkerLogs(self._db, clock, self._unavailable)
+            self.metrics = SQLiteEndpointMetrics(self._db, clock, self._unavailable)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from exc
         self._own_files()  # -wal and -shm exist now
@@ -107,7 +110,8 @@ class SQLiteStore(SQLiteJobs, SQLiteWorkers, SQLiteCatalog, SQLiteLocks):
 
     @guarded
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        """Delete the endpoint, its queued jobs, its workers' records and their logs."""
+        """Delete the endpoint, its queued jobs, its workers' records, their logs and its
+        metrics."""
         with self._tx() as db:
             cur = db.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
             db.execute(
@@ -115,5 +119,6 @@ class SQLiteStore(SQLiteJobs, SQLiteWorkers, SQLiteCatalog, SQLiteLocks):
             )
             db.execute("DELETE FROM workers WHERE endpoint_id = ?", (endpoint_id,))
             self.logs.delete_endpoint(db, endpoint_id)
+            self.metrics.delete_endpoint(db, endpoint_id)
         self._notifier.notify("q:" + endpoint_id)
         return cur.rowcount > 0

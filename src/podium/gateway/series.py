@@ -1,0 +1,76 @@
+"""The endpoints' metrics over time (podium.series): what this gateway counted, written to
+the store, and the worker-state samples.
+
+Routes and the fleet's board count events into `Metrics.series` (a Recorder in memory)
+as they happen; every `PODIUM_METRICS_FLUSH_S` (5 s) the writer samples each endpoint's
+workers (what /health shows: the fleet's phases merged with the store's records) and
+writes everything drained to `store.metrics` in one call. A write that fails is merged
+back for the next one (the recorder holds a bounded number of minutes). A read of the
+series (`GET /v2/{id}/metrics`) flushes first, so this gateway's own events are in it;
+another gateway's lag by at most its flush period. Stopping the gateway flushes once
+more; a gateway killed with -9 loses at most the last period's counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from podium.board import health_counts
+from podium.errors import PodiumError
+from podium.gateway.state import GatewayState
+
+__all__ = ["SeriesWriter"]
+
+log = logging.getLogger("podium.series")
+
+
+class SeriesWriter:
+    def __init__(self, state: GatewayState, interval_s: float) -> None:
+        self.state = state
+        self.interval_s = interval_s
+        self._lock = asyncio.Lock()
+        self.failures = 0  # writes in a row that failed
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self.pass_once()
+                await asyncio.sleep(self.interval_s)
+        finally:  # the gateway stops: what was counted since the last pass is written
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("metrics not written at stop: %s", exc)
+
+    async def pass_once(self) -> None:
+        try:
+            await self.sample()
+            await self.flush()
+        except PodiumError as exc:
+            log.warning("metrics pass failed: %s", exc.message)
+        except Exception:
+            log.exception("metrics pass failed")
+
+    async def sample(self) -> None:
+        """Each endpoint's workers by RunPod state, now."""
+        state = self.state
+        now = state.clock.now()
+        for endpoint in await state.store.list_endpoints():
+            counts = health_counts(await state.workers(endpoint.id))
+            state.metrics.series.workers(endpoint.id, now, counts)
+
+    async def flush(self) -> None:
+        """Write what was counted to the store (merged back when the store fails)."""
+        recorder = self.state.metrics.series
+        async with self._lock:
+            deltas = recorder.drain()
+            if not deltas:
+                return
+            try:
+                await self.state.store.metrics.record(deltas)
+            except BaseException:
+                recorder.put_back(deltas)
+                self.failures += 1
+                raise
+            self.failures = 0

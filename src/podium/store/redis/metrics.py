@@ -1,0 +1,108 @@
+"""An endpoint's metrics buckets in Redis (store.base.EndpointMetrics, podium.series), on
+the store's connection pool.
+
+    {p}:mx:{ep}:{width}:{start}   hash   one bucket: field -> value (podium.series)
+
+A write is one script (lua/metrics_record.lua) for all the deltas a gateway drained:
+counts are added (HINCRBY) and samples keep the larger, so the buckets of every gateway
+on the prefix merge. Each key carries a TTL of what its tier keeps past the bucket's end
+(from the injected clock), so Redis drops old buckets itself and `expire` has nothing to
+do. A read fetches the window's keys in one pipeline (a few hundred at most, whatever the
+number of jobs); deleting an endpoint unlinks every key its tiers can hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from podium.clock import Clock
+from podium.errors import StoreUnavailable
+from podium.series import FUTURE_S, PEAK_FIELDS, TIERS, Delta, kept_since, placements
+from podium.store.redis.db import guarded
+
+__all__ = ["RedisEndpointMetrics"]
+
+_LUA = Path(__file__).parents[1] / "lua"
+_ARGS_PER_CALL = 20_000  # a script call's arguments, at most (large drains are split)
+
+
+class RedisEndpointMetrics:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        clock: Clock,
+        unavailable: Callable[[RedisError], StoreUnavailable],
+    ) -> None:
+        self._redis = client
+        self.prefix = prefix
+        self.clock = clock
+        self._unavailable = unavailable
+        self._record = client.register_script((_LUA / "metrics_record.lua").read_text())
+
+    def _key(self, endpoint_id: str, width_s: int, start: int) -> str:
+        return f"{self.prefix}:mx:{endpoint_id}:{width_s}:{start}"
+
+    @guarded
+    async def record(self, deltas: list[Delta]) -> None:
+        now = self.clock.now()
+        calls: list[list[str]] = []
+        args: list[str] = []
+        n = 0
+        for d in deltas:
+            adds = [(k, v) for k, v in d.add.items() if k not in PEAK_FIELDS]
+            peaks = [(k, v) for k, v in d.peak.items() if k in PEAK_FIELDS]
+            for tier, start, left_s in placements(d.minute, now):
+                ttl_ms = max(1, int(left_s * 1000))
+                args += [self._key(d.endpoint_id, tier.width_s, start), str(ttl_ms)]
+                args += [str(len(adds)), str(len(peaks))]
+                for k, v in (*adds, *peaks):
+                    args += [k, str(v)]
+                n += 1
+            if len(args) >= _ARGS_PER_CALL:
+                calls.append([str(n), *args])
+                args, n = [], 0
+        if n:
+            calls.append([str(n), *args])
+        for call in calls:
+            await self._record(args=call)
+
+    @guarded
+    async def read(
+        self, endpoint_id: str, width_s: int, start: int, end: int
+    ) -> dict[int, dict[str, int]]:
+        now = self.clock.now()  # nothing older than the tier keeps, nor far ahead
+        start, end = max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+        starts = range(start // width_s * width_s, end, width_s)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for at in starts:
+                pipe.hgetall(self._key(endpoint_id, width_s, at))
+            found = await pipe.execute()
+        return {
+            at: {k: int(v) for k, v in fields.items()}
+            for at, fields in zip(starts, found, strict=True)
+            if fields and at >= start
+        }
+
+    async def expire(self, now: float) -> int:
+        """Nothing: every bucket key carries its TTL."""
+        return 0
+
+    @guarded
+    async def delete_endpoint(self, endpoint_id: str) -> None:
+        now = int(self.clock.now())
+        keys = [
+            self._key(endpoint_id, t.width_s, at)
+            for t in TIERS
+            for at in range(
+                (now - t.keep_s - t.width_s) // t.width_s * t.width_s,
+                now + 2 * t.width_s,
+                t.width_s,
+            )
+        ]
+        for i in range(0, len(keys), 1000):
+            await self._redis.unlink(*keys[i : i + 1000])

@@ -1,0 +1,99 @@
+"""An endpoint's metrics buckets in the SQLite file (store.base.EndpointMetrics, podium.series),
+on the store's connection (its transaction and error guard: db.py).
+
+    metric_buckets   (endpoint, tier width, bucket start, field) -> value; a count is
+                     added to (UPSERT value + n), a sample keeps the larger (max)
+
+A write is one transaction for all the deltas a gateway drained; a read is one range
+of the primary key (a few hundred buckets at most, whatever the number of jobs); expiry
+drops each tier's buckets older than it keeps.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from podium.clock import Clock
+from podium.errors import StoreUnavailable
+from podium.series import FUTURE_S, PEAK_FIELDS, TIERS, Delta, kept_since, placements
+from podium.store.sqlite.db import guarded, transaction
+
+__all__ = ["SQLiteEndpointMetrics"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS metric_buckets (
+    endpoint_id TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (endpoint_id, width, start, field)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metric_buckets_age ON metric_buckets (width, start);
+"""
+_ADD = """INSERT INTO metric_buckets (endpoint_id, width, start, field, value)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET value = value + excluded.value"""
+_PEAK = """INSERT INTO metric_buckets (endpoint_id, width, start, field, value)
+VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET value = max(value, excluded.value)"""
+
+
+class SQLiteEndpointMetrics:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        clock: Clock,
+        unavailable: Callable[[sqlite3.Error], StoreUnavailable],
+    ) -> None:
+        self._db = db
+        self.clock = clock
+        self._unavailable = unavailable
+        db.executescript(_SCHEMA)
+
+    @guarded
+    async def record(self, deltas: list[Delta]) -> None:
+        now = self.clock.now()
+        adds: list[tuple[str, int, int, str, int]] = []
+        peaks: list[tuple[str, int, int, str, int]] = []
+        for d in deltas:
+            for tier, start, _ in placements(d.minute, now):
+                ep, w = d.endpoint_id, tier.width_s
+                adds += [(ep, w, start, k, n) for k, n in d.add.items() if k not in PEAK_FIELDS]
+                peaks += [(ep, w, start, k, n) for k, n in d.peak.items() if k in PEAK_FIELDS]
+        if not adds and not peaks:
+            return
+        with transaction(self._db, self._unavailable) as db:
+            db.executemany(_ADD, adds)
+            db.executemany(_PEAK, peaks)
+
+    @guarded
+    async def read(
+        self, endpoint_id: str, width_s: int, start: int, end: int
+    ) -> dict[int, dict[str, int]]:
+        now = self.clock.now()  # nothing older than the tier keeps, nor far ahead
+        start, end = max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+        out: dict[int, dict[str, int]] = {}
+        rows = self._db.execute(
+            """SELECT start, field, value FROM metric_buckets
+               WHERE endpoint_id = ? AND width = ? AND start >= ? AND start < ?""",
+            (endpoint_id, width_s, start, end),
+        )
+        for at, name, value in rows:
+            out.setdefault(int(at), {})[name] = int(value)
+        return out
+
+    @guarded
+    async def expire(self, now: float) -> int:
+        gone = 0
+        with transaction(self._db, self._unavailable) as db:
+            for tier in TIERS:
+                cur = db.execute(
+                    "DELETE FROM metric_buckets WHERE width = ? AND start < ?",
+                    (tier.width_s, int(now) - tier.keep_s - tier.width_s),
+                )
+                gone += cur.rowcount
+        return gone
+
+    def delete_endpoint(self, db: sqlite3.Connection, endpoint_id: str) -> None:
+        """Inside SQLiteStore.delete_endpoint's transaction."""
+        db.execute("DELETE FROM metric_buckets WHERE endpoint_id = ?", (endpoint_id,))
