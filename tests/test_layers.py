@@ -2,7 +2,7 @@
 package (static: `import` and `from ... import` anywhere in a module, TYPE_CHECKING blocks
 and function bodies included), so that they stay held:
 
-    domain    jobs, codec, clock, errors, keys, history, board, endpoints/
+    domain    jobs, codec, clock, errors, keys, history, board, series, endpoints/
               imports no store, gateway, fleet, worker, SD, logs shipper, CLI or server
     store     imports the domain only
     gateway   imports store and domain; never the fleet (board.py is the contract)

@@ -62,6 +62,16 @@ def test_percentiles_are_within_the_stated_error_of_a_sorted_list(seed: int) -> 
         assert within(quantile(bins, q), oracle(values, q)), (seed, q)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_the_series_percentiles_are_the_quantile_of_each_bin_set(seed: int) -> None:
+    rng = random.Random(seed)
+    bins = {rng.randint(0, BINS - 1): rng.randint(0, 9) for _ in range(rng.randint(0, 40))}
+    got = series._percentiles(bins)
+    for name, q in (("p70", 0.7), ("p90", 0.9), ("p98", 0.98)):
+        want = quantile(bins, q)
+        assert got[name] == (None if want is None else round(want * 1000, 1))
+
+
 def test_a_merge_of_sketches_is_the_sketch_of_all_the_times() -> None:
     rng = random.Random(7)
     parts = [[rng.expovariate(1 / 0.3) for _ in range(rng.randint(0, 400))] for _ in range(9)]
