@@ -92,3 +92,6 @@ async def test_an_announced_worker_is_reached_by_host_and_by_path(api, app_serve
     assert r.status_code == 200 and r.json()["method"] == "DELETE"
     metrics = (await api.http.get("/metrics", headers=api.auth())).text
     assert f'podium_lb_requests_total{{code="200",endpoint="{ep}"}} 2.0' in metrics
+    totals = (await api.http.get(f"/v2/{ep}/metrics", headers=api.auth())).json()["totals"]
+    assert totals["requests"]["total"] == totals["requests"]["completed"] == 2
+    assert totals["executionMs"]["p98"] is not None  # the time to the answer's start

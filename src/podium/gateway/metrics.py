@@ -139,8 +139,15 @@ class Metrics:
         self._cold_seen: set[tuple[str, float]] = set()  # (worker, started_at) counted
 
     def lb_request(self, endpoint_id: str, status: int, seconds: float) -> None:
+        """A request proxied to a load-balancing worker was answered. In the series it is
+        a request (completed below 500, failed from 500 on, as a job would be) whose
+        execution time is the time to its answer's start."""
         self.lb_requests.labels(endpoint_id, str(status)).inc()
         self.lb_latency.labels(endpoint_id).observe(seconds)
+        now = self.clock.now()
+        self.series.submitted(endpoint_id, now)
+        self.series.ended(endpoint_id, now, "COMPLETED" if status < 500 else "FAILED")
+        self.series.observe(endpoint_id, now, "e", seconds)
 
     def submit(self, job: Job) -> None:
         self.submitted.labels(job.endpoint_id).inc()

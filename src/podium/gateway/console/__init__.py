@@ -10,15 +10,19 @@ work, `/v2/{endpoint}/*` for jobs and health). Hash routes: `#/endpoints`, `#/de
     static/js/app.js         session, hash router, the context each view gets
     static/js/api.js         fetch wrapper: JSON in and out, errors as ApiError
     static/js/views/*.js     one module per page: signin, endpoints, deploy, endpoint
-                             (+ playground), keys
+                             (+ playground, requests, metrics), keys
+    static/vendor/uplot/     uPlot 1.6.32 (MIT, its LICENSE beside it) for the Metrics
+                             tab's charts, loaded only when that tab opens;
+                             tools/vendor-uplot.sh fetches it by version and checksum
 
 Why this stack: the console is a thin view over a JSON API that already exists, and its
 live parts (health every 2 s, job progress by long-poll) need JavaScript anyway, so
 server-rendered templates would add a second rendering path without removing the
-scripts. Plain ES modules need no build step, no npm and no vendored framework: every
-byte ships in the wheel as it is (hatch packs everything under src/podium), works
-offline, and a reader can open any file and see what the browser runs. About 80 KB in
-all (22 KB gzipped).
+scripts. Plain ES modules need no build step and no framework: the one vendored library,
+uPlot for the charts, is a single checked-in file, so every byte ships in the wheel as
+it is (hatch packs everything under src/podium), works offline, and a reader can open
+any file and see what the browser runs. About 125 KB of our own code (44 KB gzipped)
+plus 54 KB of uPlot (24 KB gzipped).
 
 Security: the API key lives in the tab's sessionStorage only and goes out as an
 `Authorization` header (never a cookie, so no CSRF); the pages carry a strict

@@ -1,5 +1,6 @@
 // One endpoint: health and workers (live: node, GPUs, state, current job), the playground,
-// the jobs this tab submitted, how to call it, and (admin) scaling, worker logs and delete.
+// the jobs this tab submitted, the metrics charts, how to call it, and (admin) the job
+// history (Requests tab), scaling, worker logs and delete.
 // A load-balancing endpoint (no queue): its URLs and a test request instead of the
 // playground and jobs; its workers' health, requests in flight and cold start.
 
@@ -10,6 +11,7 @@ import { JOBS_EVENT, isFinal, recentJobs, updateJob } from "../jobs.js";
 import { curlLine, isLoadBalancer, lbCurlLine, lbHostUrl, lbUrl, runUrl, typeLabel } from "../snippets.js";
 import { templateLabel } from "./endpoints.js";
 import { lbTestRequest } from "./lbrequest.js";
+import { metricsPanel } from "./metrics.js";
 import { playground } from "./playground.js";
 import { requestsPanel } from "./requests.js";
 import { tabs } from "../tabs.js";
@@ -48,7 +50,13 @@ export async function endpointView(ctx, id) {
     "section",
     { class: "card", "aria-labelledby": "jobs-title" },
     h("h2", { id: "jobs-title" }, "Recent jobs"),
-    h("p", { class: "hint" }, "The jobs run from this tab (the API has no job list)."),
+    h(
+      "p",
+      { class: "hint" },
+      admin
+        ? "The jobs run from this browser tab; the Requests tab lists every caller's jobs."
+        : "The jobs run from this browser tab (the list of every caller's jobs needs an admin key).",
+    ),
     jobsBody,
   );
 
@@ -75,17 +83,21 @@ export async function endpointView(ctx, id) {
   const playPanel = lb
     ? [test ? test.element : notice("This key has the read scope only: it can watch the workers but not call them.")]
     : [play ? play.element : notice("This key has the read scope only: it can watch jobs but not run them."), jobsSection];
-  // Admins also get the endpoint's job history (the list shows every caller's job ids).
+  // Admins also get the endpoint's job history (the list shows every caller's job ids);
+  // every key that reads the endpoint gets its metrics.
   const requests = admin && !lb ? requestsPanel(ctx, id) : null;
+  const metrics = metricsPanel(ctx, id, { loadBalancer: lb });
+  const firstLabel = lb ? "Test request" : play ? "Playground" : "Jobs";
   const main = h(
     "div",
     { class: "col-main" },
-    requests
-      ? tabs([
-          { key: "playground", label: play ? "Playground" : "Jobs", panel: playPanel },
-          { key: "requests", label: "Requests", panel: requests.element, onShow: () => requests.show(), onHide: () => requests.hide() },
-        ])
-      : playPanel,
+    tabs([
+      { key: "playground", label: firstLabel, panel: playPanel },
+      requests
+        ? { key: "requests", label: "Requests", panel: requests.element, onShow: () => requests.show(), onHide: () => requests.hide() }
+        : null,
+      { key: "metrics", label: "Metrics", panel: metrics.element, onShow: () => metrics.show(), onHide: () => metrics.hide() },
+    ].filter(Boolean)),
   );
   const aside = h("div", { class: "col-side" }, healthSection, usage, admin ? adminSections(ctx, endpoint) : null);
 

@@ -1,12 +1,15 @@
 // The endpoints list: every endpoint the key reaches, with job counts and worker states
-// refreshed every 2 s from /health.
+// refreshed every 2 s from /health, and a sparkline of the last hour's requests (from
+// /metrics, once a minute).
 
 import { ApiError } from "../api.js";
 import { append, errorBox, fill, formatTime, h } from "../dom.js";
 import { JOB_COUNTS, workerBadges } from "../health.js";
 import { isLoadBalancer } from "../snippets.js";
+import { sparkline } from "../sparkline.js";
 
 const REFRESH_MS = 2000;
+const SPARKLINE_MS = 60_000;
 
 export async function endpointsView(ctx) {
   ctx.title("Endpoints");
@@ -17,7 +20,7 @@ export async function endpointsView(ctx) {
   const table = h(
     "table",
     { class: "table responsive endpoints" },
-    h("caption", { class: "visually-hidden" }, "Endpoints, job counts and worker states (live)"),
+    h("caption", { class: "visually-hidden" }, "Endpoints, job counts, worker states (live) and requests in the last hour"),
     h(
       "thead",
       {},
@@ -28,6 +31,7 @@ export async function endpointsView(ctx) {
         h("th", { scope: "col" }, "Template"),
         JOB_COUNTS.map(([, label]) => h("th", { scope: "col", class: "num" }, label)),
         h("th", { scope: "col" }, "Workers"),
+        h("th", { scope: "col" }, "Last hour"),
       ),
     ),
     body,
@@ -64,6 +68,7 @@ export async function endpointsView(ctx) {
       JOB_COUNTS.map(([key, label]) => [key, h("td", { class: "num", "data-label": label }, "…")]),
     );
     const workers = h("td", { "data-label": "Workers" }, "…");
+    const spark = h("td", { "data-label": "Last hour", class: "spark" });
     const row = h(
       "tr",
       { "data-endpoint": ep.id },
@@ -81,14 +86,34 @@ export async function endpointsView(ctx) {
       ),
       Object.values(counts),
       workers,
+      spark,
     );
-    return { row, counts, workers };
+    return { row, counts, workers, spark };
+  }
+
+  // Requests submitted in the last hour, one request per endpoint; an endpoint whose
+  // metrics this key cannot read (or an older gateway) keeps an empty cell.
+  let sparklinesAt = 0;
+  function loadSparklines() {
+    sparklinesAt = Date.now();
+    for (const [id, entry] of rows) {
+      ctx.api
+        .get(`/v2/${id}/metrics?interval=1h`, { signal: ctx.signal })
+        .then((metrics) => {
+          const series = (metrics.requests && metrics.requests.total) || [];
+          const total = metrics.totals?.requests?.total ?? series.reduce((a, v) => a + (v || 0), 0);
+          const label = `${total} request${total === 1 ? "" : "s"} in the last hour`;
+          fill(entry.spark, sparkline(series, label));
+        })
+        .catch(() => {});
+    }
   }
 
   async function refresh() {
     const endpoints = await listEndpoints();
     const ids = endpoints.map((e) => e.id);
-    if (ids.join() !== [...rows.keys()].join()) {
+    const fresh = ids.join() !== [...rows.keys()].join();
+    if (fresh) {
       rows.clear();
       fill(body, endpoints.map((ep) => {
         const entry = rowFor(ep);
@@ -96,6 +121,7 @@ export async function endpointsView(ctx) {
         return entry.row;
       }));
     }
+    if (rows.size && (fresh || Date.now() - sparklinesAt >= SPARKLINE_MS)) loadSparklines();
     table.hidden = endpoints.length === 0;
     empty.hidden = endpoints.length !== 0;
     const results = await Promise.allSettled(
