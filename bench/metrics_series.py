@@ -1,7 +1,8 @@
 """The Metrics tab with 100,000 jobs: what `GET /v2/{ep}/metrics` costs the store, per interval.
 
-    .venv/bin/python bench/metrics_series.py              # 100,000 jobs over a week, both stores
-    .venv/bin/python bench/metrics_series.py --jobs 10000 # smaller, for a smoke run
+    .venv/bin/python bench/metrics_series.py                     # 100,000 jobs over a week
+    .venv/bin/python bench/metrics_series.py --jobs 10000,100000 # both, side by side
+    .venv/bin/python bench/metrics_series.py --jobs 5000         # smaller, for a smoke run
 
 For each store (a SQLite file; Redis at 127.0.0.1:6379 db 14 under a fresh key prefix,
 deleted afterwards) the script records `--jobs` jobs spread evenly over the last week of
@@ -152,26 +153,28 @@ async def bench_store(kind: str, url: str, n: int, repeat: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--jobs", default="100000", help="comma-separated job counts")
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--stores", default="sqlite,redis")
     args = parser.parse_args()
     rows, sizes = [], {}
+    counts = [int(n) for n in args.jobs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in args.stores.split(","):
-            url = (
-                str(Path(tmp) / "metrics.db")
-                if kind == "sqlite"
-                else f"{REDIS}?prefix=bm{uuid.uuid4().hex[:8]}"
-            )
-            got, size, per_job = asyncio.run(bench_store(kind, url, args.jobs, args.repeat))
-            rows += got
-            sizes[kind] = (size, per_job)
+        for n in counts:
+            for kind in args.stores.split(","):
+                url = (
+                    str(Path(tmp) / f"metrics-{n}.db")
+                    if kind == "sqlite"
+                    else f"{REDIS}?prefix=bm{uuid.uuid4().hex[:8]}"
+                )
+                got, size, per_job = asyncio.run(bench_store(kind, url, n, args.repeat))
+                rows += [(f"{kind}, {n:,} jobs", *row[1:]) for row in got]
+                sizes[f"{kind}, {n:,} jobs"] = (size, per_job)
     env = Table(title="Environment", show_header=False)
     for k, v in cp.environment([REDIS] if "redis" in args.stores else [], "in-process store"):
         env.add_row(k, v)
     console.print(env)
-    table = Table(title=f"The metrics route's store cost, {args.jobs:,} jobs over a week")
+    table = Table(title="The metrics route's store cost, jobs spread over a week")
     for col in ("store", "read", "jobs in it", "p50 ms", "p99 ms", "p50 / ping"):
         table.add_column(col, justify="right" if col != "read" else "left")
     yard: dict[str, float] = {}

@@ -73,7 +73,9 @@ class SQLiteEndpointMetrics:
         now = self.clock.now()  # nothing older than the tier keeps, nor far ahead
         start, end = max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
         out: dict[int, dict[str, int]] = {}
-        rows = self._db.execute(
+        cur = self._db.cursor()
+        cur.row_factory = None  # plain tuples: thousands of rows, no sqlite3.Row each
+        rows = cur.execute(
             """SELECT start, field, value FROM metric_buckets
                WHERE endpoint_id = ? AND width = ? AND start >= ? AND start < ?""",
             (endpoint_id, width_s, start, end),
