@@ -204,3 +204,30 @@ async def test_two_gateways_on_one_redis_count_each_job_once(tmp_path, clock):
         assert body["totals"]["requests"]["total"] == 10
         assert body["totals"]["requests"]["completed"] == 10
     assert got[0]["requests"] == got[1]["requests"]
+
+
+async def test_the_writer_keeps_what_a_failed_write_could_not_store(tmp_path, clock):
+    """The store refuses writes (SQLite's query_only: a real write error) for a pass: the
+    counts stay in memory and land, once, with the next pass that can write."""
+    app = await _gateway(tmp_path, clock, allow_private=True)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http,
+    ):
+        state = app.state.podium
+        admin = {"Authorization": app.state.new_admin_key}
+        ep = (await http.post("/v1/endpoints", json={"name": "w"}, headers=admin)).json()
+        for _ in range(3):
+            await http.post(f"/v2/{ep['id']}/run", json={"input": {}}, headers=admin)
+        state.store._db.execute("PRAGMA query_only = ON")
+        await state.series.pass_once()  # samples the workers, then fails to write
+        assert state.series.failures == 1 and len(state.metrics.series) == 1
+        clock.advance(5)
+        await state.series.pass_once()  # within 15 s of the last sample: no new one
+        assert state.series.failures == 2
+        state.store._db.execute("PRAGMA query_only = OFF")
+        await state.series.pass_once()
+        assert state.series.failures == 0 and len(state.metrics.series) == 0
+        body = (await http.get(f"/v2/{ep['id']}/metrics", headers=admin)).json()
+    assert body["totals"]["requests"]["total"] == 3
+    assert body["workers"]["idle"][-1] == 0  # the sample taken while the store refused

@@ -2,9 +2,10 @@
 the store, and the worker-state samples.
 
 Routes and the fleet's board count events into `Metrics.series` (a Recorder in memory)
-as they happen; every `PODIUM_METRICS_FLUSH_S` (5 s) the writer samples each endpoint's
-workers (what /health shows: the fleet's phases merged with the store's records) and
-writes everything drained to `store.metrics` in one call. A write that fails is merged
+as they happen; every `PODIUM_METRICS_FLUSH_S` (5 s) the writer writes everything drained
+to `store.metrics` in one call, and at most every SAMPLE_S it first samples each
+endpoint's workers (what /health shows: the fleet's phases merged with the store's
+records). A write that fails is merged
 back for the next one (the recorder holds a bounded number of minutes). A read of the
 series (`GET /v2/{id}/metrics`) flushes first, so this gateway's own events are in it;
 another gateway's lag by at most its flush period. Stopping the gateway flushes once
@@ -23,6 +24,7 @@ from podium.gateway.state import GatewayState
 __all__ = ["SeriesWriter"]
 
 log = logging.getLogger("podium.series")
+SAMPLE_S = 15.0  # worker-state samples: four a minute (a minute's bucket keeps the peak)
 
 
 class SeriesWriter:
@@ -30,6 +32,7 @@ class SeriesWriter:
         self.state = state
         self.interval_s = interval_s
         self._lock = asyncio.Lock()
+        self._sampled_at: float | None = None
         self.failures = 0  # writes in a row that failed
 
     async def run(self) -> None:
@@ -45,7 +48,10 @@ class SeriesWriter:
 
     async def pass_once(self) -> None:
         try:
-            await self.sample()
+            now = self.state.clock.now()
+            if self._sampled_at is None or now - self._sampled_at >= SAMPLE_S:
+                self._sampled_at = now
+                await self.sample()
             await self.flush()
         except PodiumError as exc:
             log.warning("metrics pass failed: %s", exc.message)
