@@ -274,6 +274,12 @@ def kept_since(width_s: int, now: float) -> int:
     return int(now) - tier.keep_s - tier.width_s + 1
 
 
+def readable(width_s: int, start: int, end: int, now: float) -> tuple[int, int]:
+    """[start, end) of a read of the tier of `width_s` at `now`, cut to what the tier
+    keeps and to what can be stored (nothing more than FUTURE_S ahead)."""
+    return max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+
+
 FUTURE_S = 3600  # a minute further ahead of the writer's clock than this is not stored
 
 

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.series import FUTURE_S, PEAK_FIELDS, TIERS, Delta, kept_since, placements
+from podium.series import PEAK_FIELDS, TIERS, Delta, placements, readable
 from podium.store.redis.db import guarded
 
 __all__ = ["RedisEndpointMetrics"]
@@ -75,8 +75,7 @@ class RedisEndpointMetrics:
     async def read(
         self, endpoint_id: str, width_s: int, start: int, end: int
     ) -> dict[int, dict[str, int]]:
-        now = self.clock.now()  # nothing older than the tier keeps, nor far ahead
-        start, end = max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+        start, end = readable(width_s, start, end, self.clock.now())
         starts = range(start // width_s * width_s, end, width_s)
         async with self._redis.pipeline(transaction=False) as pipe:
             for at in starts:

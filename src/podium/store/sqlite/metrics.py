@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.series import FUTURE_S, PEAK_FIELDS, TIERS, Delta, kept_since, placements
+from podium.series import PEAK_FIELDS, TIERS, Delta, placements, readable
 from podium.store.sqlite.db import guarded, transaction
 
 __all__ = ["SQLiteEndpointMetrics"]
@@ -70,8 +70,7 @@ class SQLiteEndpointMetrics:
     async def read(
         self, endpoint_id: str, width_s: int, start: int, end: int
     ) -> dict[int, dict[str, int]]:
-        now = self.clock.now()  # nothing older than the tier keeps, nor far ahead
-        start, end = max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+        start, end = readable(width_s, start, end, self.clock.now())
         out: dict[int, dict[str, int]] = {}
         cur = self._db.cursor()
         cur.row_factory = None  # plain tuples: thousands of rows, no sqlite3.Row each
