@@ -2,9 +2,10 @@
 (podium.series): RunPod's seven charts as series, for the console's Metrics tab.
 
 Read scope on the endpoint (a key limited to some endpoints reads only theirs): the
-series are counts and times, no job ids or data. A read flushes what this gateway has
-counted first and then reads at most a few hundred buckets of one tier, whatever the
-number of jobs (bench/metrics_series.py).
+series are counts and times, no job ids or data. A read samples the endpoint's workers
+(so the current step shows what /health shows) and flushes what this gateway has
+counted, then reads at most a few hundred buckets of one tier, whatever the number of
+jobs (bench/metrics_series.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from podium import series
+from podium.board import health_counts
 from podium.errors import BadRequest
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
@@ -37,9 +39,11 @@ async def metrics(request: Request, endpoint_id: str, interval: str = "1h") -> J
     except ValueError as exc:
         raise BadRequest(f"{exc}.") from None
     await state.endpoint(endpoint_id)
-    if state.series is not None:
-        await state.series.flush()
     now = state.clock.now()
+    if state.series is not None:
+        workers = health_counts(await state.workers(endpoint_id))
+        state.metrics.series.workers(endpoint_id, now, workers)
+        await state.series.flush()
     start, end = iv.window(now)
     buckets = await state.store.metrics.read(endpoint_id, iv.width_s, start, end)
     return JSON(series.series(endpoint_id, iv, now, buckets))
