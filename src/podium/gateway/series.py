@@ -63,7 +63,11 @@ class SeriesWriter:
         state = self.state
         now = state.clock.now()
         for endpoint in await state.store.list_endpoints():
-            counts = health_counts(await state.workers(endpoint.id))
+            try:
+                counts = health_counts(await state.workers(endpoint.id))
+            except Exception:  # one endpoint's records never stop the others' samples
+                log.exception("metrics: could not sample the workers of %s", endpoint.id)
+                continue
             state.metrics.series.workers(endpoint.id, now, counts)
 
     async def flush(self) -> None:
