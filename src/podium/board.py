@@ -133,6 +133,9 @@ class WorkerStatus:
     cold_start_s: float | None = None
     version: int | None = None  # the endpointVersion it was started for
     restore_s: float | None = None  # restored from a snapshot, in this long (else None)
+    # found running by this controller (a restarted gateway, a new Ray fleet holder):
+    # its start happened elsewhere, so its first contact here is no cold start
+    adopted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -536,6 +536,8 @@ async def test_a_new_controller_adopts_running_workers_and_starts_no_duplicates(
         ("ep1-w0", "ready"),
         ("ep1-w1", "ready"),
     ]
+    # their start was not seen here: no cold start (the metrics skip them)
+    assert all(w.adopted for w in view.published["ep1"])
     # a crash of an adopted worker is replaced in its own slot
     slots[0].code = -9
     clock.advance(2)
@@ -544,6 +546,9 @@ async def test_a_new_controller_adopts_running_workers_and_starts_no_duplicates(
     await sup.tick()
     (p, _) = backend.placed[-1]
     assert (p.worker_id, p.slot) == ("ep1-w0", 0) and slots[0].released
+    # ... and that start is this controller's own: a cold start again
+    adopted = {w.id: w.adopted for w in view.published["ep1"]}
+    assert adopted == {"ep1-w0": False, "ep1-w1": True}
 
 
 async def test_a_worker_the_cluster_cannot_place_yet_is_throttled_with_the_reason():

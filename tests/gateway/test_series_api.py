@@ -116,6 +116,16 @@ async def test_worker_samples_and_cold_starts(api):
         ),
         WorkerStatus(id="w3", endpoint_id=api.ep, phase=Phase.STARTING, started_at=t),
         WorkerStatus(id="w4", endpoint_id=api.ep, phase=Phase.THROTTLED),
+        # started before this controller took over (adopted): its first contact here is
+        # no cold start (else hours of "cold start" after a gateway restart)
+        WorkerStatus(
+            id="w5",
+            endpoint_id=api.ep,
+            phase=Phase.UNHEALTHY,
+            started_at=t - 7200,
+            ready_at=t + 1,
+            adopted=True,
+        ),
     ]
     api.clock.advance(5)
     fleet.publish(FleetReport({api.ep: statuses}, {}, None), api.clock.now())
@@ -124,7 +134,7 @@ async def test_worker_samples_and_cold_starts(api):
     assert (await api.take("w1")).status_code == 200  # w1 holds a job: running
     body = (await _metrics(api)).json()  # a read samples the endpoint's workers first
     last = {state: values[-1] for state, values in body["workers"].items()}
-    assert last == {"running": 1, "idle": 1, "throttled": 1, "initializing": 1, "unhealthy": 0}
+    assert last == {"running": 1, "idle": 1, "throttled": 1, "initializing": 1, "unhealthy": 1}
     assert body["workers"]["running"][0] is None  # no sample then
     assert body["totals"]["coldStarts"] == {"total": 2, "restored": 1}
     p98 = body["totals"]["coldStartMs"]["p98"]

@@ -125,6 +125,7 @@ class _Worker:
     announced_at: float = 0.0
     version: int | None = None  # the endpointVersion it was started for
     stale: bool = False  # runs an older release: drained a batch at a time (_roll)
+    adopted: bool = False  # found running (a new controller): its start was not seen here
 
     def snapshot(self) -> WorkerSnapshot:
         return WorkerSnapshot(self.id, self.phase, self.busy, self.idle_since)
@@ -162,6 +163,7 @@ class _Worker:
             cold_start_s=self.cold_start_s,
             version=self.version,
             restore_s=slot.restore_s if slot is not None else None,
+            adopted=self.adopted,
         )
 
     def _shown_health(self) -> str | None:
@@ -381,6 +383,7 @@ class Supervisor:
             pool = self._pools.setdefault(a.endpoint_id, _Pool(a.endpoint_id))
             w = _Worker(a.worker_id, a.endpoint_id, "", slot_index=a.slot_index, slot=a.slot)
             w.started_at = a.started_at if a.started_at is not None else now
+            w.adopted = True  # its becoming ready here is no cold start
             if a.draining:
                 grace = self.settings.drain_extra_s
                 w.phase, w.kill_at, w.reason = Phase.DRAINING, now + grace, "adopted while draining"
@@ -722,7 +725,7 @@ class Supervisor:
             return
         self._starts_left -= 1
         w.slot, w.started_at, w.ready_at, w.idle_since, w.busy = placed, now, None, None, False
-        w.restart_at, w.reason = None, None
+        w.restart_at, w.reason, w.adopted = None, None, False
         if restart:
             w.restarts += 1
         w.phase = Phase.STARTING

@@ -38,9 +38,6 @@ class Metrics:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.series = Recorder()
-        # Cold starts go into the series when the worker became ready after this gateway
-        # started: a restarted gateway adopting ready workers does not count them again.
-        self._series_since = self.clock.now()
         self.registry = CollectorRegistry()
         r = self.registry
         self.submitted = Counter(
@@ -178,11 +175,12 @@ class Metrics:
 
     def fleet_report(self, workers: Mapping[str, Iterable[WorkerStatus]]) -> None:
         """Count the cold starts a fleet report shows: workers that became ready since the
-        last report (a restarted worker starts anew: it counts again)."""
+        last report (a restarted worker starts anew: it counts again; an adopted one,
+        started before this controller took over, does not)."""
         current: set[tuple[str, float]] = set()
         for endpoint_id, statuses in workers.items():
             for w in statuses:
-                if w.started_at is None or w.ready_at is None:
+                if w.started_at is None or w.ready_at is None or w.adopted:
                     continue
                 key = (w.id, w.started_at)
                 current.add(key)
@@ -191,9 +189,8 @@ class Metrics:
                     self.cold_starts.labels(endpoint_id, kind).inc()
                     seconds = max(0.0, w.ready_at - w.started_at)
                     self.cold_start.labels(endpoint_id, kind).observe(seconds)
-                    if w.ready_at >= self._series_since:
-                        restored = w.restore_s is not None
-                        self.series.cold_start(endpoint_id, w.ready_at, seconds, restored)
+                    restored = w.restore_s is not None
+                    self.series.cold_start(endpoint_id, w.ready_at, seconds, restored)
                     if w.restore_s is not None:
                         self.restore.labels(endpoint_id).observe(w.restore_s)
         self._cold_seen = current
