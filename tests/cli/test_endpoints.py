@@ -64,3 +64,34 @@ def test_deploy_a_load_balancer(cli):
     assert cli.api().get(f"/v1/endpoints/{ep['id']}").json()["type"] == "QUEUE"
     r = cli("endpoints", "update", ep["id"], "--type", "BOTH")
     assert r.exit_code == 1 and "`type` must be QUEUE or LOAD_BALANCER" in r.stderr
+
+
+def test_metrics_prints_the_totals_and_a_line_per_series(cli):
+    ep = cli.endpoint()
+    api, worker = cli.api(), cli.worker(ep["workerToken"])  # no `with`: that stops the app
+    for i in range(3):
+        api.post(f"/v2/{ep['id']}/run", json={"input": {"i": i}}).raise_for_status()
+        job = worker.get(f"/v2/{ep['id']}/job-take/w1?hold=0").json()
+        body = {"error": "no"} if i == 0 else {"output": i}
+        worker.post(f"/v2/{ep['id']}/job-done/w1/{job['id']}", json=body).raise_for_status()
+    r = cli("endpoints", "metrics", ep["id"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["totals"]["requests"]["completed"] == 2
+    r = cli("endpoints", "metrics", ep["id"], "--interval", "1d", COLUMNS="200")
+    assert r.exit_code == 0, r.output
+    rows = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if "│" in line}
+    assert rows["requests"].split("│")[2].strip() == "3"
+    assert rows["failed"].split("│")[2].strip() == "1"
+    assert "█" in rows["requests"]  # the step that holds the jobs is the tallest
+    r = cli("endpoints", "metrics", ep["id"], "--interval", "1y")
+    assert r.exit_code == 1 and "1h, 6h, 1d, 1w" in r.stderr
+
+
+def test_spark_draws_the_largest_value_full_and_gaps_as_spaces():
+    from podium.cli.endpoints import spark
+
+    assert spark([0, 1, 2, 4, None]) == "▁▂▄█ "
+    assert spark([None, None]) == "  "
+    assert spark([0, 0]) == "▁▁"
+    week = [None] * 167 + [5]
+    assert len(spark(week)) <= 72 and spark(week).endswith("█")

@@ -276,6 +276,75 @@ def endpoints_show(
         out.print(wt)
 
 
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: list[float | None], width: int = 72) -> str:
+    """A series as one line of blocks (a space where it has no value), at most `width`
+    wide: a longer series shows the peak of each run of points."""
+    if len(values) > width:
+        per = -(-len(values) // width)
+        values = [
+            max((v for v in values[i : i + per] if v is not None), default=None)
+            for i in range(0, len(values), per)
+        ]
+    top = max((v for v in values if v is not None), default=0) or 1
+    return "".join(
+        " " if v is None else _BLOCKS[min(7, int(v / top * 7.999))] for v in values
+    )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f} ms"
+
+
+@endpoints_app.command("metrics")
+def endpoints_metrics(
+    endpoint_id: str,
+    interval: Annotated[
+        str, typer.Option(help="1h, 6h, 1d or 1w: the last hour, 6 hours, day or week.")
+    ] = "1h",
+    json_out: JsonOpt = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """The endpoint's metrics over an interval (the console's Metrics tab): totals,
+    percentiles and each series as a line of blocks (read scope)."""
+    with client_for(url, api_key) as client:
+        m = call(client, lambda: client.metrics(endpoint_id, interval))
+    if json_out:
+        print(json.dumps(m))
+        return
+    t = m["totals"]
+    out.print(
+        f"[bold]{endpoint_id}[/bold], {m['from']} to {m['to']}, "
+        f"one point per {m['stepSeconds'] // 60} min"
+    )
+    table = Table("series", "total / P70 · P90 · P98", "over the interval")
+    for key, label in (
+        ("total", "requests"),
+        ("completed", "completed"),
+        ("failed", "failed"),
+        ("retried", "retried"),
+    ):
+        table.add_row(label, str(t["requests"][key]), spark(m["requests"][key]))
+    for key, label in (
+        ("executionMs", "execution time"),
+        ("delayMs", "delay time"),
+        ("coldStartMs", "cold start time"),
+    ):
+        p = t[key]
+        table.add_row(
+            label, " · ".join(_ms(p[q]) for q in ("p70", "p90", "p98")), spark(m[key]["p90"])
+        )
+    table.add_row("cold starts", str(t["coldStarts"]["total"]), spark(m["coldStarts"]["total"]))
+    table.add_row("webhooks sent", str(t["webhooks"]["sent"]), spark(m["webhooks"]["sent"]))
+    for state, values in m["workers"].items():
+        now = next((v for v in reversed(values) if v is not None), None)
+        table.add_row(f"workers {state}", "-" if now is None else str(now), spark(values))
+    out.print(table)
+
+
 @endpoints_app.command("update")
 def endpoints_update(
     endpoint_id: str,
