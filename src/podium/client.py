@@ -96,9 +96,7 @@ class PodiumClient:
 
     def metrics(self, endpoint_id: str, interval: str = "1h") -> Any:
         """The endpoint's metrics over time (docs/api.md, "Metrics over time")."""
-        return _check(
-            self._http.get(f"/v2/{endpoint_id}/metrics", params={"interval": interval})
-        )
+        return _check(self._http.get(f"/v2/{endpoint_id}/metrics", params={"interval": interval}))
 
     def wait(
         self,

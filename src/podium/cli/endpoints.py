@@ -289,9 +289,7 @@ def spark(values: list[float | None], width: int = 72) -> str:
             for i in range(0, len(values), per)
         ]
     top = max((v for v in values if v is not None), default=0) or 1
-    return "".join(
-        " " if v is None else _BLOCKS[min(7, int(v / top * 7.999))] for v in values
-    )
+    return "".join(" " if v is None else _BLOCKS[min(7, int(v / top * 7.999))] for v in values)
 
 
 def _ms(v: float | None) -> str:
