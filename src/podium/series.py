@@ -6,8 +6,10 @@ records into them (gateway/series.py).
 coarser buckets that hold that minute: one tier per resolution, each kept as long as
 the longest interval read from it (TIERS). A bucket is a map field -> integer:
 
-    n               jobs submitted (the Requests chart's "total")
-    s:<STATUS>      jobs that ended with that status (COMPLETED, FAILED, CANCELLED, TIMED_OUT)
+    n               jobs submitted (the Requests chart's "total"; on a load-balancing
+                    endpoint, requests answered)
+    s:<STATUS>      jobs that ended with that status (COMPLETED, FAILED, CANCELLED, TIMED_OUT;
+                    a load-balancing request: COMPLETED below 500, else FAILED)
     r               jobs retried (a /retry, or requeued after their worker was lost)
     d:<i> e:<i> c:<i>  delay, execution and cold-start times: a count per sketch bin i
     cs, cr          cold starts (workers the fleet started that became ready), restored
@@ -26,7 +28,8 @@ is the view of one gateway, and the peak of the views never adds two gateways' v
 holds (MIN_S·γ^(i-1), MIN_S·γ^i] with γ = (1+α)/(1-α), α = RELATIVE_ERROR; a bin's
 value is 2·MIN_S·γ^i/(γ+1), within α of every time in the bin. Bins add up, so any
 merge of buckets gives the percentiles of all their times, each within α of the true
-value at its rank (times under MIN_S count as MIN_S, over MAX_S as MAX_S). A bucket
+value at its rank (nearest rank: the ⌈q·n⌉-th shortest; times under MIN_S count as
+MIN_S, over MAX_S as MAX_S). A bucket
 holds at most BUCKET_FIELDS fields, whatever the jobs do: the size per endpoint is
 bounded by TIERS alone (MAX_BUCKETS buckets).
 """
