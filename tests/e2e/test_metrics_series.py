@@ -4,7 +4,9 @@ answer the same series, and a gateway that stops writes what it had counted."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +19,29 @@ from tests.e2e.conftest import Gateway, free_port, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
-def _gateways(tmp_path: Path, store: str, flush_s: tuple[str, str]) -> list[Gateway]:
-    gws = []
-    for name, flush in zip(("a", "b"), flush_s, strict=True):
-        data = tmp_path / name
-        data.mkdir()
-        gw = Gateway(
-            data_dir=data,
-            port=free_port(),
-            store=store,
-            extra_args=["--no-supervisor"],  # workers by hand: the jobs are the subject
-            env={"PODIUM_METRICS_FLUSH_S": flush},
-        )
-        gws.append(gw)
-        gw.start()
-    return gws
+@contextlib.contextmanager
+def _gateways(tmp_path: Path, *flush_s: str) -> Iterator[list[Gateway]]:
+    """Gateways on one fresh Redis prefix, each writing its metrics every `flush_s`."""
+    store = f"{REDIS_URL}?prefix=e2emx{uuid.uuid4().hex[:8]}"
+    gws: list[Gateway] = []
+    try:
+        for name, flush in zip("ab", flush_s, strict=False):
+            data = tmp_path / name
+            data.mkdir()
+            gw = Gateway(
+                data_dir=data,
+                port=free_port(),
+                store=store,
+                extra_args=["--no-supervisor"],  # workers by hand: the jobs are the subject
+                env={"PODIUM_METRICS_FLUSH_S": flush},
+            )
+            gws.append(gw)  # listed first: a start that times out is still stopped
+            gw.start()
+        yield gws
+    finally:
+        for g in gws:
+            g.stop()
+        drop_redis_prefix(store)
 
 
 def _run_on(submit: Gateway, finish: Gateway, ep: dict[str, Any], key: str, n: int) -> None:
@@ -53,11 +63,7 @@ def _totals(gw: Gateway, ep: dict[str, Any], key: str) -> dict[str, int]:
 
 
 def test_two_gateways_count_each_job_once(tmp_path):
-    store = f"{REDIS_URL}?prefix=e2emx{uuid.uuid4().hex[:8]}"
-    gws: list[Gateway] = []
-    try:
-        gws = _gateways(tmp_path, store, ("0.5", "0.5"))
-        a, b = gws
+    with _gateways(tmp_path, "0.5", "0.5") as (a, b):
         key = a.admin_key
         ep = a.create_endpoint(name="two-gateways")
         _run_on(a, b, ep, key, 6)  # submitted on a, ended on b
@@ -74,19 +80,11 @@ def test_two_gateways_count_each_job_once(tmp_path):
             sb = cb.get(f"/v2/{ep['id']}/metrics").json()
         assert sa["requests"] == sb["requests"]
         assert sa["totals"]["executionMs"]["p98"] is not None
-    finally:
-        for g in gws:
-            g.stop()
-        drop_redis_prefix(store)
 
 
 def test_a_gateway_that_stops_writes_what_it_counted(tmp_path):
     """b writes only every 60 s: what it counted reaches the store when it stops."""
-    store = f"{REDIS_URL}?prefix=e2emx{uuid.uuid4().hex[:8]}"
-    gws: list[Gateway] = []
-    try:
-        gws = _gateways(tmp_path, store, ("0.5", "60"))
-        a, b = gws
+    with _gateways(tmp_path, "0.5", "60") as (a, b):
         key = a.admin_key
         ep = a.create_endpoint(name="stopping")
         _run_on(b, b, ep, key, 3)  # every event on b
@@ -100,7 +98,3 @@ def test_a_gateway_that_stops_writes_what_it_counted(tmp_path):
             "timedOut": 0,
             "retried": 0,
         }
-    finally:
-        for g in gws:
-            g.stop()
-        drop_redis_prefix(store)
