@@ -21,7 +21,7 @@ server-rendered templates would add a second rendering path without removing the
 scripts. Plain ES modules need no build step and no framework: the one vendored library,
 uPlot for the charts, is a single checked-in file, so every byte ships in the wheel as
 it is (hatch packs everything under src/podium), works offline, and a reader can open
-any file and see what the browser runs. About 125 KB of our own code (44 KB gzipped)
+any file and see what the browser runs. About 125 KB of our own code (35 KB gzipped)
 plus 54 KB of uPlot (24 KB gzipped).
 
 Security: the API key lives in the tab's sessionStorage only and goes out as an
