@@ -62,6 +62,7 @@ __all__ = [
     "kept_since",
     "placements",
     "quantile",
+    "quantiles",
     "series",
 ]
 
@@ -83,6 +84,9 @@ FINAL_STATUSES = {
 WORKER_STATES = ("running", "idle", "throttled", "initializing", "unhealthy")
 WEBHOOK_FIELDS = {"delivered": ("ws", "wo"), "failed": ("ws", "wf"), "refused": ("ws", "wf")}
 PERCENTILES = {"p70": 0.70, "p90": 0.90, "p98": 0.98}
+# The samples' fields: merged by their maximum (every other field is a count: added).
+PEAK_FIELDS = frozenset({"w", *(f"w:{s}" for s in WORKER_STATES)})
+FUTURE_S = 3600  # a minute further ahead of the writer's clock than this is not stored
 # Every field a bucket can hold: the counts, the bins, the samples.
 BUCKET_FIELDS = (
     1 + len(FINAL_STATUSES) + 1 + len(HISTOGRAMS) * BINS + 2 + 3 + len(WORKER_STATES) + 1
@@ -162,22 +166,30 @@ def bin_value(i: int) -> float:
     return 2 * MIN_S * _GAMMA**i / (_GAMMA + 1)
 
 
-def quantile(bins: Mapping[int, int], q: float) -> float | None:
-    """The q-quantile (seconds) of the times counted in `bins` (bin -> count), by nearest
-    rank: the value of the bin holding the ⌈q·n⌉-th shortest time (q of the times are at
-    most it); None when there are none."""
+def quantiles(bins: Mapping[int, int], qs: Iterable[float]) -> dict[float, float | None]:
+    """The q-quantiles (seconds) of the times counted in `bins` (bin -> count), by nearest
+    rank: for each q the value of the bin holding the ⌈q·n⌉-th shortest time (q of the
+    times are at most it), all in one walk of the sorted bins; None when there are none."""
+    out: dict[float, float | None] = dict.fromkeys(qs)
     n = sum(c for c in bins.values() if c > 0)
     if n == 0:
-        return None
-    rank = max(0, math.ceil(q * n) - 1)  # 0-based
+        return out
+    wanted = sorted((max(0, math.ceil(q * n) - 1), q) for q in out)  # 0-based ranks
     seen = 0
     for i in sorted(bins):
         if bins[i] <= 0:
             continue
         seen += bins[i]
-        if seen > rank:
-            return bin_value(i)
-    return bin_value(max(bins))  # unreachable: the counts add up to n
+        while wanted and seen > wanted[0][0]:
+            out[wanted.pop(0)[1]] = bin_value(i)
+        if not wanted:
+            break
+    return out
+
+
+def quantile(bins: Mapping[int, int], q: float) -> float | None:
+    """One q-quantile (seconds) of `bins`, as `quantiles` gives it."""
+    return quantiles(bins, (q,))[q]
 
 
 # --- recording -------------------------------------------------------------------------
@@ -247,10 +259,8 @@ class Recorder:
     def workers(self, endpoint_id: str, at: float, states: Mapping[str, int]) -> None:
         """A sample of the endpoint's workers by RunPod state."""
         delta = self._delta(endpoint_id, at)
-        delta.peak["w"] = 1
-        for state in WORKER_STATES:
-            n = int(states.get(state, 0))
-            delta.peak[f"w:{state}"] = max(delta.peak.get(f"w:{state}", 0), n)
+        sample = {f"w:{state}": int(states.get(state, 0)) for state in WORKER_STATES}
+        delta.peak = merge((delta.peak, {"w": 1, **sample}))
 
     def drain(self) -> list[Delta]:
         out = list(self._pending.values())
@@ -261,10 +271,7 @@ class Recorder:
         """Deltas a write failed to store: merged back, to go with the next drain."""
         for d in deltas:
             delta = self._delta(d.endpoint_id, d.minute)
-            for name, n in d.add.items():
-                delta.add[name] = delta.add.get(name, 0) + n
-            for name, n in d.peak.items():
-                delta.peak[name] = max(delta.peak.get(name, 0), n)
+            delta.add, delta.peak = merge((delta.add, d.add)), merge((delta.peak, d.peak))
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -283,9 +290,6 @@ def readable(width_s: int, start: int, end: int, now: float) -> tuple[int, int]:
     return max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
 
 
-FUTURE_S = 3600  # a minute further ahead of the writer's clock than this is not stored
-
-
 def placements(minute: int, now: float) -> list[tuple[Tier, int, float]]:
     """Where a delta of `minute` goes at `now`: the bucket of each tier that holds it and
     still keeps it, as (tier, bucket start, seconds it is kept from now). A minute more
@@ -299,9 +303,6 @@ def placements(minute: int, now: float) -> list[tuple[Tier, int, float]]:
         if left > 0:
             out.append((t, start, left))
     return out
-
-
-PEAK_FIELDS = frozenset({"w", *(f"w:{s}" for s in WORKER_STATES)})
 
 
 def merge(buckets: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -336,22 +337,9 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def _percentiles(bins: Mapping[int, int]) -> dict[str, float | None]:
-    """P70, P90, P98 (ms) in one walk of the sorted bins (each as `quantile` gives it)."""
-    out: dict[str, float | None] = dict.fromkeys(PERCENTILES)
-    n = sum(c for c in bins.values() if c > 0)
-    if n == 0:
-        return out
-    wanted = sorted((max(0, math.ceil(q * n) - 1), name) for name, q in PERCENTILES.items())
-    seen = 0
-    for i in sorted(bins):
-        if bins[i] <= 0:
-            continue
-        seen += bins[i]
-        while wanted and seen > wanted[0][0]:
-            out[wanted.pop(0)[1]] = _ms(bin_value(i))
-        if not wanted:
-            break
-    return out
+    """P70, P90, P98 (ms)."""
+    found = quantiles(bins, PERCENTILES.values())
+    return {name: _ms(found[q]) for name, q in PERCENTILES.items()}
 
 
 def _counts(bucket: Mapping[str, int]) -> dict[str, Any]:

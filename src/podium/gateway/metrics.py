@@ -189,8 +189,7 @@ class Metrics:
                     self.cold_starts.labels(endpoint_id, kind).inc()
                     seconds = max(0.0, w.ready_at - w.started_at)
                     self.cold_start.labels(endpoint_id, kind).observe(seconds)
-                    restored = w.restore_s is not None
-                    self.series.cold_start(endpoint_id, w.ready_at, seconds, restored)
+                    self.series.cold_start(endpoint_id, w.ready_at, seconds, kind == "restored")
                     if w.restore_s is not None:
                         self.restore.labels(endpoint_id).observe(w.restore_s)
         self._cold_seen = current

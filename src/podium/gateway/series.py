@@ -60,15 +60,22 @@ class SeriesWriter:
 
     async def sample(self) -> None:
         """Each endpoint's workers by RunPod state, now."""
-        state = self.state
-        now = state.clock.now()
-        for endpoint in await state.store.list_endpoints():
+        now = self.state.clock.now()
+        for endpoint in await self.state.store.list_endpoints():
             try:
-                counts = health_counts(await state.workers(endpoint.id))
+                await self._sample(endpoint.id, now)
             except Exception:  # one endpoint's records never stop the others' samples
                 log.exception("metrics: could not sample the workers of %s", endpoint.id)
-                continue
-            state.metrics.series.workers(endpoint.id, now, counts)
+
+    async def refresh(self, endpoint_id: str) -> None:
+        """Before a read of the endpoint's series: its workers sampled now (the current
+        step shows what /health shows) and what this gateway counted, written."""
+        await self._sample(endpoint_id, self.state.clock.now())
+        await self.flush()
+
+    async def _sample(self, endpoint_id: str, now: float) -> None:
+        counts = health_counts(await self.state.workers(endpoint_id))
+        self.state.metrics.series.workers(endpoint_id, now, counts)
 
     async def flush(self) -> None:
         """Write what was counted to the store (merged back when the store fails)."""

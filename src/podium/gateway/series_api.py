@@ -13,7 +13,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from podium import series
-from podium.board import health_counts
 from podium.errors import BadRequest
 from podium.gateway.auth import authorize_client
 from podium.gateway.http import JSON, CodecRoute
@@ -39,11 +38,9 @@ async def metrics(request: Request, endpoint_id: str, interval: str = "1h") -> J
     except ValueError as exc:
         raise BadRequest(f"{exc}.") from None
     await state.endpoint(endpoint_id)
-    now = state.clock.now()
     if state.series is not None:
-        workers = health_counts(await state.workers(endpoint_id))
-        state.metrics.series.workers(endpoint_id, now, workers)
-        await state.series.flush()
+        await state.series.refresh(endpoint_id)
+    now = state.clock.now()
     start, end = iv.window(now)
     buckets = await state.store.metrics.read(endpoint_id, iv.width_s, start, end)
     return JSON(series.series(endpoint_id, iv, now, buckets))

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.series import PEAK_FIELDS, TIERS, Delta, placements, readable
+from podium.series import TIERS, Delta, placements, readable
 from podium.store.redis.db import guarded
 
 __all__ = ["RedisEndpointMetrics"]
@@ -54,13 +54,11 @@ class RedisEndpointMetrics:
         args: list[str] = []
         n = 0
         for d in deltas:
-            adds = [(k, v) for k, v in d.add.items() if k not in PEAK_FIELDS]
-            peaks = [(k, v) for k, v in d.peak.items() if k in PEAK_FIELDS]
             for tier, start, left_s in placements(d.minute, now):
                 ttl_ms = max(1, int(left_s * 1000))
                 args += [self._key(d.endpoint_id, tier.width_s, start), str(ttl_ms)]
-                args += [str(len(adds)), str(len(peaks))]
-                for k, v in (*adds, *peaks):
+                args += [str(len(d.add)), str(len(d.peak))]
+                for k, v in (*d.add.items(), *d.peak.items()):
                     args += [k, str(v)]
                 n += 1
             if len(args) >= _ARGS_PER_CALL:
@@ -93,15 +91,13 @@ class RedisEndpointMetrics:
 
     @guarded
     async def delete_endpoint(self, endpoint_id: str) -> None:
-        now = int(self.clock.now())
-        keys = [
-            self._key(endpoint_id, t.width_s, at)
-            for t in TIERS
-            for at in range(
-                (now - t.keep_s - t.width_s) // t.width_s * t.width_s,
-                now + 2 * t.width_s,
-                t.width_s,
-            )
-        ]
+        now = self.clock.now()
+        keys = []
+        for t in TIERS:  # every bucket a read could still see (series.readable)
+            start, end = readable(t.width_s, 0, 2**62, now)
+            keys += [
+                self._key(endpoint_id, t.width_s, at)
+                for at in range(start // t.width_s * t.width_s, end, t.width_s)
+            ]
         for i in range(0, len(keys), 1000):
             await self._redis.unlink(*keys[i : i + 1000])

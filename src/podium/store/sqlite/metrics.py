@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from podium.clock import Clock
 from podium.errors import StoreUnavailable
-from podium.series import PEAK_FIELDS, TIERS, Delta, placements, readable
+from podium.series import TIERS, Delta, kept_since, placements, readable
 from podium.store.sqlite.db import guarded, transaction
 
 __all__ = ["SQLiteEndpointMetrics"]
@@ -58,8 +58,8 @@ class SQLiteEndpointMetrics:
         for d in deltas:
             for tier, start, _ in placements(d.minute, now):
                 ep, w = d.endpoint_id, tier.width_s
-                adds += [(ep, w, start, k, n) for k, n in d.add.items() if k not in PEAK_FIELDS]
-                peaks += [(ep, w, start, k, n) for k, n in d.peak.items() if k in PEAK_FIELDS]
+                adds += [(ep, w, start, k, n) for k, n in d.add.items()]
+                peaks += [(ep, w, start, k, n) for k, n in d.peak.items()]
         if not adds and not peaks:
             return
         with transaction(self._db, self._unavailable) as db:
@@ -90,7 +90,7 @@ class SQLiteEndpointMetrics:
             for tier in TIERS:
                 cur = db.execute(
                     "DELETE FROM metric_buckets WHERE width = ? AND start < ?",
-                    (tier.width_s, int(now) - tier.keep_s - tier.width_s),
+                    (tier.width_s, kept_since(tier.width_s, now)),
                 )
                 gone += cur.rowcount
         return gone
