@@ -209,9 +209,10 @@ class Delta:
 class Recorder:
     """Events as they happen, kept in memory until the next `drain` (the gateway writes
     them to the store every few seconds). At most `max_minutes` (endpoint, minute)
-    entries are held: while the store cannot take them, the oldest go first."""
+    entries are held: while the store cannot take them, the oldest go first (at most
+    2,000 × BUCKET_FIELDS counters, ~1.3 million, however hostile the times)."""
 
-    def __init__(self, max_minutes: int = 20_000) -> None:
+    def __init__(self, max_minutes: int = 2_000) -> None:
         self._pending: dict[tuple[str, int], Delta] = {}
         self._max = max_minutes
         self.dropped = 0  # entries dropped to stay within max_minutes

@@ -154,6 +154,9 @@ async def test_scope_and_bad_input(api):
     assert r.status_code == 401
     r = await _metrics(api, "1y")
     assert r.status_code == 400 and "1h, 6h, 1d, 1w" in r.json()["error"]
+    for number in ("1e400", str(2**70), "-1", ""):  # numbers are no interval either
+        r = await _metrics(api, number)
+        assert r.status_code == 400 and "1h, 6h, 1d, 1w" in r.json()["error"], number
     r = await _metrics(api, "x" * 10_000)
     assert r.status_code == 400 and len(r.text) < 300
     r = await api.http.get("/v2/nope/metrics", headers=api.auth())
