@@ -55,7 +55,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ from rich.console import Console
 from rich.table import Table
 
 import _load
+from podium.clock import Clock
 from podium.settings import ADMIN_KEY_FILE
+from podium.store import JobStore, open_store
 
 HERE = Path(__file__).resolve().parent
 LOAD_SCRIPT = HERE / "_load.py"
@@ -597,7 +600,6 @@ async def _enqueue_direct(store_url: str, ep_id: str, n: int) -> None:
     """`n` jobs through the store's own submit(), as `/run` would create them."""
     from podium.clock import SystemClock
     from podium.jobs import DEFAULT_LIMITS, Job, parse_submission
-    from podium.store import open_store
 
     clock = SystemClock()
     store = open_store(store_url, clock)
@@ -916,6 +918,29 @@ def delete_prefix(url: str) -> None:
                 client.delete(*keys[i : i + 500])
         finally:
             client.close()
+
+
+STORE_REDIS = DEFAULT_STORES[1]  # the in-process store benchmarks' Redis (a prefix each)
+
+
+def scratch_url(kind: str, tmp: Path, name: str) -> str:
+    """A store of `kind` ("sqlite" or "redis") for one benchmark: a file in `tmp`, or a
+    fresh key prefix on STORE_REDIS (scratch_store deletes its keys)."""
+    if kind == "sqlite":
+        return str(tmp / f"{name}.db")
+    return f"{STORE_REDIS}?prefix=b{name[:1]}{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def scratch_store(url: str, clock: Clock) -> AsyncIterator[JobStore]:
+    """The store at `url`, closed at the end (a Redis prefix's keys deleted first)."""
+    store = open_store(url, clock)
+    try:
+        yield store
+    finally:
+        if url.startswith("redis"):
+            delete_prefix(url)
+        await store.close()
 
 
 def _version(dist: str) -> str:

@@ -21,7 +21,6 @@ import asyncio
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -33,11 +32,10 @@ from podium import codec
 from podium.clock import ManualClock
 from podium.history import HistoryQuery
 from podium.jobs import Job, JobStatus, Policy, Submission, WorkerReport
-from podium.store import JobStore, open_store
+from podium.store import JobStore
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 EP = "bench-history"
-REDIS = "redis://127.0.0.1:6379/14"
 START = 1_700_000_000.0
 STEP_S = 0.01  # one job every 10 ms of the manual clock
 
@@ -93,8 +91,7 @@ async def bench_store(
     kind: str, url: str, n: int, repeat: int
 ) -> list[tuple[str, str, list[float], int]]:
     clock = ManualClock(START)
-    store = open_store(url, clock)
-    try:
+    async with cp.scratch_store(url, clock) as store:
         fill_s = await fill(store, clock, n)
         console.print(f"{kind}: {n:,} jobs ready in {fill_s:.1f} s")
         after = None
@@ -115,10 +112,6 @@ async def bench_store(
             lat, found = await timed(store, query, repeat)
             rows.append((kind, name, lat, found))
         return rows
-    finally:
-        if url.startswith("redis"):
-            cp.delete_prefix(url)
-        await store.close()
 
 
 def main() -> None:
@@ -130,14 +123,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.stores.split(","):
-            url = (
-                str(Path(tmp) / "history.db")
-                if kind == "sqlite"
-                else f"{REDIS}?prefix=bh{uuid.uuid4().hex[:8]}"
-            )
+            url = cp.scratch_url(kind, Path(tmp), "history")
             rows += asyncio.run(bench_store(kind, url, args.jobs, args.repeat))
     env = Table(title="Environment", show_header=False)
-    for k, v in cp.environment([REDIS] if "redis" in args.stores else [], "in-process store"):
+    for k, v in cp.environment(
+        [cp.STORE_REDIS] if "redis" in args.stores else [], "in-process store"
+    ):
         env.add_row(k, v)
     console.print(env)
     table = Table(title=f"store.history() with {args.jobs:,} jobs on one endpoint")

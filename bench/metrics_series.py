@@ -27,7 +27,6 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -37,11 +36,10 @@ import control_plane as cp
 from _load import percentile
 from podium import series
 from podium.clock import ManualClock
-from podium.store import JobStore, open_store
+from podium.store import JobStore
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 EP = "bench-metrics"
-REDIS = "redis://127.0.0.1:6379/14"
 WEEK_S = 7 * 86400
 FLUSH_S = 5.0
 
@@ -127,8 +125,7 @@ def held(url: str, store: JobStore, now: float) -> str:
 
 async def bench_store(kind: str, url: str, n: int, repeat: int):
     clock = ManualClock(1_700_000_000.0)
-    store = open_store(url, clock)
-    try:
+    async with cp.scratch_store(url, clock) as store:
         write_s, flushes = await fill(store, clock, n)
         console.print(
             f"{kind}: {n:,} jobs recorded in {flushes:,} flushes, "
@@ -145,10 +142,6 @@ async def bench_store(kind: str, url: str, n: int, repeat: int):
             rows.append((kind, f"interval {iv.name} ({iv.points} points)", lat, total, 0))
         await store.metrics.expire(clock.now())
         return rows, held(url, store, clock.now()), write_s / n
-    finally:
-        if url.startswith("redis"):
-            cp.delete_prefix(url)
-        await store.close()
 
 
 def main() -> None:
@@ -162,16 +155,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in counts:
             for kind in args.stores.split(","):
-                url = (
-                    str(Path(tmp) / f"metrics-{n}.db")
-                    if kind == "sqlite"
-                    else f"{REDIS}?prefix=bm{uuid.uuid4().hex[:8]}"
-                )
+                url = cp.scratch_url(kind, Path(tmp), f"metrics-{n}")
                 got, size, per_job = asyncio.run(bench_store(kind, url, n, args.repeat))
                 rows += [(f"{kind}, {n:,} jobs", *row[1:]) for row in got]
                 sizes[f"{kind}, {n:,} jobs"] = (size, per_job)
     env = Table(title="Environment", show_header=False)
-    for k, v in cp.environment([REDIS] if "redis" in args.stores else [], "in-process store"):
+    for k, v in cp.environment(
+        [cp.STORE_REDIS] if "redis" in args.stores else [], "in-process store"
+    ):
         env.add_row(k, v)
     console.print(env)
     table = Table(title="The metrics route's store cost, jobs spread over a week")

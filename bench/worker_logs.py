@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from rich.console import Console
@@ -38,11 +37,9 @@ from _load import percentile
 from podium.clock import ManualClock
 from podium.logs.lines import LINES_PER_WORKER_DEFAULT, LogBudget, LogLine, LogQuery
 from podium.logs.shipper import HttpLogSink, LogShipper
-from podium.store import open_store
 
 console = Console() if sys.stdout.isatty() else Console(width=130)
 EP = "bench-logs"
-REDIS = "redis://127.0.0.1:6379/14"
 BATCH = 200
 TEXT = "2026-12-01 12:00:00,000 podium.worker INFO step {i} of the job: loss=0.{i:05d} ok"
 
@@ -53,10 +50,9 @@ def _line(w: int, i: int) -> LogLine:
 
 async def bench_store(kind: str, url: str, workers: int, repeat: int) -> list[tuple]:
     clock = ManualClock()
-    store = open_store(url, clock)
     keep = LINES_PER_WORKER_DEFAULT
     rows: list[tuple] = []
-    try:
+    async with cp.scratch_store(url, clock) as store:
         began = time.perf_counter()
         for w in range(workers):
             for at in range(0, keep, BATCH):
@@ -80,10 +76,6 @@ async def bench_store(kind: str, url: str, workers: int, repeat: int) -> list[tu
                 lat.append(time.perf_counter() - t)
                 found = len(page.lines)
             rows.append((kind, name, lat, found))
-    finally:
-        if kind == "redis":
-            cp.delete_prefix(url)
-        await store.close()
     return rows
 
 
@@ -144,15 +136,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.stores.split(","):
-            url = (
-                str(Path(tmp) / "logs.db")
-                if kind == "sqlite"
-                else f"{REDIS}?prefix=bl{uuid.uuid4().hex[:8]}"
-            )
+            url = cp.scratch_url(kind, Path(tmp), "logs")
             rows += asyncio.run(bench_store(kind, url, args.workers, args.repeat))
         took, batches, kept = bench_path(Path(tmp), args.lines)
     env = Table(title="Environment", show_header=False)
-    for k, v in cp.environment([REDIS] if "redis" in args.stores else [], "in-process store"):
+    for k, v in cp.environment(
+        [cp.STORE_REDIS] if "redis" in args.stores else [], "in-process store"
+    ):
         env.add_row(k, v)
     console.print(env)
     table = Table(title=f"store.logs with {args.workers} workers x {LINES_PER_WORKER_DEFAULT}")

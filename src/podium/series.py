@@ -58,6 +58,7 @@ __all__ = [
     "Tier",
     "bin_of",
     "bin_value",
+    "bucket_starts",
     "interval",
     "kept_since",
     "placements",
@@ -289,6 +290,11 @@ def readable(width_s: int, start: int, end: int, now: float) -> tuple[int, int]:
     """[start, end) of a read of the tier of `width_s` at `now`, cut to what the tier
     keeps and to what can be stored (nothing more than FUTURE_S ahead)."""
     return max(start, kept_since(width_s, now)), min(end, int(now) + FUTURE_S + width_s)
+
+
+def bucket_starts(width_s: int, start: int, end: int) -> range:
+    """The starts of the tier's buckets in [start, end)."""
+    return range(-(-start // width_s) * width_s, end, width_s)
 
 
 def placements(minute: int, now: float) -> list[tuple[Tier, int, float]]:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from podium.store.redis.logs import RedisWorkerLogs
     from podium.store.redis.metrics import RedisEndpointMetrics
 
-__all__ = ["Connected", "guarded"]
+__all__ = ["Connected", "Role", "guarded"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -121,3 +121,25 @@ class Connected:
             raise NotFound(f"Job {job_id} does not exist (or its retention ran out).")
         if res[0] == "conflict" and worker_id is not None:
             raise Conflict(f"Worker {worker_id} does not hold job {job_id}.")
+
+
+class Role:
+    """A role kept in an object of its own on the store (`store.logs`, `store.metrics`):
+    the store's client, key prefix, clock and error guard; `_setup` registers its
+    scripts."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        clock: Clock,
+        unavailable: Callable[[RedisError], StoreUnavailable],
+    ) -> None:
+        self._redis = client
+        self.prefix = prefix
+        self.clock = clock
+        self._unavailable = unavailable
+        self._setup()
+
+    def _setup(self) -> None:
+        """The role's scripts."""

@@ -28,15 +28,9 @@ ids hold no `/` (they are generated).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from podium.clock import Clock
-from podium.errors import StoreUnavailable
 from podium.logs.lines import (
     BYTES_LOW_WATER,
     RETENTION_MAX_MS,
@@ -46,7 +40,7 @@ from podium.logs.lines import (
     StoredLine,
 )
 from podium.store.base import LogPage
-from podium.store.redis.db import guarded
+from podium.store.redis.db import Role, guarded
 
 __all__ = ["RedisWorkerLogs"]
 
@@ -72,21 +66,12 @@ def _entry(worker_id: str, entry: Any) -> StoredLine:
     )
 
 
-class RedisWorkerLogs:
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        prefix: str,
-        clock: Clock,
-        unavailable: Callable[[RedisError], StoreUnavailable],
-    ) -> None:
-        self._redis = client
-        self.prefix = prefix
-        self.clock = clock
-        self._unavailable = unavailable
+class RedisWorkerLogs(Role):
+    def _setup(self) -> None:
         prelude = (_LUA / "logs_prelude.lua").read_text()
-        self._append = client.register_script(prelude + (_LUA / "logs_append.lua").read_text())
-        self._forget = client.register_script(prelude + (_LUA / "logs_forget.lua").read_text())
+        script = self._redis.register_script
+        self._append = script(prelude + (_LUA / "logs_append.lua").read_text())
+        self._forget = script(prelude + (_LUA / "logs_forget.lua").read_text())
 
     def _stream(self, endpoint_id: str, worker_id: str) -> str:
         return f"{self.prefix}:log:{endpoint_id}:{worker_id}"

@@ -13,16 +13,10 @@ number of jobs); deleting an endpoint unlinks every key its tiers can hold.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
-from podium.clock import Clock
-from podium.errors import StoreUnavailable
-from podium.series import TIERS, Delta, placements, readable
-from podium.store.redis.db import guarded
+from podium.series import TIERS, Delta, bucket_starts, placements, readable
+from podium.store.redis.db import Role, guarded
 
 __all__ = ["RedisEndpointMetrics"]
 
@@ -30,19 +24,9 @@ _LUA = Path(__file__).parents[1] / "lua"
 _ARGS_PER_CALL = 20_000  # a script call's arguments, at most (large drains are split)
 
 
-class RedisEndpointMetrics:
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        prefix: str,
-        clock: Clock,
-        unavailable: Callable[[RedisError], StoreUnavailable],
-    ) -> None:
-        self._redis = client
-        self.prefix = prefix
-        self.clock = clock
-        self._unavailable = unavailable
-        self._record = client.register_script((_LUA / "metrics_record.lua").read_text())
+class RedisEndpointMetrics(Role):
+    def _setup(self) -> None:
+        self._record = self._redis.register_script((_LUA / "metrics_record.lua").read_text())
 
     def _key(self, endpoint_id: str, width_s: int, start: int) -> str:
         return f"{self.prefix}:mx:{endpoint_id}:{width_s}:{start}"
@@ -73,8 +57,7 @@ class RedisEndpointMetrics:
     async def read(
         self, endpoint_id: str, width_s: int, start: int, end: int
     ) -> dict[int, dict[str, int]]:
-        start, end = readable(width_s, start, end, self.clock.now())
-        starts = range(start // width_s * width_s, end, width_s)
+        starts = bucket_starts(width_s, *readable(width_s, start, end, self.clock.now()))
         async with self._redis.pipeline(transaction=False) as pipe:
             for at in starts:
                 pipe.hgetall(self._key(endpoint_id, width_s, at))
@@ -82,7 +65,7 @@ class RedisEndpointMetrics:
         return {
             at: {k: int(v) for k, v in fields.items()}
             for at, fields in zip(starts, found, strict=True)
-            if fields and at >= start
+            if fields
         }
 
     async def expire(self, now: float) -> int:
@@ -94,10 +77,7 @@ class RedisEndpointMetrics:
         now = self.clock.now()
         keys = []
         for t in TIERS:  # every bucket a read could still see (series.readable)
-            start, end = readable(t.width_s, 0, 2**62, now)
-            keys += [
-                self._key(endpoint_id, t.width_s, at)
-                for at in range(start // t.width_s * t.width_s, end, t.width_s)
-            ]
+            starts = bucket_starts(t.width_s, *readable(t.width_s, 0, 2**62, now))
+            keys += [self._key(endpoint_id, t.width_s, at) for at in starts]
         for i in range(0, len(keys), 1000):
             await self._redis.unlink(*keys[i : i + 1000])

@@ -1,5 +1,5 @@
 """The one transaction and the one error guard of the SQLite store, shared by its roles
-(jobs, workers, catalog, locks, logs): a failure of SQLite itself (disk full, I/O error,
+(jobs, workers, catalog, locks, logs, metrics): a failure of SQLite itself (disk full, I/O error,
 locked for longer than the busy timeout, a damaged file) becomes StoreUnavailable naming
 the cause, at the edge of each call; a broken invariant of ours (IntegrityError) stays a
 bug."""
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from podium.store.sqlite.logs import SQLiteWorkerLogs
     from podium.store.sqlite.metrics import SQLiteEndpointMetrics
 
-__all__ = ["Connected", "guarded", "transaction"]
+__all__ = ["Connected", "Role", "guarded", "transaction"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -69,11 +69,22 @@ def transaction(
         db.execute("COMMIT")
 
 
-class Connected:
-    """What every role of SQLiteStore works on: the one connection, the store's clock,
-    its in-process notifier, and its worker logs."""
+class _OnConnection:
+    """The connection and its transaction, as every role uses them."""
 
     _db: sqlite3.Connection
+    _unavailable: Callable[[sqlite3.Error], StoreUnavailable]  # the error guard
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with transaction(self._db, self._unavailable) as db:
+            yield db
+
+
+class Connected(_OnConnection):
+    """What every role of SQLiteStore works on: the one connection, the store's clock,
+    its in-process notifier, and its worker logs and metrics."""
+
     clock: Clock
     where: str
     _notifier: Notifier
@@ -83,7 +94,21 @@ class Connected:
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         return StoreUnavailable(f"The SQLite store at {self.where} failed: {exc}.")
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with transaction(self._db, self._unavailable) as db:
-            yield db
+
+class Role(_OnConnection):
+    """A role kept in an object of its own on the store (`store.logs`, `store.metrics`):
+    the store's connection, clock and error guard; `_setup` makes its tables."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        clock: Clock,
+        unavailable: Callable[[sqlite3.Error], StoreUnavailable],
+    ) -> None:
+        self._db = db
+        self.clock = clock
+        self._unavailable = unavailable
+        self._setup()
+
+    def _setup(self) -> None:
+        """The role's tables (inside the store's set-up)."""

@@ -19,12 +19,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from podium.clock import Clock
-from podium.errors import StoreUnavailable
 from podium.logs.lines import (
     BYTES_LOW_WATER,
     LINE_COST_OVERHEAD,
@@ -34,7 +30,7 @@ from podium.logs.lines import (
     StoredLine,
 )
 from podium.store.base import LogPage
-from podium.store.sqlite.db import guarded, transaction
+from podium.store.sqlite.db import Role, guarded
 
 __all__ = ["SQLiteWorkerLogs"]
 
@@ -96,16 +92,9 @@ def _line(row: sqlite3.Row) -> StoredLine:
     )
 
 
-class SQLiteWorkerLogs:
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        clock: Clock,
-        unavailable: Callable[[sqlite3.Error], StoreUnavailable],
-    ) -> None:
-        self._db = db
-        self.clock = clock
-        self._unavailable = unavailable
+class SQLiteWorkerLogs(Role):
+    def _setup(self) -> None:
+        db = self._db
         have = {r[1] for r in db.execute("PRAGMA table_info(log_writers)")}
         db.executescript(_SCHEMA)
         for column, definition, value in _MIGRATIONS if have else ():
@@ -117,11 +106,6 @@ class SQLiteWorkerLogs:
                           AND l.worker_id = log_writers.worker_id), 0)"""
                 )
         db.executescript(_TRIGGERS)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with transaction(self._db, self._unavailable) as db:
-            yield db
 
     def _top(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'worker_logs'")

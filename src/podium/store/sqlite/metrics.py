@@ -12,12 +12,9 @@ drops each tier's buckets older than it keeps.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
-from podium.clock import Clock
-from podium.errors import StoreUnavailable
 from podium.series import TIERS, Delta, kept_since, placements, readable
-from podium.store.sqlite.db import guarded, transaction
+from podium.store.sqlite.db import Role, guarded
 
 __all__ = ["SQLiteEndpointMetrics"]
 
@@ -38,17 +35,9 @@ _PEAK = """INSERT INTO metric_buckets (endpoint_id, width, start, field, value)
 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET value = max(value, excluded.value)"""
 
 
-class SQLiteEndpointMetrics:
-    def __init__(
-        self,
-        db: sqlite3.Connection,
-        clock: Clock,
-        unavailable: Callable[[sqlite3.Error], StoreUnavailable],
-    ) -> None:
-        self._db = db
-        self.clock = clock
-        self._unavailable = unavailable
-        db.executescript(_SCHEMA)
+class SQLiteEndpointMetrics(Role):
+    def _setup(self) -> None:
+        self._db.executescript(_SCHEMA)
 
     @guarded
     async def record(self, deltas: list[Delta]) -> None:
@@ -62,7 +51,7 @@ class SQLiteEndpointMetrics:
                 peaks += [(ep, w, start, k, n) for k, n in d.peak.items()]
         if not adds and not peaks:
             return
-        with transaction(self._db, self._unavailable) as db:
+        with self._tx() as db:
             db.executemany(_ADD, adds)
             db.executemany(_PEAK, peaks)
 
@@ -86,7 +75,7 @@ class SQLiteEndpointMetrics:
     @guarded
     async def expire(self, now: float) -> int:
         gone = 0
-        with transaction(self._db, self._unavailable) as db:
+        with self._tx() as db:
             for tier in TIERS:
                 cur = db.execute(
                     "DELETE FROM metric_buckets WHERE width = ? AND start < ?",
